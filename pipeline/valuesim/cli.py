@@ -1,0 +1,72 @@
+"""The `valuesim` command.
+
+Each command group lives in ``valuesim.commands.<name>`` and exposes
+``register(app)``; this module only wires them and turns user errors into one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from valuesim.errors import ValuesimError
+
+COMMAND_MODULES = (
+    "human", "demo", "map", "personas", "prompt", "providers", "score", "bench", "stage",
+)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="valuesim",
+        help="Simulate survey populations with calibrated value personas.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    ) -> None:
+        if debug:
+            os.environ["VALUESIM_DEBUG"] = "1"
+
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"valuesim.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"valuesim.commands.{name}":
+                continue  # command group not built yet
+            raise
+        mod.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = build_app()
+    debug = "--debug" in (argv if argv is not None else sys.argv)
+    try:
+        app(args=argv, standalone_mode=False)
+    except ValuesimError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, click.exceptions.Exit):
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(1) from None
+        raise

@@ -1,0 +1,36 @@
+"""`valuesim stage NAME`: the entry point DVC calls for each stage.
+
+It parses params.yaml once into typed config and hands it to
+``valuesim.stages.<name>.run(params, **options)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from valuesim.config import load_params
+from valuesim.errors import ConfigError
+
+STAGES = (
+    "extract", "validate", "map", "human", "descriptors", "personas",
+    "simulate", "calibrate", "evaluate", "report",
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("stage")
+    def stage(
+        name: str = typer.Argument(..., help=f"one of: {', '.join(STAGES)}"),
+        params_file: str = typer.Option("params.yaml", "--params", help="params file"),
+        model: str | None = typer.Option(None, help="simulate: model name"),
+        method: str | None = typer.Option(None, help="simulate: prompting method"),
+    ) -> None:
+        """Run one pipeline stage (what `dvc repro` calls)."""
+        if name not in STAGES:
+            raise ConfigError(f"unknown stage {name!r}; choose from {', '.join(STAGES)}")
+        params = load_params(params_file)
+        mod = importlib.import_module(f"valuesim.stages.{name}")
+        options = {k: v for k, v in {"model": model, "method": method}.items() if v is not None}
+        mod.run(params, **options)

@@ -1,0 +1,1 @@
+"""Model requests, answer distributions, providers and the engine that runs them."""

@@ -1,0 +1,112 @@
+"""Request and result types shared by the engine and every provider.
+
+A provider takes a list of :class:`ScoreRequest` and returns one
+:class:`AnswerDistribution` per request, in order; how it batches is its business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+Estimator = Literal["logprobs", "top_logprobs", "sampling", "verbalized"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """Settings that change answers (and so belong in the cache key)."""
+
+    estimator: Estimator | None = None  # None: the provider's best available
+    temperature: float | None = None  # sampling temperature, where it applies
+    samples: int = 1  # draws for the sampling estimator
+    top_k: int = 20  # top-logprobs width for API providers
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRequest:
+    """Score every admissible answer to one prompt.
+
+    ``answers`` are the exact strings the assistant may reply with, in scale order
+    (e.g. ``("1", "2", ..., "10")``). ``sample_index`` distinguishes repeated draws
+    of the same prompt so that each draw has its own cache entry.
+    """
+
+    messages: tuple[ChatMessage, ...]
+    answers: tuple[str, ...]
+    decoding: Decoding = Decoding()
+    sample_index: int = 0
+
+    def key_payload(self) -> dict[str, object]:
+        return {
+            "messages": [[m.role, m.content] for m in self.messages],
+            "answers": list(self.answers),
+            "decoding": asdict(self.decoding),
+            "sample_index": self.sample_index,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDistribution:
+    """Probability of each admissible answer, renormalised over the answers.
+
+    ``coverage`` is the mass the model put on admissible answers before
+    renormalising (1.0 for exact local scoring of a closed set is not implied: a
+    model may prefer other replies). ``floored`` lists answers whose probability was
+    not observed (absent from an API's top-k) and was set to a floor instead.
+    ``flag`` is non-empty when the row is unusable (e.g. coverage 0).
+    """
+
+    probs: tuple[float, ...]
+    coverage: float
+    estimator: Estimator
+    usage: Usage = field(default_factory=Usage)
+    floored: tuple[str, ...] = ()
+    flag: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> AnswerDistribution:
+        usage = Usage(**d.get("usage", {}))  # type: ignore[arg-type]
+        return cls(
+            probs=tuple(d["probs"]),  # type: ignore[arg-type]
+            coverage=float(d["coverage"]),  # type: ignore[arg-type]
+            estimator=d["estimator"],  # type: ignore[arg-type]
+            usage=usage,
+            floored=tuple(d.get("floored", ())),  # type: ignore[arg-type]
+            flag=str(d.get("flag", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    logprobs: bool = False  # exact log-probabilities of arbitrary answer strings
+    top_logprobs: int = 0  # width of first-token top-k log-probabilities (0 = none)
+    sampling: bool = False
+    text_generation: bool = False
+    batch_api: bool = False
+
+
+def cache_key(provider: str, model: str, revision: str | None, request: ScoreRequest) -> str:
+    """Content address of one answer: everything that changes it, nothing else."""
+    payload = {"provider": provider, "model": model, "revision": revision, **request.key_payload()}
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

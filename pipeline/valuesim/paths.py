@@ -1,0 +1,40 @@
+"""Where each stage writes. dvc.yaml declares the same paths; keep them in step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INTERIM = Path("data/interim")
+RESPONDENTS = INTERIM / "respondents.parquet"  # country, respondent_id, weight, <items...>
+MISSING_COUNTS = INTERIM / "missing_counts.parquet"  # country, item, reason, n
+EXTRACT_META = INTERIM / "extract_meta.json"  # source, synthetic flag, counts
+
+VALIDATION_DIR = Path("reports/validation")
+
+HUMAN = Path("data/human")
+HUMAN_DISTRIBUTIONS = HUMAN / "distributions.parquet"  # country, question, code, share
+HUMAN_SUMMARY = HUMAN / "summary.parquet"  # country, question, mean, n, n_eff, missing_share
+KEPT_QUESTIONS = HUMAN / "kept_questions.json"  # {"kept": [...], "dropped": [...]}
+
+MAP = Path("data/map")
+MAP_TRANSFORM = MAP / "transform.json"
+MAP_POSITIONS = MAP / "positions.csv"  # country, secular, self_expression, se_*, n
+SELECTED_COUNTRIES = MAP / "selected_countries.json"  # {"countries": [...], "how": ...}
+
+GENERATED_DESCRIPTORS = Path("data/descriptors/generated/value.yaml")
+
+PERSONAS = Path("data/personas/personas.parquet")
+
+SIMULATED = Path("data/simulated")  # <model>/<method>/{answers,population}.parquet, summary.json
+CALIBRATED = Path("data/calibrated")
+EVAL = Path("data/eval")
+
+REPORTS = Path("reports")
+METRICS = REPORTS / "metrics.json"
+FIGURES = REPORTS / "figures"
+PLOTS = REPORTS / "plots"
+REPORT_HTML = REPORTS / "index.html"
+
+
+def simulated_dir(model: str, method: str) -> Path:
+    return SIMULATED / model / method

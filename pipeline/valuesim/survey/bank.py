@@ -1,0 +1,137 @@
+"""The question bank: every item the study uses, with its answers in scale order.
+
+The bank is data (``data/questions/wvs7.yaml``); this module is its typed loader.
+Roles: ``target`` (the questions the models answer, paper Table 2), ``persona``
+(the ten Inglehart-Welzel items that value personas are built from) and
+``sociodemographic`` (items for sociodemographic personas). An item can be both
+a target and a persona item in principle, so ``roles`` is a list.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from valuesim.errors import ConfigError, DataError
+
+Role = Literal["target", "persona", "sociodemographic"]
+MissingReason = Literal["dont_know", "no_answer", "not_applicable", "not_asked", "missing"]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: int
+    label: str
+
+
+class Item(BaseModel):
+    """One survey variable.
+
+    ``answers`` are the substantive answers in scale order; the scale values used for
+    means and distances are the codes themselves. ``missing`` maps the codes that
+    mean "no substantive answer" to a reason (taken from the codebook per variable:
+    Y003 has valid negative codes, and Q254 code 5 "I am not [nationality]" is not a
+    point on the pride scale). ``numeric`` items (age) have no closed answer set.
+    ``derived_from`` names source items for derived indexes (Y002, Y003).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    roles: list[Role]
+    label: str  # short name, e.g. "Importance of God"
+    text: str  # the question wording shown to the model
+    answers: list[Answer] = Field(default_factory=list)
+    missing: dict[int, MissingReason] = Field(default_factory=dict)
+    numeric: bool = False
+    derived_from: list[str] = Field(default_factory=list)
+    dimension: Literal["secular", "self_expression"] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Item:
+        codes = [a.code for a in self.answers]
+        if not self.numeric and len(codes) < 2:
+            raise ValueError(f"item {self.id} needs at least two answers")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"item {self.id} has duplicate answer codes")
+        if codes != sorted(codes):
+            raise ValueError(f"item {self.id}: answers must be in ascending code order")
+        clash = set(codes) & set(self.missing)
+        if clash:
+            raise ValueError(f"item {self.id}: codes {sorted(clash)} are both answers and missing")
+        return self
+
+    @property
+    def codes(self) -> list[int]:
+        return [a.code for a in self.answers]
+
+    @property
+    def min(self) -> int:
+        return self.codes[0]
+
+    @property
+    def max(self) -> int:
+        return self.codes[-1]
+
+    @property
+    def range(self) -> int:
+        return self.max - self.min
+
+
+class QuestionBank(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    source: str
+    items: list[Item]
+
+    @model_validator(mode="after")
+    def _unique(self) -> QuestionBank:
+        ids = [i.id for i in self.items]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"duplicate item ids: {sorted(dup)}")
+        return self
+
+    @cached_property
+    def by_id(self) -> dict[str, Item]:
+        return {i.id: i for i in self.items}
+
+    def item(self, item_id: str) -> Item:
+        try:
+            return self.by_id[item_id]
+        except KeyError:
+            raise DataError(
+                f"unknown question id {item_id!r}; see data/questions/wvs7.yaml for the ids"
+            ) from None
+
+    def with_role(self, role: Role) -> list[Item]:
+        return [i for i in self.items if role in i.roles]
+
+    @property
+    def targets(self) -> list[Item]:
+        return self.with_role("target")
+
+    @property
+    def persona_items(self) -> list[Item]:
+        return self.with_role("persona")
+
+    @property
+    def sociodemographic(self) -> list[Item]:
+        return self.with_role("sociodemographic")
+
+
+def load_bank(path: str | Path = "data/questions/wvs7.yaml") -> QuestionBank:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"question bank {p} not found; check data.questions in params.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text())
+        return QuestionBank.model_validate(raw)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"question bank {p} is invalid: {str(exc).splitlines()[0]}") from exc

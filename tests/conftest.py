@@ -1,0 +1,32 @@
+"""Shared fixtures. Real WVS files are read by path and never copied into the repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_WVS = (ROOT / ".." / "shared" / "data" / "wvs7").resolve()
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def wvs_dir() -> Path:
+    """The real WVS-7 v5 per-country files; skips when they are absent."""
+    d = SHARED_WVS / "v5"
+    if not d.is_dir():
+        pytest.skip(f"real WVS-7 files not found at {d} (they are never shipped; see README)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def codebook_path() -> Path:
+    p = SHARED_WVS / "codebook.json"
+    if not p.exists():
+        pytest.skip(f"WVS-7 codebook not found at {p}")
+    return p
