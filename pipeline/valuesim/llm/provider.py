@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from valuesim.llm.types import AnswerDistribution, Capabilities, ChatMessage, ScoreRequest
@@ -48,4 +49,7 @@ class ProviderFactory(Protocol):
     package: str  # distribution that registered it, for `valuesim providers`
     capabilities: Capabilities
 
-    def create(self, spec: ModelSpec) -> Provider: ...
+    def create(self, spec: ModelSpec, *, state_dir: Path) -> Provider:
+        """Load the model. ``state_dir`` is a private, persistent directory (inside the
+        response cache) for things like converted weights or pending batch ids."""
+        ...
