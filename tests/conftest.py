@@ -30,3 +30,24 @@ def codebook_path() -> Path:
     if not p.exists():
         pytest.skip(f"WVS-7 codebook not found at {p}")
     return p
+
+
+@pytest.fixture
+def testplugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory that, on sys.path or PYTHONPATH, installs the test provider plugin.
+
+    It holds ``valuesim_testprovider.py`` (tests/llm/testplugin) and a dist-info with
+    an entry point in the ``valuesim`` group, which importlib.metadata discovers like
+    any installed distribution; subprocesses see it through PYTHONPATH.
+    """
+    import shutil
+
+    site = tmp_path_factory.mktemp("site")
+    shutil.copy(ROOT / "tests" / "llm" / "testplugin" / "valuesim_testprovider.py", site)
+    dist = site / "valuesim_testprovider-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: valuesim-testprovider\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text("[valuesim]\ntestprovider = valuesim_testprovider\n")
+    return site

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Provider(Protocol):
-    """One loaded model. ``score`` is the only method the engine needs."""
+    """One loaded model. ``score`` is the only method the engine needs.
+
+    Optional attribute ``local: bool`` (default False): a provider that computes
+    in-process (the transformers provider) sets it, and the engine then runs one
+    chunk at a time and never times a chunk out (a slow chunk there is work, not a
+    hung server). Remote providers get ``spec.concurrency`` chunks in flight and a
+    watchdog of ``simulate.timeout_s`` per call.
+    """
 
     name: str
     model: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -105,8 +106,21 @@ class Capabilities:
     batch_api: bool = False
 
 
-def cache_key(provider: str, model: str, revision: str | None, request: ScoreRequest) -> str:
-    """Content address of one answer: everything that changes it, nothing else."""
+def cache_key(
+    provider: str,
+    model: str,
+    revision: str | None,
+    request: ScoreRequest,
+    settings: Mapping[str, object] | None = None,
+) -> str:
+    """Content address of one answer: everything that changes it, nothing else.
+
+    ``settings`` are model settings outside the request that change answers (e.g.
+    numeric precision, provider options); they enter the key only when given, so
+    keys without them stay stable.
+    """
     payload = {"provider": provider, "model": model, "revision": revision, **request.key_payload()}
+    if settings:
+        payload["settings"] = dict(settings)
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,99 @@
+"""`valuesim human`: weighted human answer distributions straight from WVS files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from valuesim.errors import ConfigError
+from valuesim.survey.bank import load_bank
+from valuesim.survey.human import as_records, human_distributions
+from valuesim.survey.readers import read_source, select_countries
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+    table = "table"
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("human")
+    def human(
+        source: Annotated[
+            str,
+            typer.Option(
+                "--source", "-s", help="WVS-7 files: directory, .csv(.gz), .sav, .dta or .parquet"
+            ),
+        ],
+        countries: Annotated[
+            str, typer.Option("--countries", "-c", help="ISO3 codes, comma-separated: JPN,TWN")
+        ],
+        questions: Annotated[
+            str, typer.Option("--questions", "-q", help="question ids, comma-separated: Q6,Q49")
+        ],
+        fmt: Annotated[
+            Format, typer.Option("--format", "-f", help="json, csv or table")
+        ] = Format.json,
+        bank_path: Annotated[
+            str, typer.Option("--bank", help="question bank")
+        ] = "data/questions/wvs7.yaml",
+    ) -> None:
+        """Print weighted mean, distribution, n and missing share per country and question."""
+        bank = load_bank(bank_path)
+        country_list = [c.upper() for c in _split(countries)]
+        question_list = _split(questions)
+        if not country_list or not question_list:
+            raise ConfigError(
+                "give at least one country (--countries JPN) and one question (--questions Q6)"
+            )
+        items = [bank.item(q) for q in question_list]  # unknown id -> one-line DataError
+        numeric = [i.id for i in items if i.numeric]
+        if numeric:
+            raise ConfigError(f"{', '.join(numeric)} is numeric and has no answer distribution")
+        result = select_countries(read_source(source, bank), country_list)
+        distributions, summary = human_distributions(
+            result.respondents, bank, items=items, countries=country_list
+        )
+        records = as_records(distributions, summary)
+        typer.echo(_render(records, fmt))
+
+
+def _render(records: list[dict[str, object]], fmt: Format) -> str:
+    if fmt is Format.json:
+        return json.dumps(records, indent=2)
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["country", "question", "mean", "n", "missing_share", "code", "share"])
+        for r in records:
+            for code, share in r["distribution"].items():  # type: ignore[union-attr]
+                writer.writerow(
+                    [
+                        r["country"],
+                        r["question"],
+                        r["mean"],
+                        r["n"],
+                        r["missing_share"],
+                        code,
+                        share,
+                    ]
+                )
+        return buf.getvalue().rstrip("\n")
+    lines = [f"{'country':<8}{'question':<10}{'mean':>8}{'n':>7}{'missing':>9}  distribution"]
+    for r in records:
+        dist = " ".join(f"{c}:{s:.3f}" for c, s in r["distribution"].items())  # type: ignore[union-attr]
+        mean = "-" if r["mean"] is None else f"{r['mean']:.3f}"
+        lines.append(
+            f"{r['country']:<8}{r['question']:<10}{mean:>8}{r['n']:>7}{r['missing_share']:>9.3f}  {dist}"
+        )
+    return "\n".join(lines)

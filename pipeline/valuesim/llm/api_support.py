@@ -1,0 +1,171 @@
+"""Small pieces every API provider plugin needs: keys, timeouts, Retry-After, redaction.
+
+Keys are read from environment variables only, when the provider is created, so a
+missing key fails before the first request. Nothing here logs; callers pass every
+message that may echo a server response through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+from valuesim.errors import ProviderError
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def api_key_from_env(
+    provider: str, env_vars: Sequence[str], *, optional: bool = False
+) -> str | None:
+    """The first non-empty variable of ``env_vars``; ProviderError when none is set."""
+    for var in env_vars:
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    if optional:
+        return None
+    names = " or ".join(env_vars)
+    raise ProviderError(f"{provider}: no API key; set {names} in the environment")
+
+
+def redact(message: str, *secrets: str | None) -> str:
+    """``message`` with every secret (and its longer fragments) replaced by ``***``."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            message = message.replace(s, "***")
+            # Servers echo masked keys ("sk-abc...wxyz"); drop any 12+ character
+            # slice of the key too so no recognisable piece survives.
+            for width in range(min(len(s) - 1, 24), 11, -1):
+                for start in range(0, len(s) - width + 1, 4):
+                    message = message.replace(s[start : start + width], "***")
+    return " ".join(message.split())  # one line
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    ms = lower.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    raw = lower.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def timeout_s(options: Mapping[str, Any]) -> float:
+    """Per-request timeout from ``options.timeout_s`` (seconds)."""
+    value = options.get("timeout_s", DEFAULT_TIMEOUT_S)
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = -1.0
+    if t <= 0:
+        raise ProviderError(f"options.timeout_s must be a positive number of seconds, got {value!r}")
+    return t
+
+
+
+class RetryMemo:
+    """Answers finished inside a ``score`` call that then failed on a later request.
+
+    The engine retries a whole chunk when one request in it fails; remembering the
+    finished ones until the chunk succeeds means a retry pays only for the rest.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()
+
+    def each(self, requests: Sequence[Hashable], score_one: Callable[[Any], Any]) -> list[Any]:
+        results = []
+        for r in requests:
+            with self._lock:
+                hit = self._done.get(r)
+            if hit is None:
+                hit = score_one(r)
+                with self._lock:
+                    self._done[r] = hit
+            results.append(hit)
+        with self._lock:
+            for r in requests:
+                self._done.pop(r, None)
+        return results
+
+
+def call_sdk(
+    sdk: Any,
+    fn: Callable[[], Any],
+    *,
+    provider: str,
+    where: str,
+    key: str | None,
+    timeout: float,
+) -> Any:
+    """Run one call of a Stainless-generated SDK (``openai``, ``anthropic``), mapping errors.
+
+    429 (except exhausted quota), 408, 409, 5xx, timeouts and connection failures
+    become :class:`TransientProviderError` (with Retry-After); everything else a
+    one-line :class:`ProviderError`. Keys are redacted and status errors are not
+    chained, because the SDK's own message may quote the key back.
+    """
+    from valuesim.llm.provider import TransientProviderError
+
+    try:
+        return fn()
+    except sdk.APITimeoutError as exc:
+        raise TransientProviderError(
+            f"{provider}: no response from {where} within {timeout:g} s "
+            "(raise options.timeout_s if the server is just slow)"
+        ) from exc
+    except sdk.APIConnectionError as exc:
+        raise TransientProviderError(f"{provider}: cannot reach {where}: {redact(str(exc), key)}") from exc
+    except sdk.APIStatusError as exc:
+        raise _status_error(exc, provider=provider, where=where, key=key) from None
+    except (ValueError, sdk.APIResponseValidationError, sdk.APIError) as exc:
+        # A body that is not JSON surfaces as a decode error from the SDK.
+        raise ProviderError(
+            f"{provider}: unreadable response from {where}: {redact(str(exc), key)[:200]}"
+        ) from None
+
+
+def _status_error(exc: Any, *, provider: str, where: str, key: str | None) -> Exception:
+    from valuesim.llm.provider import TransientProviderError
+
+    status = int(exc.status_code)
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error", body)
+    err = err if isinstance(err, dict) else {}
+    detail = redact(str(err.get("message") or getattr(exc, "message", "")), key)[:300]
+    code = str(err.get("code") or err.get("type") or "")
+    if status == 429 and code == "insufficient_quota":
+        return ProviderError(f"{provider}: quota exhausted at {where}: {detail}; check billing")
+    if status in (408, 409, 429, 529) or status >= 500:
+        return TransientProviderError(
+            f"{provider}: HTTP {status} from {where}: {detail}",
+            retry_after=retry_after_seconds(exc.response.headers),
+        )
+    hint = {
+        401: "check the API key in the environment",
+        403: "the key lacks access to this model",
+        404: "check the model name and base_url",
+    }.get(status, "check the request options")
+    return ProviderError(f"{provider}: HTTP {status} from {where}: {detail}; {hint}")

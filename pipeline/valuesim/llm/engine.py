@@ -1,0 +1,500 @@
+"""Run score requests through a provider: cache, resume, chunks, threads, retries.
+
+The engine is the user-facing wrapper around a provider (which implements one
+method, ``score``). A run looks every request up in the persistent response cache,
+sends only the misses, in chunks of ``simulate.batch_size``, with up to
+``spec.concurrency`` chunks in flight, and stores each chunk in the cache the moment
+it returns. A run killed at any point therefore loses at most the chunks in flight
+and never pays for a finished one twice. Transient failures (429, 5xx, timeouts)
+are retried with exponential backoff, honouring ``retry_after``; a permanent
+failure stops the run after everything finished has been saved.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tqdm import tqdm
+
+from valuesim.errors import ProviderError
+from valuesim.llm.cache import ResponseCache, resolve_cache_dir
+from valuesim.llm.provider import Provider, ProviderFactory, TransientProviderError
+from valuesim.llm.types import (
+    AnswerDistribution,
+    Capabilities,
+    ChatMessage,
+    Decoding,
+    Estimator,
+    ScoreRequest,
+    Usage,
+    cache_key,
+)
+
+if TYPE_CHECKING:
+    from valuesim.config import ModelSpec, Params
+
+FLAG_NO_COVERAGE = "coverage 0: no probability on any admissible answer"
+# How often a run without a progress bar (not a terminal: DVC, CI) logs a line.
+_LOG_EVERY_S = 30.0
+_MAX_BACKOFF_S = 60.0
+
+
+def best_estimator(caps: Capabilities) -> Estimator | None:
+    """The most exact estimator a provider offers."""
+    if caps.logprobs:
+        return "logprobs"
+    if caps.top_logprobs > 0:
+        return "top_logprobs"
+    if caps.sampling:
+        return "sampling"
+    if caps.text_generation:
+        return "verbalized"
+    return None
+
+
+def _offers(caps: Capabilities) -> list[str]:
+    return [
+        e
+        for e, ok in (
+            ("logprobs", caps.logprobs),
+            ("top_logprobs", caps.top_logprobs > 0),
+            ("sampling", caps.sampling),
+            ("verbalized", caps.text_generation),
+        )
+        if ok
+    ]
+
+
+def check_capabilities(provider: str, caps: Capabilities, spec: ModelSpec) -> Estimator:
+    """The estimator this spec uses; ProviderError if the provider cannot deliver it."""
+    est = spec.estimator or best_estimator(caps)
+    where = f"{provider} model {spec.model!r}"
+    if est is None:
+        raise ProviderError(f"{where} offers no way to score answers; choose another provider")
+    if est not in _offers(caps):
+        raise ProviderError(
+            f"{where} cannot give the {est!r} estimator; set estimator to one of: "
+            f"{', '.join(_offers(caps)) or 'none'} in its models entry"
+        )
+    if spec.batch_api and not caps.batch_api:
+        raise ProviderError(f"{where} has no batch API; set batch_api: false in its models entry")
+    return est
+
+
+def decoding_for(spec: ModelSpec, estimator: Estimator, caps: Capabilities) -> Decoding:
+    """Decoding settings for every request of this spec (they are part of the cache key).
+
+    Settings that cannot affect the chosen estimator are left at their defaults so
+    that changing them does not invalidate answers already paid for.
+    """
+    default = Decoding()
+    return Decoding(
+        estimator=estimator,
+        temperature=spec.temperature if estimator in ("sampling", "verbalized") else None,
+        samples=spec.samples if estimator == "sampling" else 1,
+        top_k=min(default.top_k, caps.top_logprobs) if estimator == "top_logprobs" else default.top_k,
+    )
+
+
+def plan_chunks(
+    items: Sequence[tuple[str, ScoreRequest]], size: int
+) -> list[list[tuple[str, ScoreRequest]]]:
+    """Split requests into chunks of at most ``size``, cutting between shared prefixes.
+
+    Requests whose messages differ only in the last one (all questions of one
+    persona) are kept in one chunk where they fit, so a local provider can encode
+    the persona prefix once per chunk.
+    """
+    groups: list[list[tuple[str, ScoreRequest]]] = []
+    for item in items:
+        prefix = item[1].messages[:-1]
+        if groups and groups[-1][0][1].messages[:-1] == prefix:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    chunks: list[list[tuple[str, ScoreRequest]]] = []
+    current: list[tuple[str, ScoreRequest]] = []
+    for group in groups:
+        if current and len(current) + len(group) > size:
+            chunks.append(current)
+            current = []
+        while len(current) + len(group) > size:
+            cut = size - len(current)
+            chunks.append(current + group[:cut])
+            current, group = [], group[cut:]
+        current.extend(group)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+@dataclass
+class RunSummary:
+    """What one :meth:`Engine.run` did. ``cost_usd`` and tokens count this run's calls only."""
+
+    provider: str
+    model: str
+    requests: int = 0
+    unique_requests: int = 0
+    cache_hits: int = 0
+    sent: int = 0  # requests answered by the provider in this run
+    provider_calls: int = 0  # score() calls, retried attempts included
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    flagged: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (
+            f"{self.provider}/{self.model}: {self.requests} requests, {self.cache_hits} cached, "
+            f"{self.sent} sent in {self.provider_calls} calls ({self.retries} retries), "
+            f"{self.prompt_tokens + self.completion_tokens} tokens, ${self.cost_usd:.4f}, "
+            f"{self.flagged} flagged, {self.wall_s:.1f}s"
+        )
+
+
+def cost_of(usage: Usage, price: Mapping[str, float] | None) -> float:
+    """Cost in USD from a price table entry (USD per million tokens), else the provider's."""
+    if not price:
+        return usage.cost_usd
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    return (
+        (usage.prompt_tokens - cached) * price.get("input", 0.0)
+        + cached * price.get("cached_input", price.get("input", 0.0))
+        + usage.completion_tokens * price.get("output", 0.0)
+    ) / 1e6
+
+
+def _checked(provider: str, request: ScoreRequest, dist: object) -> AnswerDistribution:
+    """Reject malformed results (a provider bug or garbage from a server); flag coverage 0."""
+    if not isinstance(dist, AnswerDistribution):
+        raise ProviderError(f"provider {provider} returned {type(dist).__name__}, not an answer distribution")
+    if len(dist.probs) != len(request.answers):
+        raise ProviderError(
+            f"provider {provider} returned {len(dist.probs)} probabilities "
+            f"for {len(request.answers)} answers"
+        )
+    if dist.flag:
+        return dist
+    total = math.fsum(dist.probs) if all(math.isfinite(p) for p in dist.probs) else math.nan
+    if total == 0.0 or dist.coverage == 0.0:
+        return replace(dist, flag=FLAG_NO_COVERAGE)
+    if (
+        not math.isfinite(total)
+        or any(p < 0 for p in dist.probs)
+        or abs(total - 1.0) > 1e-4
+        or not (0.0 < dist.coverage <= 1.0 + 1e-6)
+    ):
+        raise ProviderError(
+            f"provider {provider} returned an invalid distribution "
+            f"(probabilities summing to {total:.6g}, coverage {dist.coverage!r})"
+        )
+    return dist
+
+
+class Engine:
+    """Score requests with one model through its provider, cached and resumable."""
+
+    def __init__(
+        self,
+        provider: str | ProviderFactory,
+        spec: ModelSpec,
+        cache_dir: str | Path | None = None,
+        *,
+        batch_size: int = 16,
+        max_retries: int = 4,
+        timeout_s: float = 120.0,
+        prices: Mapping[str, Mapping[str, float]] | None = None,
+        label: str | None = None,
+        progress: bool | None = None,
+        retry_flagged: bool = False,
+        backoff_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if isinstance(provider, str):
+            from valuesim.plugins import get_provider_factory
+
+            provider = get_provider_factory(provider)
+        self.factory: ProviderFactory = provider
+        self.spec = spec
+        # Fail before any request (and before loading anything) when the config asks
+        # for what the provider cannot give.
+        self.estimator: Estimator = check_capabilities(provider.name, provider.capabilities, spec)
+        self.decoding = decoding_for(spec, self.estimator, provider.capabilities)
+        self.cache = ResponseCache(resolve_cache_dir(cache_dir)) if cache_dir is not None else None
+        self._tmp_state: tempfile.TemporaryDirectory[str] | None = None
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        prices = prices or {}
+        self.price = prices.get(spec.model)
+        self.label = label or f"{provider.name}/{spec.model}"
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.retry_flagged = retry_flagged
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        self._log = log if log is not None else _stderr
+        self._provider: Provider | None = None
+        self._provider_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.summary = RunSummary(provider=provider.name, model=spec.model)
+        settings: dict[str, object] = {"precision": spec.precision}
+        if spec.options:
+            settings["options"] = spec.options
+        self._key_settings = settings
+
+    @classmethod
+    def from_params(cls, params: Params, model: str, **kwargs: object) -> Engine:
+        """The engine for one entry of the params' ``models`` section."""
+        spec = params.models[model]
+        sim = params.simulate
+        return cls(
+            spec.provider,
+            spec,
+            sim.cache_dir,
+            batch_size=sim.batch_size,
+            max_retries=sim.max_retries,
+            timeout_s=sim.timeout_s,
+            prices=sim.prices,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    # -- requests and keys -------------------------------------------------------
+
+    def request(
+        self, messages: Sequence[ChatMessage], answers: Sequence[str], sample_index: int = 0
+    ) -> ScoreRequest:
+        """A request with this engine's decoding settings."""
+        return ScoreRequest(tuple(messages), tuple(answers), self.decoding, sample_index)
+
+    def key(self, request: ScoreRequest) -> str:
+        return cache_key(
+            self.factory.name, self.spec.model, self.spec.revision, request, self._key_settings
+        )
+
+    # -- the provider, loaded only when something must be sent ------------------
+
+    @property
+    def provider(self) -> Provider:
+        with self._provider_lock:
+            if self._provider is None:
+                self._provider = self._create_provider()
+            return self._provider
+
+    def _create_provider(self) -> Provider:
+        if self.cache is not None:
+            state_dir = self.cache.state_dir(self.factory.name)
+        else:
+            self._tmp_state = tempfile.TemporaryDirectory(prefix="valuesim-state-")
+            state_dir = Path(self._tmp_state.name)
+        provider = self.factory.create(self.spec, state_dir=state_dir)
+        # The loaded model may offer less than its provider in general (e.g. an API
+        # model without log-probabilities).
+        check_capabilities(self.factory.name, provider.capabilities, self.spec)
+        return provider
+
+    # -- running -----------------------------------------------------------------
+
+    def run(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
+        """One distribution per request, in order; only cache misses reach the provider."""
+        t0 = time.perf_counter()
+        self.summary = summary = RunSummary(provider=self.factory.name, model=self.spec.model)
+        keys = [self.key(r) for r in requests]
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        if self.retry_flagged:
+            found = {k: v for k, v in found.items() if not v.flag}
+        todo: dict[str, ScoreRequest] = {}
+        for k, r in zip(keys, requests, strict=True):
+            if k not in found:
+                todo.setdefault(k, r)
+        summary.requests = len(requests)
+        summary.unique_requests = len(set(keys))
+        summary.cache_hits = sum(k in found for k in keys)
+        try:
+            if todo:
+                found.update(self._send(todo))
+        finally:
+            summary.wall_s = time.perf_counter() - t0
+        results = [found[k] for k in keys]
+        summary.flagged = sum(bool(r.flag) for r in results)
+        return results
+
+    def _send(self, todo: Mapping[str, ScoreRequest]) -> dict[str, AnswerDistribution]:
+        chunks = plan_chunks(list(todo.items()), self.batch_size)
+        provider = self.provider
+        local = bool(getattr(provider, "local", False))
+        workers = 1 if local else min(self.spec.concurrency, len(chunks))
+        self._log(
+            f"{self.label}: {self.summary.requests} requests, {self.summary.cache_hits} cached, "
+            f"{len(todo)} to send in {len(chunks)} chunks ({workers} in flight)"
+        )
+        done: dict[str, AnswerDistribution] = {}
+        failure: BaseException | None = None
+        bar = tqdm(
+            total=len(todo), unit="req", desc=self.label, file=sys.stderr,
+            disable=not self.progress, dynamic_ncols=True,
+        )
+        last_log = time.monotonic()
+        # Set by the first chunk that fails for good: chunks not yet started then
+        # return without calling the provider (a worker may pick one up before the
+        # main thread gets to cancel it).
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="valuesim-engine")
+        try:
+            pending: set[Future[dict[str, AnswerDistribution]]] = {
+                pool.submit(self._run_chunk, provider, chunk, local, stop) for chunk in chunks
+            }
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    if fut.cancelled():
+                        continue
+                    exc = fut.exception()
+                    if exc is not None:
+                        if failure is None:
+                            failure = exc
+                            # Stop queued chunks; let the ones in flight finish and be saved.
+                            for other in pending:
+                                other.cancel()
+                        continue
+                    part = fut.result()
+                    done.update(part)
+                    bar.update(len(part))
+                if not self.progress and time.monotonic() - last_log > _LOG_EVERY_S:
+                    last_log = time.monotonic()
+                    self._log(f"{self.label}: {len(done)}/{len(todo)} sent")
+        finally:
+            # On Ctrl-C: drop queued chunks; chunks in flight finish and store themselves.
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        if failure is not None:
+            saved = len(done) + self.summary.cache_hits
+            note = f"{saved} finished answers are cached; rerun to resume"
+            if isinstance(failure, TransientProviderError):
+                raise ProviderError(
+                    f"{self.label}: gave up after {self.max_retries + 1} attempts ({failure}); {note}"
+                ) from failure
+            if isinstance(failure, ProviderError):
+                raise ProviderError(f"{self.label}: {failure}; {note}") from failure
+            raise failure
+        return done
+
+    def _run_chunk(
+        self,
+        provider: Provider,
+        chunk: list[tuple[str, ScoreRequest]],
+        local: bool,
+        stop: threading.Event,
+    ) -> dict[str, AnswerDistribution]:
+        if stop.is_set():
+            return {}
+        try:
+            return self._score_chunk(provider, chunk, local)
+        except BaseException:
+            stop.set()
+            raise
+
+    def _score_chunk(
+        self, provider: Provider, chunk: list[tuple[str, ScoreRequest]], local: bool
+    ) -> dict[str, AnswerDistribution]:
+        keys = [k for k, _ in chunk]
+        reqs = [r for _, r in chunk]
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception_type(TransientProviderError),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        raw = retrying(self._attempt, provider, reqs, local)
+        if not isinstance(raw, list | tuple) or len(raw) != len(reqs):
+            n = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
+            raise ProviderError(f"provider {self.factory.name} returned {n} results for {len(reqs)} requests")
+        results = [_checked(self.factory.name, r, d) for r, d in zip(reqs, raw, strict=True)]
+        if self.cache is not None:
+            self.cache.put_many(zip(keys, results, strict=True))
+        with self._stats_lock:
+            s = self.summary
+            s.sent += len(results)
+            for r in results:
+                s.prompt_tokens += r.usage.prompt_tokens
+                s.completion_tokens += r.usage.completion_tokens
+                s.cached_tokens += r.usage.cached_tokens
+                s.cost_usd += cost_of(r.usage, self.price)
+        return dict(zip(keys, results, strict=True))
+
+    def _attempt(
+        self, provider: Provider, reqs: list[ScoreRequest], local: bool
+    ) -> list[AnswerDistribution]:
+        with self._stats_lock:
+            self.summary.provider_calls += 1
+        if local:
+            return provider.score(reqs)
+        # A watchdog thread per call: a hung server must not hang the run. The
+        # abandoned call keeps its daemon thread until the SDK gives up on its own.
+        box: dict[str, object] = {}
+
+        def call() -> None:
+            try:
+                box["value"] = provider.score(reqs)
+            except BaseException as exc:
+                box["error"] = exc
+
+        t = threading.Thread(target=call, name="valuesim-provider-call", daemon=True)
+        t.start()
+        t.join(self.timeout_s)
+        if t.is_alive():
+            raise TransientProviderError(f"no answer within {self.timeout_s:g}s")
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["value"]  # type: ignore[return-value]
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return max(float(retry_after), 0.0)
+        # Exponential backoff with jitter, so parallel chunks don't retry in lockstep.
+        base = min(_MAX_BACKOFF_S, self.backoff_s * 2 ** (state.attempt_number - 1))
+        return base * (0.5 + random.random() / 2)  # jitter, not security
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        with self._stats_lock:
+            self.summary.retries += 1
+
+    # -- lifetime ----------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        if self._tmp_state is not None:
+            self._tmp_state.cleanup()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

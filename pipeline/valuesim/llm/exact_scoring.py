@@ -1,0 +1,336 @@
+"""Exact answer probabilities from a local model, batched and with prefix reuse.
+
+P(answer) is the probability that the assistant's whole reply is the answer
+string: the product of the probabilities of its tokens *and* of the end-of-turn
+token after them, so P("1") on a 1-10 scale is "1" then end, not "1" then "0".
+
+How the work is shared:
+- Requests are grouped by their prompt prefix up to the start of the last user
+  message (the persona's system message). That prefix is encoded once (batch 1);
+  its key/value cache is reused, unchanged, for every question of the persona and
+  kept in a small LRU across calls.
+- Each question becomes one row: its own tokens, then the nodes of the answer
+  trie (token sequences of all answers, sharing common prefixes) appended behind
+  it. A 4-D attention mask lets each trie node see the prompt and its ancestors
+  only, with position ids set to its depth, so one forward pass yields every
+  distribution the answers need: after the prompt, and after each answer prefix.
+- Rows of one persona are padded into batches; the vocabulary projection and
+  log-softmax run only at the positions whose distribution is used, in fp32.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from valuesim.errors import ProviderError
+from valuesim.llm.types import AnswerDistribution, ChatMessage, ScoreRequest, Usage
+
+if TYPE_CHECKING:
+    import torch
+
+    from valuesim.llm.local_model import LoadedModel
+
+
+@dataclass(frozen=True)
+class AnswerTrie:
+    """Token sequences of an answer set, each ending with the end-of-turn token.
+
+    ``contexts`` are the non-empty answer prefixes that need a next-token
+    distribution (parents before children); ``steps[a]`` lists, for answer ``a``,
+    (slot, token) pairs where slot 0 is "right after the prompt" and slot i+1 is
+    "after contexts[i]".
+    """
+
+    sequences: tuple[tuple[int, ...], ...]
+    contexts: tuple[tuple[int, ...], ...]
+    steps: tuple[tuple[tuple[int, int], ...], ...]
+    ancestors: np.ndarray  # bool [C, C]: contexts[j] is a prefix of (or is) contexts[i]
+
+
+def build_trie(sequences: Sequence[tuple[int, ...]]) -> AnswerTrie:
+    ctx_index: dict[tuple[int, ...], int] = {}
+    for seq in sequences:
+        for k in range(1, len(seq)):
+            ctx_index.setdefault(seq[:k], len(ctx_index))
+    contexts = tuple(ctx_index)
+    steps = tuple(
+        tuple((0 if k == 0 else ctx_index[seq[:k]] + 1, seq[k]) for k in range(len(seq)))
+        for seq in sequences
+    )
+    c = len(contexts)
+    anc = np.zeros((c, c), dtype=bool)
+    for i, ci in enumerate(contexts):
+        for j, cj in enumerate(contexts):
+            anc[i, j] = len(cj) <= len(ci) and ci[: len(cj)] == cj
+    return AnswerTrie(tuple(sequences), contexts, steps, anc)
+
+
+def _render(tok: Any, messages: Sequence[ChatMessage], *, generation_prompt: bool) -> str:
+    return tok.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        tokenize=False,
+        add_generation_prompt=generation_prompt,
+    )
+
+
+def _ids(tok: Any, text: str) -> list[int]:
+    # The chat template already spells out every special token it wants.
+    return list(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def answer_trie(lm: LoadedModel, messages: Sequence[ChatMessage], answers: Sequence[str]) -> AnswerTrie:
+    """Tokenise each answer as the model would emit it, through the end of its turn."""
+    tok = lm.tokenizer
+    if not answers:
+        raise ProviderError("a request has no admissible answers; give at least one")
+    if len(set(answers)) != len(answers):
+        raise ProviderError(f"duplicate admissible answers {list(answers)}; make them distinct")
+    prompt = _render(tok, messages, generation_prompt=True)
+    seqs: list[tuple[int, ...]] = []
+    for ans in answers:
+        if not ans.strip():
+            raise ProviderError("an admissible answer is empty; answers must be non-empty strings")
+        full = _render(tok, [*messages, ChatMessage("assistant", ans)], generation_prompt=False)
+        if not full.startswith(prompt):
+            raise ProviderError(
+                f"the chat template of {lm.name!r} renders the assistant turn inconsistently; "
+                "use a model whose template appends replies after the generation prompt"
+            )
+        ids = _ids(tok, full[len(prompt) :])
+        end = next((k for k, t in enumerate(ids) if t in lm.end_token_ids), None)
+        if end is None:
+            raise ProviderError(
+                f"the chat template of {lm.name!r} has no end-of-turn token after a reply; "
+                "exact answer scoring needs one"
+            )
+        seq = tuple(ids[: end + 1])
+        spelled = tok.decode(list(seq[:-1]))
+        if (tok.unk_token_id is not None and tok.unk_token_id in seq) or spelled.strip() != ans.strip():
+            raise ProviderError(
+                f"the tokenizer of {lm.name!r} cannot express the answer {ans!r} "
+                f"(it reads back as {spelled!r}); use answers made of characters it knows"
+            )
+        seqs.append(seq)
+    if len(set(seqs)) != len(seqs):
+        raise ProviderError(f"answers {list(answers)} tokenise identically; make them distinct")
+    return build_trie(seqs)
+
+
+@dataclass
+class _Encoded:
+    index: int
+    prompt: list[int]
+    prefix_len: int
+    trie: AnswerTrie
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for k in range(n):
+        if a[k] != b[k]:
+            return k
+    return n
+
+
+def encode(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[_Encoded]:
+    """Token ids of each prompt, its shareable prefix length and its answer trie."""
+    tok = lm.tokenizer
+    tries: dict[tuple[str, ...], AnswerTrie] = {}
+    head_len: dict[tuple[ChatMessage, ...], int] = {}
+    out: list[_Encoded] = []
+    for i, req in enumerate(requests):
+        if req.decoding.estimator not in (None, "logprobs"):
+            raise ProviderError(
+                f"the transformers provider scores answers exactly (estimator logprobs), "
+                f"not {req.decoding.estimator!r}; drop the estimator setting for this model"
+            )
+        if not req.messages or req.messages[-1].role != "user":
+            raise ProviderError("a request must end with a user message")
+        if req.answers not in tries:
+            tries[req.answers] = answer_trie(lm, req.messages, req.answers)
+        prompt = _ids(tok, _render(tok, req.messages, generation_prompt=True))
+        head = req.messages[:-1]
+        if head not in head_len:
+            # The shareable prefix: everything before the last user message's text,
+            # found by rendering the same conversation with that text left empty.
+            probe = [*head, ChatMessage("user", "")]
+            head_len[head] = _common_prefix_len(
+                prompt, _ids(tok, _render(tok, probe, generation_prompt=True))
+            )
+        # keep at least one prompt token in the row: its output is P(first answer token)
+        out.append(_Encoded(i, prompt, min(head_len[head], len(prompt) - 1), tries[req.answers]))
+    return out
+
+
+class PrefixCache:
+    """Key/value states of recently used prompt prefixes (batch 1), by token ids."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = (
+            OrderedDict()
+        )
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def get(self, lm: LoadedModel, prefix: tuple[int, ...]) -> tuple[list[Any], bool]:
+        if prefix in self._items:
+            self._items.move_to_end(prefix)
+            return self._items[prefix], True
+        kv = _encode_prefix(lm, prefix)
+        self._items[prefix] = kv
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return kv, False
+
+
+def _encode_prefix(lm: LoadedModel, prefix: tuple[int, ...]) -> list[Any]:
+    import torch
+    from transformers import DynamicCache
+
+    if not prefix:
+        return []
+    ids = torch.tensor([prefix], device=lm.device)
+    cache = DynamicCache(config=lm.model.config)
+    lm.model.base_model(input_ids=ids, use_cache=True, **_cache_kwarg(lm, cache))
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _cache_kwarg(lm: LoadedModel, cache: Any) -> dict[str, Any]:
+    # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns)
+    params = inspect.signature(lm.model.base_model.forward).parameters
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+@dataclass
+class _Row:
+    enc: _Encoded
+    tokens: list[int]
+    positions: list[int]
+    mask: np.ndarray  # bool [L, L] within the row
+    needed: list[int]  # row offsets whose next-token distribution is used (slot order)
+
+
+def _make_row(enc: _Encoded) -> _Row:
+    p = enc.prefix_len
+    suffix = enc.prompt[p:]
+    s = len(suffix)
+    trie = enc.trie
+    c = len(trie.contexts)
+    n = s + c
+    mask = np.zeros((n, n), dtype=bool)
+    mask[:s, :s] = np.tril(np.ones((s, s), dtype=bool))
+    mask[s:, :s] = True
+    mask[s:, s:] = trie.ancestors
+    tokens = suffix + [ctx[-1] for ctx in trie.contexts]
+    positions = list(range(p, p + s)) + [p + s - 1 + len(ctx) for ctx in trie.contexts]
+    return _Row(enc, tokens, positions, mask, [s - 1, *range(s, n)])
+
+
+def _forward_rows(lm: LoadedModel, rows: Sequence[_Row], prefix_kv: list[Any], p: int) -> list[Any]:
+    """One padded forward over rows sharing a prefix; log-probs at each row's needed offsets."""
+    import torch
+    from transformers import DynamicCache
+
+    b = len(rows)
+    width = max(len(r.tokens) for r in rows)
+    ids = torch.zeros((b, width), dtype=torch.long)
+    pos = torch.zeros((b, width), dtype=torch.long)
+    allowed = torch.zeros((b, 1, width, p + width), dtype=torch.bool)
+    allowed[:, :, :, :p] = True
+    for i, r in enumerate(rows):
+        n = len(r.tokens)
+        ids[i, :n] = torch.tensor(r.tokens)
+        pos[i, :n] = torch.tensor(r.positions)
+        allowed[i, 0, :n, p : p + n] = torch.from_numpy(r.mask)
+    # padding queries attend to themselves so no softmax row is empty (no NaNs)
+    diag = torch.arange(width)
+    allowed[:, 0, diag, p + diag] = True
+    mask = torch.zeros(allowed.shape, dtype=lm.dtype)
+    mask.masked_fill_(~allowed, torch.finfo(lm.dtype).min)
+    cache = None
+    if prefix_kv:
+        cache = DynamicCache(
+            ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv],
+            config=lm.model.config,
+        )
+    out = lm.model.base_model(
+        input_ids=ids.to(lm.device),
+        position_ids=pos.to(lm.device),
+        attention_mask=mask.to(lm.device),
+        use_cache=cache is not None,
+        **_cache_kwarg(lm, cache),
+    )
+    hidden = out.last_hidden_state
+    sel_b = torch.tensor([i for i, r in enumerate(rows) for _ in r.needed], device=lm.device)
+    sel_t = torch.tensor([t for r in rows for t in r.needed], device=lm.device)
+    logits = hidden[sel_b, sel_t].float() @ lm.lm_head_weight.T
+    logp = torch.log_softmax(logits, dim=-1).cpu()
+    result, k = [], 0
+    for r in rows:
+        result.append(logp[k : k + len(r.needed)])
+        k += len(r.needed)
+    return result
+
+
+def _distribution(enc: _Encoded, logp: torch.Tensor, cached: int) -> AnswerDistribution:
+    lp = logp.double().numpy()
+    per_answer = np.array([sum(lp[slot, tok] for slot, tok in steps) for steps in enc.trie.steps])
+    top = per_answer.max()
+    total = np.exp(per_answer - top).sum()
+    coverage = float(np.exp(top) * total)
+    probs = np.exp(per_answer - top) / total  # renormalised in log space: no underflow
+    flag = "" if coverage > 0.0 and np.isfinite(probs).all() else "coverage 0: the model puts no probability on any admissible answer"
+    usage = Usage(prompt_tokens=len(enc.prompt), cached_tokens=cached)
+    return AnswerDistribution(
+        probs=tuple(float(x) for x in probs),
+        coverage=coverage,
+        estimator="logprobs",
+        usage=usage,
+        flag=flag,
+    )
+
+
+def score_requests(
+    lm: LoadedModel,
+    requests: Sequence[ScoreRequest],
+    *,
+    prefix_cache: PrefixCache | None = None,
+    max_batch_tokens: int = 2048,
+    reuse_prefix: bool = True,
+) -> list[AnswerDistribution]:
+    """Exact distributions for ``requests`` (order kept); see the module docstring.
+
+    ``reuse_prefix=False`` encodes every prompt whole in its own row (the same
+    numbers up to float reordering; for tests and comparisons).
+    """
+    import torch
+
+    cache = prefix_cache if prefix_cache is not None else PrefixCache()
+    groups: dict[tuple[int, ...], list[_Encoded]] = {}
+    for enc in encode(lm, requests):
+        if not reuse_prefix:
+            enc.prefix_len = 0
+        groups.setdefault(tuple(enc.prompt[: enc.prefix_len]), []).append(enc)
+    results: list[AnswerDistribution | None] = [None] * len(requests)
+    with torch.inference_mode():
+        for prefix, encs in groups.items():
+            kv, hit = cache.get(lm, prefix)
+            rows = sorted((_make_row(e) for e in encs), key=lambda r: -len(r.tokens))
+            start = 0
+            while start < len(rows):
+                # rows are longest first, so the first row of a batch sets its width
+                per_batch = max(1, max_batch_tokens // len(rows[start].tokens))
+                batch = rows[start : start + per_batch]
+                for r, logp in zip(batch, _forward_rows(lm, batch, kv, len(prefix)), strict=True):
+                    reused = len(prefix) if hit or r.enc is not encs[0] else 0
+                    results[r.enc.index] = _distribution(r.enc, logp, reused)
+                start += per_batch
+    return [r for r in results if r is not None]

@@ -1,0 +1,119 @@
+"""Simulated answers as tables: per persona and question, and per country population.
+
+A population distribution is the equal-weight mean of its personas' distributions
+(personas were drawn proportionally to the survey weights, so each counts once).
+Flagged rows (no probability on any admissible answer) stay in the answers table
+with their flag and are left out of the means; the summary counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from valuesim.errors import DataError
+from valuesim.llm.types import AnswerDistribution
+from valuesim.prompts import PromptUnit
+from valuesim.survey.bank import QuestionBank
+
+ANSWERS_SCHEMA: dict[str, pl.DataType] = {
+    "persona_id": pl.Utf8(),
+    "country": pl.Utf8(),
+    "question": pl.Utf8(),
+    "codes": pl.List(pl.Int64()),
+    "probs": pl.List(pl.Float64()),
+    "coverage": pl.Float64(),
+    "estimator": pl.Utf8(),
+    "flag": pl.Utf8(),
+}
+POPULATION_SCHEMA: dict[str, pl.DataType] = {
+    "country": pl.Utf8(),
+    "question": pl.Utf8(),
+    "codes": pl.List(pl.Int64()),
+    "probs": pl.List(pl.Float64()),
+    "n_personas": pl.Int64(),
+    "mean_coverage": pl.Float64(),
+}
+
+
+def answers_frame(
+    units: Sequence[PromptUnit], results: Sequence[AnswerDistribution], bank: QuestionBank
+) -> pl.DataFrame:
+    """One row per prompt (contract: answers.parquet), in prompt order."""
+    if len(units) != len(results):
+        raise ValueError(f"{len(units)} prompts but {len(results)} results")
+    rows = []
+    for unit, dist in zip(units, results, strict=True):
+        codes = bank.item(unit.question).codes
+        if len(codes) != len(dist.probs):
+            raise DataError(
+                f"question {unit.question} has {len(codes)} answer codes but its prompt offered "
+                f"{len(dist.probs)} answers; the question bank and prompts disagree"
+            )
+        rows.append({
+            "persona_id": unit.persona_id, "country": unit.country, "question": unit.question,
+            "codes": codes, "probs": list(dist.probs), "coverage": dist.coverage,
+            "estimator": dist.estimator, "flag": dist.flag,
+        })
+    return pl.DataFrame(rows, schema=ANSWERS_SCHEMA)
+
+
+def population_frame(answers: pl.DataFrame) -> pl.DataFrame:
+    """Equal-weight mean over the unflagged personas of each (country, question).
+
+    A cell whose every persona is flagged has no row (and is counted in the summary).
+    """
+    usable = answers.filter(pl.col("flag") == "")
+    rows = []
+    for (country, question), group in usable.group_by(["country", "question"], maintain_order=True):
+        probs = np.asarray(group["probs"].to_list(), dtype=np.float64)
+        rows.append({
+            "country": country, "question": question, "codes": group["codes"][0].to_list(),
+            "probs": probs.mean(axis=0).tolist(), "n_personas": group.height,
+            "mean_coverage": float(group["coverage"].mean()),  # type: ignore[arg-type]
+        })
+    return pl.DataFrame(rows, schema=POPULATION_SCHEMA).sort(["country", "question"])
+
+
+def empty_cells(answers: pl.DataFrame, population: pl.DataFrame) -> list[str]:
+    """(country, question) cells with answers but no usable persona, as "JPN/Q6"."""
+    asked = answers.select("country", "question").unique()
+    missing = asked.join(population.select("country", "question"), on=["country", "question"], how="anti")
+    return sorted(f"{c}/{q}" for c, q in missing.iter_rows())
+
+
+def write_outputs(
+    out_dir: Path,
+    answers: pl.DataFrame,
+    population: pl.DataFrame,
+    summary: Mapping[str, object],
+) -> None:
+    """Write answers, population and summary into ``out_dir`` atomically.
+
+    Everything goes into a sibling temporary directory first; the old output (if
+    any) is swapped out only once the new one is complete.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the output is an ordinary directory
+    try:
+        answers.write_parquet(tmp / "answers.parquet")
+        population.write_parquet(tmp / "population.parquet")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,300 @@
+"""Descriptor generators: where a value descriptor set comes from.
+
+Built-in generators, registered through the same ``register_descriptor_generators``
+hook as third-party ones:
+
+- ``static``: a hand-written YAML file (``descriptors.path`` for ``handwritten``, the
+  contrast sets beside it for ``handwritten_nohedge`` and ``handwritten_bare``).
+- ``llm``: asks a registered provider that can generate text to write the set with
+  one of the paper's Table 3 prompts (``data/descriptors/generation_prompts.yaml``),
+  validates the reply against the question bank and, when it is invalid, sends the
+  validation error back and retries up to ``descriptors.max_retries`` times.
+
+This module is a built-in plugin, loaded whenever the plugin manager is, so it must
+import cheaply: no provider SDK, no torch.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import yaml
+
+from valuesim import hookimpl
+from valuesim.errors import ConfigError, DataError, ProviderError
+from valuesim.llm.provider import TextGenerator, TransientProviderError
+from valuesim.llm.types import ChatMessage
+from valuesim.personas import descriptors
+from valuesim.personas.descriptors import DescriptorSet
+from valuesim.survey.bank import QuestionBank
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from valuesim.config import DescriptorParams, ModelSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+GENERATION_PROMPTS = PROJECT_ROOT / "data" / "descriptors" / "generation_prompts.yaml"
+HANDWRITTEN = "handwritten"
+# The hand-written variants and their file: None is ``descriptors.path`` itself, a
+# name is a file in the same directory. They need no model, so variant comparisons
+# run offline; the generated variants are the generation prompts.
+HANDWRITTEN_FILES: Mapping[str, str | None] = {
+    HANDWRITTEN: None,
+    "handwritten_nohedge": "value_nohedge_handwritten.yaml",
+    "handwritten_bare": "value_bare_handwritten.yaml",
+}
+# Transient provider failures (429, 5xx, timeouts) are retried this often before the
+# generator gives up; they are not the model's fault, so they do not use up
+# descriptors.max_retries, which counts invalid replies.
+TRANSIENT_ATTEMPTS = 4
+MAX_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a generator may need; a generator uses what applies to it."""
+
+    bank: QuestionBank
+    variant: str  # a handwritten* variant or a generation prompt variant (composable, ...)
+    source: Path | None = None  # static: the YAML file to load
+    model_name: str | None = None  # llm: name of the entry under `models`
+    model: ModelSpec | None = None  # llm: its spec
+    max_retries: int = 3
+    state_dir: Path = Path(".valuesim-cache") / "descriptors"
+    plugin_manager: pluggy.PluginManager | None = field(default=None, compare=False)
+
+
+class DescriptorGeneratorFactory(Protocol):
+    """What ``register_descriptor_generators`` registers."""
+
+    name: str
+
+    def generate(self, request: GenerationRequest) -> DescriptorSet:
+        """Return a value descriptor set validated against ``request.bank``.
+
+        Raise ConfigError for bad requests (before any model call), DataError for bad
+        files and ProviderError when a model fails for good.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class GenerationPrompts:
+    system: str
+    variants: Mapping[str, str]
+    format: str
+    retry: str
+
+
+@cache
+def load_generation_prompts(path: Path = GENERATION_PROMPTS) -> GenerationPrompts:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return GenerationPrompts(
+            system=raw["system"], variants=dict(raw["variants"]),
+            format=raw["format"], retry=raw["retry"],
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise DataError(f"generation prompts {path} are unreadable or incomplete: {exc}") from exc
+
+
+def variants() -> tuple[str, ...]:
+    """Every descriptor variant: the hand-written sets and the generation prompts."""
+    return (*HANDWRITTEN_FILES, *load_generation_prompts().variants)
+
+
+def handwritten_source(variant: str, path: str | Path) -> Path:
+    """The YAML file of a hand-written variant, given ``descriptors.path``."""
+    name = HANDWRITTEN_FILES[variant]
+    return Path(path) if name is None else Path(path).with_name(name)
+
+
+class StaticGenerator:
+    name = "static"
+
+    def generate(self, request: GenerationRequest) -> DescriptorSet:
+        if request.source is None:
+            raise ConfigError("the static descriptor generator needs descriptors.path")
+        return descriptors.load(request.source, request.bank, kind="value")
+
+
+def items_block(bank: QuestionBank) -> str:
+    """The persona items as the generator sees them: id, question, code=label."""
+    blocks = []
+    for item in bank.persona_items:
+        answers = "\n".join(f"  {a.code} = {a.label}" for a in item.answers)
+        blocks.append(f"{item.id}: {item.text}\n{answers}")
+    return "\n\n".join(blocks)
+
+
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n```\s*$", re.DOTALL)
+
+
+def parse_reply(reply: str, bank: QuestionBank, *, name: str, meta: dict[str, object]) -> DescriptorSet:
+    """Turn a model reply into a validated set; DataError says what is wrong."""
+    text = reply.strip()
+    fenced = _FENCE.match(text)
+    if fenced:  # models add code fences even when told not to
+        text = fenced.group(1)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DataError(f"the reply is not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if isinstance(raw, dict) and isinstance(raw.get("items"), dict):
+        raw = raw["items"]
+    if not isinstance(raw, dict):
+        raise DataError("the reply is not a YAML mapping from item id to answer code to sentence")
+    ds = descriptors.parse({"name": name, "kind": "value", "items": raw, "meta": meta}, origin="reply")
+    return descriptors.validate(ds, bank, origin="reply")
+
+
+class LLMGenerator:
+    name = "llm"
+
+    def generate(self, request: GenerationRequest) -> DescriptorSet:
+        prompts = load_generation_prompts()
+        if request.variant not in prompts.variants:
+            raise ConfigError(
+                f"descriptor variant {request.variant!r} has no generation prompt; "
+                f"use one of {', '.join(prompts.variants)}"
+            )
+        if request.model is None or request.model_name is None:
+            raise ConfigError("the llm descriptor generator needs descriptors.generator_model")
+        provider = _text_generator(request)
+        messages: list[ChatMessage] = [
+            ChatMessage("system", prompts.system),
+            ChatMessage(
+                "user",
+                prompts.variants[request.variant]
+                + "\n\n"
+                + prompts.format.replace("{items}", items_block(request.bank)),
+            ),
+        ]
+        meta: dict[str, object] = {
+            "variant": request.variant, "generator": self.name, "model": request.model_name,
+            "provider": request.model.provider, "provider_model": request.model.model,
+        }
+        attempts = request.max_retries + 1
+        last: DataError | None = None
+        for _ in range(attempts):
+            reply = _generate_with_backoff(provider, messages)
+            try:
+                return parse_reply(reply, request.bank, name=request.variant, meta=meta)
+            except DataError as exc:
+                last = exc
+                messages += [
+                    ChatMessage("assistant", reply),
+                    ChatMessage("user", prompts.retry.replace("{error}", str(exc))),
+                ]
+        raise ProviderError(
+            f"model {request.model_name!r} gave no valid {request.variant} descriptor set in "
+            f"{attempts} attempts (last problem: {last}); raise descriptors.max_retries or "
+            "choose another descriptors.generator_model"
+        )
+
+
+def _text_generator(request: GenerationRequest) -> TextGenerator:
+    from valuesim.plugins import providers
+
+    assert request.model is not None
+    found = providers(request.plugin_manager)
+    factory = found.get(request.model.provider)
+    if factory is None:
+        known = ", ".join(sorted(found)) or "none"
+        raise ProviderError(
+            f"unknown provider {request.model.provider!r} for descriptor model "
+            f"{request.model_name!r} (installed: {known}); install its plugin"
+        )
+    if not factory.capabilities.text_generation:
+        raise ProviderError(
+            f"provider {factory.name!r} cannot generate text, so it cannot write descriptors; "
+            "set descriptors.generator_model to a model of a text-generating provider"
+        )
+    provider = factory.create(request.model, state_dir=request.state_dir)
+    if not isinstance(provider, TextGenerator):
+        raise ProviderError(f"provider {factory.name!r} claims text generation but has no generate()")
+    return provider
+
+
+def _generate_with_backoff(provider: TextGenerator, messages: list[ChatMessage]) -> str:
+    for attempt in range(TRANSIENT_ATTEMPTS):
+        try:
+            return provider.generate(tuple(messages), max_tokens=MAX_TOKENS)
+        except TransientProviderError as exc:
+            if attempt == TRANSIENT_ATTEMPTS - 1:
+                raise ProviderError(
+                    f"descriptor generation kept failing after {TRANSIENT_ATTEMPTS} tries: {exc}; "
+                    "try again later"
+                ) from exc
+            wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def get_generator(
+    name: str, pm: pluggy.PluginManager | None = None
+) -> DescriptorGeneratorFactory:
+    from valuesim.plugins import descriptor_generators
+
+    found = descriptor_generators(pm)
+    if name not in found:
+        raise ConfigError(
+            f"unknown descriptor generator {name!r}; installed: {', '.join(sorted(found))}"
+        )
+    return found[name]
+
+
+def request_from_params(
+    params: DescriptorParams,
+    models: Mapping[str, ModelSpec],
+    bank: QuestionBank,
+    *,
+    state_dir: Path,
+    pm: pluggy.PluginManager | None = None,
+) -> tuple[str, GenerationRequest]:
+    """Which generator serves ``descriptors.variant``, and what to ask it.
+
+    ``generator: auto`` picks ``static`` for the hand-written variants and ``llm`` for
+    the generated ones; any other name is used as given (third-party generators).
+    Everything is checked here, before any model is loaded or called.
+    """
+    known = variants()
+    if params.variant not in known:
+        raise ConfigError(f"unknown descriptors.variant {params.variant!r}; choose from {', '.join(known)}")
+    handwritten = params.variant in HANDWRITTEN_FILES
+    name = params.generator
+    if name == "auto":
+        name = "static" if handwritten else "llm"
+    if name == "llm" and handwritten:
+        raise ConfigError(
+            f"descriptors.variant {params.variant} is a file, not a generation prompt; "
+            "use generator static/auto, or a variant such as modular"
+        )
+    spec = None
+    if name != "static":
+        spec = models.get(params.generator_model)
+        if spec is None:
+            raise ConfigError(
+                f"descriptors.generator_model {params.generator_model!r} is not defined under "
+                f"models ({', '.join(sorted(models)) or 'none'})"
+            )
+    get_generator(name, pm)  # fail on an unknown generator before anything runs
+    return name, GenerationRequest(
+        bank=bank, variant=params.variant,
+        source=handwritten_source(params.variant, params.path) if handwritten else Path(params.path),
+        model_name=params.generator_model, model=spec, max_retries=params.max_retries,
+        state_dir=state_dir, plugin_manager=pm,
+    )
+
+
+@hookimpl
+def register_descriptor_generators(register: Callable[[DescriptorGeneratorFactory], None]) -> None:
+    register(StaticGenerator())
+    register(LLMGenerator())

@@ -1,0 +1,203 @@
+"""Prompts as the model sees them (paper, appendix A.1).
+
+System message: the guidance; for persona methods followed by a blank line and
+``Your persona: {persona}``. User message::
+
+    Question:
+    {question}
+
+    Scale: 1=Very important, 2=Rather important, 3=Not very important, 4=Not at all important
+
+    Respond with ONLY the single integer (1-4):
+
+The persona comes first and the question last, so all questions of one persona share
+a prefix (KV-cache and provider prompt-cache reuse). Guidance wordings are data
+(``data/prompts/guidance.yaml``): the 14 templates of the paper's Table 1 verbatim,
+the default assistant prompt, our generic (no country) wording, and the country-free
+wording used by the ``*_nonat`` methods (a Table 1 template would name the country).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from valuesim.config import METHODS, PERSONA_METHODS
+from valuesim.errors import ConfigError, DataError
+from valuesim.llm.types import ChatMessage
+from valuesim.survey.bank import Item, QuestionBank
+from valuesim.survey.countries import country_name
+
+GUIDANCE_FILE = Path(__file__).resolve().parents[2] / "data" / "prompts" / "guidance.yaml"
+DEFAULT_GUIDANCE = "social_science"
+NONAT = "_nonat"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptUnit:
+    """One prompt to score: a persona (or country) and a question."""
+
+    persona_id: str
+    country: str
+    question: str
+    messages: tuple[ChatMessage, ...]
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Guidance:
+    default: str
+    generic: str
+    country_free: str
+    persona_prefix: str
+    templates: Mapping[str, str]
+
+
+@cache
+def load_guidance(path: Path = GUIDANCE_FILE) -> Guidance:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Guidance(
+            default=raw["default"], generic=raw["generic"], country_free=raw["country_free"],
+            persona_prefix=raw["persona_prefix"], templates=dict(raw["templates"]),
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise DataError(f"guidance file {path} is unreadable or incomplete: {exc}") from exc
+
+
+def guidance_keys() -> tuple[str, ...]:
+    return tuple(load_guidance().templates)
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return method
+
+
+def check_guidance(key: str) -> str:
+    keys = guidance_keys()
+    if key not in keys:
+        raise ConfigError(f"unknown guidance key {key!r} (prompts.guidance); choose from {', '.join(keys)}")
+    return key
+
+
+def persona_kind(method: str) -> tuple[str | None, bool]:
+    """(persona kind or None, nationality shown) for a method: value_nonat -> (value, False)."""
+    check_method(method)
+    base = method.removesuffix(NONAT)
+    if base in PERSONA_METHODS:
+        return base, not method.endswith(NONAT)
+    return None, method == "country"
+
+
+def system_message(method: str, guidance: str, country: str, persona: str | None = None) -> str:
+    kind, nationality = persona_kind(method)
+    check_guidance(guidance)
+    g = load_guidance()
+    if method == "default":
+        return g.default
+    if method == "generic":
+        return g.generic
+    text = g.templates[guidance].replace("{country}", country_name(country)) if nationality else g.country_free
+    if kind is None:
+        return text
+    if persona is None:
+        raise DataError(f"method {method} needs a persona")
+    return text + g.persona_prefix + persona
+
+
+def scale_text(item: Item) -> str:
+    """``1=Very important, 2=Rather important, ...``; unlabelled points are left out.
+
+    WVS labels only the ends of its 10-point scales (the codebook's label for 5 is
+    "5"), so "5=5" would add nothing; the paper's Table 2 shows such scales the same
+    way ("1 = Never justifiable, 10 = Always justifiable").
+    """
+    return ", ".join(f"{a.code}={a.label}" for a in item.answers if a.label.strip() != str(a.code))
+
+
+def user_message(item: Item) -> str:
+    if item.numeric:
+        raise DataError(f"item {item.id} is numeric and has no answer scale; it cannot be a question")
+    parts = [f"Question:\n{item.text}"]
+    scale = scale_text(item)
+    if scale:
+        parts.append(f"Scale: {scale}")
+    parts.append(f"Respond with ONLY the single integer ({item.min}-{item.max}):")
+    return "\n\n".join(parts)
+
+
+def answer_strings(item: Item) -> tuple[str, ...]:
+    """The replies a model may give, in scale order: ("1", ..., "10")."""
+    return tuple(str(c) for c in item.codes)
+
+
+def render(
+    method: str, item: Item, *, country: str, guidance: str = DEFAULT_GUIDANCE, persona: str | None = None
+) -> tuple[ChatMessage, ChatMessage]:
+    return (
+        ChatMessage("system", system_message(method, guidance, country, persona)),
+        ChatMessage("user", user_message(item)),
+    )
+
+
+def plan_prompts(
+    method: str,
+    personas: pl.DataFrame,
+    bank: QuestionBank,
+    question_ids: Sequence[str],
+    countries: Sequence[str],
+    guidance: str = DEFAULT_GUIDANCE,
+) -> list[PromptUnit]:
+    """Every prompt of one method, grouped so one persona's questions are consecutive.
+
+    default, generic and country give one prompt per country and question
+    (persona_id ``"{country}:{method}"``); persona methods one per persona of that
+    kind and nationality flag. All inputs are checked before anything is rendered.
+    """
+    kind, nationality = persona_kind(method)
+    check_guidance(guidance)
+    items = [bank.item(q) for q in question_ids]
+    for item in items:
+        if item.numeric:
+            raise DataError(f"question {item.id} is numeric and cannot be asked with a scale")
+    for c in countries:
+        country_name(c)
+    questions = [(item, user_message(item), answer_strings(item)) for item in items]
+
+    # (persona_id, country, system text) in prompt order
+    heads: list[tuple[str, str, str]] = []
+    if kind is None:
+        heads = [(f"{c}:{method}", c, system_message(method, guidance, c)) for c in countries]
+    else:
+        chosen = personas.filter(
+            (pl.col("kind") == kind) & (pl.col("nationality") == nationality)
+            & pl.col("country").is_in(list(countries))
+        )
+        for c in countries:
+            rows = chosen.filter(pl.col("country") == c)
+            if rows.height == 0:
+                flag = "with" if nationality else "without"
+                raise DataError(
+                    f"no {kind} personas {flag} nationality for {c}; rerun the personas stage "
+                    "(dvc repro personas) for the selected countries"
+                )
+            heads += [
+                (pid, c, system_message(method, guidance, c, text))
+                for pid, text in zip(rows["persona_id"], rows["text"], strict=True)
+            ]
+    return [
+        PromptUnit(
+            persona_id=pid, country=c, question=item.id,
+            messages=(ChatMessage("system", system), ChatMessage("user", user)),
+            answers=answers,
+        )
+        for pid, c, system in heads
+        for item, user, answers in questions
+    ]

@@ -1,0 +1,42 @@
+"""`valuesim stage calibrate`: leave-one-question-out mean-preserving calibration.
+
+Reads data/simulated/<model>/<method>/answers.parquet (persona level) and
+data/human; writes data/calibrated/population.parquet and temperatures.json.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from valuesim.analysis.blocks import build_blocks, read_json, read_parquet, simulated_runs
+from valuesim.analysis.calibrate import POPULATION_SCHEMA, fit_loqo, fit_summary, population_rows
+from valuesim.calibration import temperature_grid
+from valuesim.config import Params
+from valuesim.errors import DataError
+from valuesim.paths import CALIBRATED, HUMAN_DISTRIBUTIONS, KEPT_QUESTIONS, SIMULATED
+from valuesim.stages._io import write_json, write_parquet
+
+
+def run(params: Params, **_: object) -> None:
+    cal = params.calibration
+    grid = temperature_grid(cal.t_grid_min, cal.t_grid_max, cal.t_grid_size)
+    human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
+    kept = read_json(KEPT_QUESTIONS, "human")["kept"]
+    frames = []
+    temperatures: dict[str, object] = {}
+    for (model, method), path in simulated_runs(
+        SIMULATED, params.simulate.models, params.simulate.methods
+    ).items():
+        blocks = build_blocks(pl.read_parquet(path), human, kept)
+        if not blocks:
+            raise DataError(f"{path} has no usable answers to kept questions; re-run simulate")
+        fit = fit_loqo(blocks, grid)
+        frames.append(population_rows(model, method, blocks, fit))
+        temperatures[f"{model}/{method}"] = fit_summary(fit)
+    population = pl.concat(frames) if frames else pl.DataFrame(schema=POPULATION_SCHEMA)
+    write_parquet(population.sort(["model", "method", "country", "question"]), CALIBRATED / "population.parquet")
+    write_json(
+        {"grid": {"min": cal.t_grid_min, "max": cal.t_grid_max, "size": cal.t_grid_size},
+         "temperatures": temperatures},
+        CALIBRATED / "temperatures.json",
+    )

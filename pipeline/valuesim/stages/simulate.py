@@ -1,0 +1,79 @@
+"""`simulate` stage: one (model, method) of the DVC matrix -> answer distributions.
+
+Plans every prompt of the method for the selected countries, kept questions and
+personas, runs them through the engine (cached, resumable) and writes
+``data/simulated/<model>/<method>/{answers,population}.parquet`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from valuesim.config import Params
+from valuesim.errors import ConfigError, DataError
+from valuesim.paths import KEPT_QUESTIONS, PERSONAS, SELECTED_COUNTRIES, simulated_dir
+from valuesim.survey.bank import load_bank
+
+
+def _pick(given: str | None, choices: list[str], what: str) -> str:
+    if given is not None:
+        return given
+    if len(choices) == 1:
+        return choices[0]
+    raise ConfigError(f"several {what}s in params ({', '.join(choices)}); pass --{what} NAME")
+
+
+def _read_json(path: Path, stage: str) -> dict[str, object]:
+    if not path.exists():
+        raise DataError(f"{path} not found; run the {stage} stage first (dvc repro {stage})")
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
+    from valuesim.llm.engine import Engine
+    from valuesim.llm.simulation import answers_frame, empty_cells, population_frame, write_outputs
+    from valuesim.prompts import check_method, persona_kind, plan_prompts
+
+    model = _pick(model, params.simulate.models, "model")
+    method = check_method(_pick(method, params.simulate.methods, "method"))
+    if model not in params.models:
+        known = ", ".join(sorted(params.models)) or "none"
+        raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
+    bank = load_bank(params.data.questions)
+    kept = _read_json(KEPT_QUESTIONS, "human")["kept"]
+    countries = _read_json(SELECTED_COUNTRIES, "map")["countries"]
+    kind, _ = persona_kind(method)
+    if kind is None:
+        personas = pl.DataFrame()  # country-level methods need no personas
+    elif PERSONAS.exists():
+        personas = pl.read_parquet(PERSONAS)
+    else:
+        raise DataError(f"{PERSONAS} not found; run the personas stage first (dvc repro personas)")
+    units = plan_prompts(method, personas, bank, kept, countries, params.prompts.guidance)  # type: ignore[arg-type]
+
+    label = f"simulate {model}/{method}"
+    with Engine.from_params(params, model, label=label) as engine:
+        requests = [engine.request(u.messages, u.answers) for u in units]
+        results = engine.run(requests)
+        summary = engine.summary
+
+    answers = answers_frame(units, results, bank)
+    population = population_frame(answers)
+    empty = empty_cells(answers, population)
+    report = {
+        "model": model,
+        "method": method,
+        "provider": summary.provider,
+        "provider_model": summary.model,
+        "estimator": engine.estimator,
+        "personas": answers["persona_id"].n_unique(),
+        "countries": len(countries),
+        "questions": len(kept),  # type: ignore[arg-type]
+        **{k: v for k, v in summary.to_json().items() if k not in ("provider", "model")},
+        "empty_cells": empty,
+    }
+    write_outputs(simulated_dir(model, method), answers, population, report)
+    print(f"{label}: {summary.line()} -> {simulated_dir(model, method)}")

@@ -1,0 +1,264 @@
+"""WVS-7 readers: any official distribution format -> the tidy respondents table.
+
+Formats (by path): a directory of per-country ``.csv``/``.csv.gz`` files, the single
+cross-national ``.csv`` (also gzipped), SPSS ``.sav``, Stata ``.dta`` and ``.parquet``.
+Only the columns the question bank needs are read, so all 56 countries load in
+about a second.
+
+Output (the extract contract, see ``valuesim.paths.RESPONDENTS``): ``country``
+(ISO3 from ``B_COUNTRY_ALPHA``), ``respondent_id`` (unique), ``weight`` (``W_WEIGHT``,
+or 1.0 with a logged warning when the file has none), then one Int64 column per bank
+item with the substantive code, null when missing. Missing answers are counted by
+reason in ``missing_counts`` (country, item, reason, n).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from valuesim.errors import DataError
+from valuesim.survey.bank import QuestionBank
+from valuesim.survey.derived import DERIVED
+from valuesim.survey.recode import recode
+
+log = logging.getLogger(__name__)
+
+COUNTRY = "B_COUNTRY_ALPHA"
+INTERVIEW = "D_INTERVIEW"
+WEIGHT = "W_WEIGHT"
+CITATION = (
+    "Haerpfer, C., Inglehart, R., Moreno, A., Welzel, C., Kizilova, K., Diez-Medrano, J., "
+    "Lagos, M., Norris, P., Ponarin, E. & Puranen, B. (eds.). 2022. World Values Survey: "
+    "Round Seven - Country-Pooled Datafile Version 5.0. Madrid, Spain & Vienna, Austria: "
+    "JD Systems Institute & WVSA Secretariat. doi:10.14281/18241.20"
+)
+SUFFIXES = (".csv", ".csv.gz", ".sav", ".dta", ".parquet")
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    respondents: pl.DataFrame  # country, respondent_id, weight, <bank items> (Int64)
+    missing_counts: pl.DataFrame  # country, item, reason, n
+    source: str
+    synthetic: bool = False
+
+    @property
+    def country_counts(self) -> dict[str, int]:
+        counts = self.respondents.group_by("country").len().sort("country")
+        return dict(zip(counts["country"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".csv.gz" if name.endswith(".csv.gz") else path.suffix.lower()
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The data files behind ``path`` (a file, or a directory of per-country files)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(
+            f"WVS source {p} not found; download WVS-7 (see docs/readme/data.md) and set "
+            f"data.source to its path"
+        )
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and _suffix(f) in SUFFIXES)
+        if not files:
+            raise DataError(f"no WVS files ({', '.join(SUFFIXES)}) in directory {p}")
+        return files
+    if _suffix(p) not in SUFFIXES:
+        raise DataError(
+            f"unsupported WVS file format {p.name!r}; use one of {', '.join(SUFFIXES)} "
+            f"or a directory of per-country CSV files"
+        )
+    return [p]
+
+
+def _header(path: Path) -> list[str]:
+    """Column names without reading the data."""
+    kind = _suffix(path)
+    try:
+        if kind in (".csv", ".csv.gz"):
+            return pl.read_csv(path, n_rows=0, separator=_separator(path)).columns
+        if kind == ".parquet":
+            return list(pl.read_parquet_schema(path))
+        import pyreadstat  # lazy: only for the SPSS/Stata formats
+
+        reader = pyreadstat.read_sav if kind == ".sav" else pyreadstat.read_dta
+        _, meta = reader(str(path), metadataonly=True)
+        return list(meta.column_names)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read {path} as {kind}: {str(exc).splitlines()[0]}") from exc
+
+
+def _separator(path: Path) -> str:
+    """WVS CSV exports exist with ',' and ';' separators; sniff the header line."""
+    import gzip
+
+    opener = gzip.open if _suffix(path) == ".csv.gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    counts = {sep: first.count(sep) for sep in (",", ";", "\t")}
+    return max(counts, key=counts.__getitem__)
+
+
+def _read_columns(path: Path, columns: list[str]) -> pl.DataFrame:
+    """Read ``columns`` (names as in the file) from one file, all as strings or numbers."""
+    kind = _suffix(path)
+    try:
+        if kind in (".csv", ".csv.gz"):
+            # strings first: WVS CSVs mix "1" and "1.0"; numbers are parsed below
+            return pl.read_csv(
+                path, columns=columns, infer_schema_length=0, separator=_separator(path)
+            )
+        if kind == ".parquet":
+            return pl.read_parquet(path, columns=columns)
+        import pyreadstat
+
+        reader = pyreadstat.read_sav if kind == ".sav" else pyreadstat.read_dta
+        # user_missing=True keeps SPSS's declared missing codes (-1..-5) instead of NaN,
+        # so that missing answers can still be counted by reason
+        frame, _ = reader(str(path), usecols=columns, user_missing=True, apply_value_formats=False)
+        return pl.from_pandas(frame)
+    except Exception as exc:
+        raise DataError(f"cannot read {path} as {kind}: {str(exc).splitlines()[0]}") from exc
+
+
+def _to_int(frame: pl.DataFrame, column: str, where: str) -> pl.Series:
+    """Raw code column -> Int64, refusing text and fractional codes."""
+    s = frame.get_column(column)
+    if s.dtype == pl.Utf8:
+        s = s.str.strip_chars().replace("", None)
+    f = s.cast(pl.Float64, strict=False)
+    bad = f.is_null() & s.is_not_null()
+    if bad.any():
+        example = s.filter(bad).head(1).item()
+        raise DataError(f"{where}: column {column} has a non-numeric value {example!r}")
+    fractional = f.is_not_null() & (f != f.round(0))
+    if fractional.any():
+        raise DataError(
+            f"{where}: column {column} has a non-integer code {f.filter(fractional).head(1).item()}"
+        )
+    return pl.Series(column, f, dtype=pl.Float64).cast(pl.Int64)
+
+
+def _read_file(path: Path, bank: QuestionBank) -> pl.DataFrame:
+    """One file -> country, D_INTERVIEW (Utf8 or null), weight, raw Int64 codes."""
+    header = _header(path)
+    # official CSV/SAV use upper-case names; some Stata exports are lower-case
+    by_upper = {c.upper(): c for c in header if c}
+    item_ids = [i.id for i in bank.items]
+    wanted = [COUNTRY, *item_ids]
+    for derived, (sources, _) in DERIVED.items():
+        if derived in item_ids and derived.upper() not in by_upper:
+            wanted.extend(s for s in sources if s not in wanted)
+    absent = [c for c in wanted if c.upper() not in by_upper and c not in DERIVED]
+    if absent:
+        raise DataError(f"{path} lacks required columns {', '.join(absent)}; is it a WVS-7 file?")
+    present = [c for c in wanted if c.upper() in by_upper]
+    optional = [c for c in (INTERVIEW, WEIGHT) if c in by_upper]
+    raw = _read_columns(path, [by_upper[c.upper()] for c in (*present, *optional)])
+    raw = raw.rename({by_upper[c.upper()]: c for c in (*present, *optional)})
+
+    where = str(path)
+    country = raw.get_column(COUNTRY).cast(pl.Utf8).str.strip_chars()
+    if country.is_null().any() or (country == "").any():
+        raise DataError(f"{where}: {COUNTRY} is empty for some rows; every row needs a country")
+    columns: list[pl.Series] = [country.alias("country")]
+    if INTERVIEW in raw.columns:
+        iv = raw.get_column(INTERVIEW)
+        iv = (
+            _to_int(raw, INTERVIEW, where).cast(pl.Utf8)
+            if iv.dtype != pl.Utf8
+            else iv.str.strip_chars()
+        )
+        columns.append(iv.alias(INTERVIEW))
+    else:
+        columns.append(pl.Series(INTERVIEW, [None] * raw.height, dtype=pl.Utf8))
+    if WEIGHT in raw.columns:
+        w = raw.get_column(WEIGHT)
+        w = w.str.strip_chars() if w.dtype == pl.Utf8 else w
+        w = w.cast(pl.Float64, strict=False)
+        bad = w.is_null() | w.is_nan() | w.is_infinite() | (w <= 0)
+        if bad.any():
+            raise DataError(
+                f"{where}: {WEIGHT} is missing, non-numeric or not positive in {int(bad.sum())} rows"
+            )
+        columns.append(w.alias("weight"))
+    else:
+        log.warning("%s has no %s column; every respondent gets weight 1", where, WEIGHT)
+        columns.append(pl.Series("weight", [1.0] * raw.height, dtype=pl.Float64))
+    columns.extend(_to_int(raw, c, where) for c in present if c != COUNTRY)
+    frame = pl.DataFrame(columns)
+    for derived, (sources, expr) in DERIVED.items():
+        if derived in item_ids and derived not in frame.columns:
+            log.info("%s: computing %s from %s", where, derived, ", ".join(sources))
+            frame = frame.with_columns(expr())
+    return frame
+
+
+def _respondent_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """``<ISO3>-<D_INTERVIEW>``; per country, the row number when interview ids repeat
+    (URY's v5.0 file has one id for all 1,000 rows)."""
+    row = pl.int_range(pl.len()).over("country") + 1
+    unique_iv = pl.col(INTERVIEW).is_not_null().all().over("country") & (
+        pl.col(INTERVIEW).n_unique().over("country") == pl.len().over("country")
+    )
+    ids = (
+        pl.when(unique_iv)
+        .then(pl.col("country") + "-" + pl.col(INTERVIEW))
+        .otherwise(pl.col("country") + "-row" + row.cast(pl.Utf8).str.zfill(6))
+    )
+    fallback = frame.filter(~frame.select(unique_iv).to_series()).get_column("country").unique()
+    if fallback.len():
+        log.warning(
+            "interview ids (D_INTERVIEW) absent or not unique for %s; using row numbers",
+            ", ".join(sorted(fallback.to_list())),
+        )
+    return frame.with_columns(ids.alias("respondent_id")).drop(INTERVIEW)
+
+
+def read_source(path: str | Path, bank: QuestionBank) -> ExtractResult:
+    """Read real WVS-7 data at ``path`` into the extract contract's tables."""
+    files = source_files(path)
+    frames = [_read_file(f, bank) for f in files]
+    try:
+        frame = pl.concat(frames, how="vertical")
+    except pl.exceptions.PolarsError as exc:  # e.g. a file whose column types differ
+        raise DataError(f"files in {path} do not fit together: {str(exc).splitlines()[0]}") from exc
+    frame = _respondent_ids(frame)
+    if frame.get_column("respondent_id").is_duplicated().any():
+        dup = frame.filter(pl.col("respondent_id").is_duplicated()).get_column("respondent_id")[0]
+        raise DataError(f"respondent {dup} appears more than once in {path}; is a file duplicated?")
+    items = bank.items
+    recoded, counts = recode(frame, items, str(path))
+    respondents = recoded.select(
+        "country", "respondent_id", "weight", *[pl.col(i.id).cast(pl.Int64) for i in items]
+    ).sort("country", maintain_order=True)
+    return ExtractResult(respondents=respondents, missing_counts=counts, source=str(path))
+
+
+def select_countries(result: ExtractResult, countries: list[str]) -> ExtractResult:
+    """Keep only ``countries``; a code the data doesn't have is an error naming those it has."""
+    have = set(result.respondents.get_column("country").unique().to_list())
+    unknown = [c for c in countries if c not in have]
+    if unknown:
+        raise DataError(
+            f"countries {', '.join(unknown)} not in {result.source}; it has {', '.join(sorted(have))}"
+        )
+    keep = pl.col("country").is_in(countries)
+    return ExtractResult(
+        respondents=result.respondents.filter(keep),
+        missing_counts=result.missing_counts.filter(keep),
+        source=result.source,
+        synthetic=result.synthetic,
+    )

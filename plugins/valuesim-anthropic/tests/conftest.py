@@ -1,0 +1,20 @@
+"""Fixtures: a fake Anthropic server on 127.0.0.1 and a recognisable fake key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fake_anthropic_server import FAKE_KEY, FakeAnthropic, serve
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    return FAKE_KEY
+
+
+@pytest.fixture
+def fake(key: str) -> Iterator[FakeAnthropic]:
+    with serve() as server:
+        yield server

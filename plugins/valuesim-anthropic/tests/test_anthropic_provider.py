@@ -1,0 +1,134 @@
+"""The Anthropic provider driven through the real SDK against a local fake server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fake_anthropic_server import ANSWERS, FAKE_KEY, FakeAnthropic, make_request
+
+from valuesim.config import ModelSpec
+from valuesim.errors import ProviderError
+from valuesim.llm.engine import Engine
+from valuesim.llm.provider import TransientProviderError
+from valuesim.llm.types import ChatMessage, Decoding
+from valuesim.plugins import providers
+from valuesim_anthropic import AnthropicFactory
+from valuesim_anthropic.provider import AnthropicProvider
+
+SAMPLING = Decoding(estimator="sampling", samples=12)
+
+
+def provider(fake: FakeAnthropic, tmp_path: Path, **kw: object) -> AnthropicProvider:
+    spec = ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url=fake.url, **kw)  # type: ignore[arg-type]
+    return AnthropicProvider(spec, state_dir=tmp_path)
+
+
+def sampled(question: str = "How important is family?") -> object:
+    return replace(make_request(question), decoding=SAMPLING)
+
+
+def test_registered_without_logprobs() -> None:
+    factory = providers()["anthropic"]
+    assert factory.package == "valuesim-anthropic"
+    assert factory.capabilities.top_logprobs == 0 and factory.capabilities.sampling
+
+
+def test_sampling_draws_n_replies_with_cached_persona(fake: FakeAnthropic, tmp_path: Path) -> None:
+    (dist,) = provider(fake, tmp_path).score([sampled()])
+    assert fake.counts["paid"] == 12
+    body = fake.bodies[0]
+    assert body["system"] == [{"type": "text", "text": "You answer surveys. Your persona: P1",
+                               "cache_control": {"type": "ephemeral"}}]
+    assert [m["role"] for m in body["messages"]] == ["user"]
+    assert body["temperature"] == 1.0
+    p = dict(zip(ANSWERS, dist.probs, strict=True))
+    # 12 draws of the cycle 7, 8, 7, 10, 7, off-scale: 6x "7", 2x "8", 2x "10"
+    assert dist.estimator == "sampling"
+    assert dist.coverage == pytest.approx(10 / 12)
+    assert (p["7"], p["8"], p["10"], p["1"]) == pytest.approx((0.6, 0.2, 0.2, 0.0))
+    assert dist.usage.cached_tokens == 12 * 80 and dist.usage.prompt_tokens == 12 * 100
+
+
+def test_verbalized_distribution(fake: FakeAnthropic, tmp_path: Path) -> None:
+    req = replace(make_request(), decoding=Decoding(estimator="verbalized"))
+    (dist,) = provider(fake, tmp_path).score([req])
+    assert fake.counts["paid"] == 1 and "temperature" not in fake.bodies[0]
+    assert dist.estimator == "verbalized"
+    assert dist.probs[6] == pytest.approx(0.5) and dist.probs[9] == pytest.approx(0.25)
+
+
+def test_model_rejecting_temperature(fake: FakeAnthropic, tmp_path: Path) -> None:
+    spec = {"model": "claude-notemp-5"}
+    with pytest.raises(ProviderError, match="HTTP 400.*temperature"):
+        provider(fake, tmp_path, **spec).score([sampled()])
+    (dist,) = provider(fake, tmp_path, options={"omit_temperature": True}, **spec).score([sampled()])
+    assert "temperature" not in fake.bodies[-1] and dist.coverage > 0
+
+
+def test_prompt_caching_can_be_switched_off(fake: FakeAnthropic, tmp_path: Path) -> None:
+    provider(fake, tmp_path, options={"prompt_caching": False}).score([sampled()])
+    assert "cache_control" not in fake.bodies[0]["system"][0]
+
+
+def test_logprob_estimators_fail_at_creation(fake: FakeAnthropic, tmp_path: Path) -> None:
+    for estimator in ("logprobs", "top_logprobs"):
+        with pytest.raises(ProviderError, match="no log-probabilities"):
+            provider(fake, tmp_path, estimator=estimator)
+    assert fake.counts["total"] == 0
+
+
+def test_generate(fake: FakeAnthropic, tmp_path: Path) -> None:
+    text = provider(fake, tmp_path).generate(
+        [ChatMessage("system", "Be brief."), ChatMessage("user", "Descriptors?")], max_tokens=99
+    )
+    assert text == "7" and fake.bodies[0]["max_tokens"] == 99 and fake.bodies[0]["system"] == "Be brief."
+
+
+def test_missing_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY"):
+        AnthropicProvider(ModelSpec(provider="anthropic", model="claude-haiku-4-5"), state_dir=tmp_path)
+
+
+def test_errors_are_classified_and_key_free(fake: FakeAnthropic, tmp_path: Path) -> None:
+    p = provider(fake, tmp_path, options={"timeout_s": 0.2})
+    fake.fault = "badkey"
+    with pytest.raises(ProviderError, match="HTTP 401") as info:
+        p.score([sampled()])
+    assert FAKE_KEY not in str(info.value)
+    fake.fault = "ratelimit"
+    with pytest.raises(TransientProviderError, match="429") as rate:
+        p.score([sampled("rate?")])
+    assert rate.value.retry_after == pytest.approx(0.01)
+    fake.fault = "garbage"
+    with pytest.raises(ProviderError, match="unreadable response"):
+        p.score([sampled("garbage?")])
+    fake.fault = "hang"
+    with pytest.raises(TransientProviderError, match="within 0.2 s"):
+        p.score([sampled("hang?")])
+
+
+def _engine(fake: FakeAnthropic, cache: Path) -> Engine:
+    spec = ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url=fake.url,
+                     samples=4, concurrency=2)
+    return Engine(AnthropicFactory(), spec, cache, batch_size=2, max_retries=5, timeout_s=30,
+                  progress=False, log=lambda _: None, backoff_s=0.0)
+
+
+@pytest.mark.parametrize("fault", ["flaky", "ratelimit"])
+def test_engine_completes_through_faults_without_paying_twice(
+    fake: FakeAnthropic, tmp_path: Path, fault: str
+) -> None:
+    fake.fault = fault
+    with _engine(fake, tmp_path) as e:
+        reqs = [e.request(make_request(f"Q{i}").messages, ANSWERS) for i in range(4)]
+        results = e.run(reqs)
+        assert e.summary.retries > 0
+    assert all(r.estimator == "sampling" for r in results)
+    assert fake.counts["paid"] == 4 * 4  # every draw paid once despite the retries
+    fake.fault = ""
+    with _engine(fake, tmp_path) as e:
+        assert e.run(reqs) == results
+    assert fake.counts["paid"] == 16

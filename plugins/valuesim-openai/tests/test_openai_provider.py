@@ -1,0 +1,185 @@
+"""The OpenAI provider driven through the real SDK against a local fake server."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fake_openai_server import ANSWERS, FAKE_KEY, FakeOpenAI, make_request
+
+from valuesim.config import ModelSpec
+from valuesim.errors import ProviderError
+from valuesim.llm.provider import TransientProviderError
+from valuesim.llm.types import ChatMessage, Decoding
+from valuesim.plugins import providers
+from valuesim_openai.provider import OpenAIProvider
+
+
+def provider(fake: FakeOpenAI, tmp_path: Path, model: str = "gpt-4o-mini", **kw: object) -> OpenAIProvider:
+    spec = ModelSpec(provider="openai", model=model, base_url=fake.url, **kw)  # type: ignore[arg-type]
+    return OpenAIProvider(spec, state_dir=tmp_path)
+
+
+def test_registered_through_entry_point() -> None:
+    factory = providers()["openai"]
+    assert factory.package == "valuesim-openai"
+    assert factory.capabilities.top_logprobs == 20
+
+
+def test_top_logprobs_maps_first_token_onto_answers(fake: FakeOpenAI, tmp_path: Path) -> None:
+    (dist,) = provider(fake, tmp_path).score([make_request()])
+    body = fake.bodies[0]
+    assert body["logprobs"] is True
+    assert body["top_logprobs"] == 20
+    assert body["temperature"] == 0.0
+    # "7" and " 7" merge; "Sure" is off-scale; 2, 4, 6, 9, 10 never appear.
+    assert dist.estimator == "top_logprobs"
+    assert dist.coverage == pytest.approx(0.5 + 0.1 + 0.2 + 0.1 + 0.03 + 0.01)
+    assert set(dist.floored) == {"2", "4", "6", "9", "10"}
+    p = dict(zip(ANSWERS, dist.probs, strict=True))
+    assert math.fsum(dist.probs) == pytest.approx(1.0)
+    assert p["7"] / p["8"] == pytest.approx(0.6 / 0.2)
+    smallest_observed = 0.01 / math.fsum([0.94, *[p[a] for a in dist.floored]])
+    assert all(0 < p[a] < smallest_observed for a in dist.floored)
+    assert dist.usage.prompt_tokens == 100
+    assert dist.usage.cached_tokens == 40
+
+
+def test_narrower_top_k_floors_more(fake: FakeOpenAI, tmp_path: Path) -> None:
+    req = replace(make_request(), decoding=Decoding(top_k=2))
+    (dist,) = provider(fake, tmp_path).score([req])
+    assert fake.bodies[0]["top_logprobs"] == 2
+    assert dist.coverage == pytest.approx(0.7)  # "7" and "8" only
+    assert "1" in dist.floored and "7" not in dist.floored
+
+
+def test_prefix_answer_split_by_next_token(fake: FakeOpenAI, tmp_path: Path) -> None:
+    # The model starts with "1": the next position says "10" (0.6), "1" (0.3), "15" (0.1).
+    fake.first_token = "1"
+    (dist,) = provider(fake, tmp_path).score([make_request()])
+    p = dict(zip(ANSWERS, dist.probs, strict=True))
+    assert "10" not in dist.floored
+    assert p["10"] / p["1"] == pytest.approx(0.6 / 0.3)
+    assert dist.coverage == pytest.approx(0.94 - 0.1 * 0.1)  # "15" is off-scale
+
+
+def test_sampling_uses_n_and_parses_replies(fake: FakeOpenAI, tmp_path: Path) -> None:
+    req = replace(make_request(), decoding=Decoding(estimator="sampling", samples=40, temperature=0.7))
+    (dist,) = provider(fake, tmp_path).score([req])
+    assert fake.bodies[0]["n"] == 40 and fake.bodies[0]["temperature"] == 0.7
+    assert "logprobs" not in fake.bodies[0]
+    assert dist.estimator == "sampling"
+    p = dict(zip(ANSWERS, dist.probs, strict=True))
+    assert p["7"] > p["8"] > 0 and p["10"] > 0 and p["1"] == 0  # "10" is not read as "1"
+    assert 0.5 < dist.coverage < 1.0  # "I think 7" does not parse
+
+
+def test_verbalized_reads_a_json_distribution(fake: FakeOpenAI, tmp_path: Path) -> None:
+    req = replace(make_request(), decoding=Decoding(estimator="verbalized"))
+    (dist,) = provider(fake, tmp_path).score([req])
+    assert "JSON object" in fake.bodies[0]["messages"][-1]["content"]
+    assert dist.estimator == "verbalized"
+    assert dist.probs[6] == pytest.approx(0.6) and dist.coverage == pytest.approx(1.0)
+
+
+def test_generate_returns_text(fake: FakeOpenAI, tmp_path: Path) -> None:
+    text = provider(fake, tmp_path).generate([ChatMessage("user", "Write descriptors")], max_tokens=50)
+    assert text in {"7", "8.", "I think 7", "10"}
+    assert fake.bodies[0]["max_tokens"] == 50
+
+
+def test_reasoning_model_without_logprobs_fails_before_any_request(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    with pytest.raises(ProviderError, match="no log-probabilities"):
+        provider(fake, tmp_path, model="o3-mini", estimator="top_logprobs")
+    with pytest.raises(ProviderError, match="top_logprobs"):
+        provider(fake, tmp_path, estimator="logprobs")
+    assert fake.counts["total"] == 0
+    p = provider(fake, tmp_path, model="o3-mini")
+    assert p.capabilities.top_logprobs == 0 and p.estimator == "sampling"
+    p.score([make_request()])
+    body = fake.bodies[0]
+    assert "temperature" not in body and "max_completion_tokens" in body
+
+
+def test_model_specific_top_k_cap(fake: FakeOpenAI, tmp_path: Path) -> None:
+    p = provider(fake, tmp_path, options={"max_top_logprobs": 5})
+    p.score([make_request()])
+    assert p.capabilities.top_logprobs == 5 and fake.bodies[0]["top_logprobs"] == 5
+
+
+def test_unknown_option_is_rejected(fake: FakeOpenAI, tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match="unknown options"):
+        provider(fake, tmp_path, options={"timout_s": 3})
+
+
+def test_missing_key_fails_before_first_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ProviderError, match="OPENAI_API_KEY"):
+        OpenAIProvider(ModelSpec(provider="openai", model="gpt-4o-mini"), state_dir=tmp_path)
+
+
+def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from fake_openai_server import serve
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with serve() as fake:
+        (dist,) = provider(fake, tmp_path, model="Qwen/Qwen2.5-7B-Instruct").score([make_request()])
+    assert dist.coverage > 0.9
+
+
+def test_key_from_custom_env_var(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, tmp_path: Path) -> None:
+    monkeypatch.setenv("VLLM_KEY", "vllm-secret")
+    provider(fake, tmp_path, options={"api_key_env": "VLLM_KEY"}).score([make_request()])
+    assert fake.auth_headers[-1] == "Bearer vllm-secret"
+
+
+def test_rejected_key_is_not_echoed(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fault = "badkey"
+    p = provider(fake, tmp_path)
+    with pytest.raises(ProviderError, match="HTTP 401") as info:
+        p.score([make_request()])
+    assert FAKE_KEY not in str(info.value) and FAKE_KEY[:16] not in str(info.value)
+    assert info.value.__cause__ is None  # the SDK's message (with the key) is not chained
+    assert fake.auth_headers[-1] == f"Bearer {FAKE_KEY}"  # the key was really sent
+
+
+def test_rate_limit_carries_retry_after(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fault = "ratelimit"
+    with pytest.raises(TransientProviderError, match="429") as info:
+        provider(fake, tmp_path).score([make_request()])
+    assert info.value.retry_after == pytest.approx(0.01)
+
+
+def test_server_error_is_transient(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fault = "flaky"
+    with pytest.raises(TransientProviderError, match="500"):
+        provider(fake, tmp_path).score([make_request()])
+
+
+def test_garbage_body_is_a_clear_permanent_error(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fault = "garbage"
+    with pytest.raises(ProviderError, match="unreadable response"):
+        provider(fake, tmp_path).score([make_request()])
+
+
+def test_wrong_shape_is_a_clear_permanent_error(fake: FakeOpenAI, tmp_path: Path) -> None:
+    p = provider(fake, tmp_path)
+    with pytest.raises(ProviderError, match="malformed chat completion"):
+        p.parse({"choices": [{"message": {"content": "7"}}]}, make_request())
+
+
+def test_hung_server_times_out(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fault = "hang"
+    with pytest.raises(TransientProviderError, match="within 0.2 s"):
+        provider(fake, tmp_path, options={"timeout_s": 0.2}).score([make_request()])
+
+
+def test_bad_request_is_permanent(fake: FakeOpenAI, tmp_path: Path) -> None:
+    # The fake refuses logprobs for o3 models, as the real API does.
+    p = provider(fake, tmp_path, model="o3", options={"logprobs": True})
+    with pytest.raises(ProviderError, match="HTTP 400.*logprobs is not supported"):
+        p.score([make_request()])

@@ -1,0 +1,262 @@
+"""Every stage reads only the files and params its dvc.yaml entry declares.
+
+The cheap stages run in order in a tmp copy of the project (on the demo population).
+While each runs, an audit hook records every file opened for reading (plus the paths
+handed to polars' readers, which open files in Rust, out of the audit hook's sight),
+and a spy subclass of Params records every section and key the stage touches. A read
+of a project file outside the entry's deps/outs, or a param outside its ``params``,
+fails the test. Stages whose module doesn't exist yet are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from valuesim.config import Params, load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+# Stages cheap enough to run in the unit suite, in dependency order.
+CHEAP = ("extract", "validate", "map", "human", "descriptors", "personas")
+COPY = ("data/questions", "data/demo", "data/descriptors", "validation", "params.yaml", "dvc.yaml")
+POLARS_READERS = (
+    "read_parquet",
+    "scan_parquet",
+    "read_csv",
+    "scan_csv",
+    "read_json",
+    "read_ndjson",
+    "read_parquet_schema",
+)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+
+@dataclass
+class Record:
+    reads: set[Path] = field(default_factory=set)
+    params: set[str] = field(default_factory=set)
+
+
+_active: Record | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _active is None or event != "open" or not args:
+        return
+    path, mode, flags = [*list(args), None, None][:3]
+    if not isinstance(path, (str, os.PathLike)):
+        return  # a file descriptor
+    if isinstance(mode, str) and any(m in mode for m in "wax+"):
+        return
+    if isinstance(flags, int) and flags & _WRITE_FLAGS:
+        return
+    _active.reads.add(Path(os.fsdecode(path)).resolve())
+
+
+_hooked = False
+
+
+def _install_hook() -> None:
+    global _hooked
+    if not _hooked:  # audit hooks can't be removed; this one is inert unless _active is set
+        sys.addaudithook(_audit)
+        _hooked = True
+
+
+def _spy_model(model: BaseModel, prefix: str, record: Record) -> BaseModel:
+    """A copy of ``model`` whose class records each field read as ``prefix.field``
+    (and ``prefix`` for whole-model use such as model_dump)."""
+    cls = type(model)
+    fields = set(cls.model_fields)
+    whole = {"model_dump", "model_dump_json", "model_copy", "__iter__"}
+
+    def getattribute(self: Any, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in fields:
+            key = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, BaseModel):  # a section: record the keys read from it
+                return _spy_model(value, key, record)
+            record.params.add(key)
+        elif name in whole and prefix:
+            record.params.add(prefix)
+        return value
+
+    spy_cls = type(f"Spy{cls.__name__}", (cls,), {"__getattribute__": getattribute})
+    return spy_cls.model_construct(**{k: getattr(model, k) for k in fields})
+
+
+def _covered(key: str, declared: set[str]) -> bool:
+    """``data.questions`` is covered by ``data`` or ``data.questions``."""
+    if "*" in declared:
+        return True
+    parts = key.split(".")
+    return any(".".join(parts[:i]) in declared for i in range(1, len(parts) + 1))
+
+
+def _interpolate(value: str, params: dict[str, Any]) -> str:
+    def lookup(m: re.Match[str]) -> str:
+        node: Any = params
+        for part in m.group(1).split("."):
+            node = node[part]
+        return str(node)
+
+    return re.sub(r"\$\{([^}]+)\}", lookup, value)
+
+
+def _declared_params(entry: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for p in entry.get("params", []) or []:
+        if isinstance(p, str):
+            out.add(p)
+        elif isinstance(p, dict):
+            for file, keys in p.items():
+                if file == "params.yaml" and not keys:
+                    out.add("*")  # the whole params file
+                else:
+                    out.update(keys or [])
+    return out
+
+
+def _paths(items: list[Any], params: dict[str, Any], root: Path) -> list[Path]:
+    out = []
+    for d in items or []:
+        name = d if isinstance(d, str) else next(iter(d))
+        out.append((root / _interpolate(name, params)).resolve())
+    return out
+
+
+def _stage_exists(name: str) -> bool:
+    return importlib.util.find_spec(f"valuesim.stages.{name}") is not None
+
+
+@dataclass
+class Outcome:
+    record: Record | None = None
+    error: str | None = None
+    skipped: str | None = None
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Outcome]]]:
+    root = tmp_path_factory.mktemp("dvc_project")
+    for rel in COPY:
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, root / rel)
+        elif src.exists():
+            shutil.copy2(src, root / rel)
+    _install_hook()
+    dvc = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    old = Path.cwd()
+    os.chdir(root)
+    mp = pytest.MonkeyPatch()
+    for fn in POLARS_READERS:
+        original: Callable[..., Any] = getattr(pl, fn)
+
+        def wrapped(source: Any, *a: Any, __orig: Callable[..., Any] = original, **k: Any) -> Any:
+            if _active is not None and isinstance(source, (str, os.PathLike)):
+                _active.reads.add(Path(source).resolve())
+            return __orig(source, *a, **k)
+
+        mp.setattr(pl, fn, wrapped)
+    results: dict[str, Outcome] = {}
+    global _active
+    try:
+        params = load_params("params.yaml")
+        values = params.model_dump()
+        for name in CHEAP:
+            if not _stage_exists(name):
+                results[name] = Outcome(skipped=f"valuesim.stages.{name} does not exist yet")
+                continue
+            deps = set(_paths(dvc[name].get("deps", []), values, root))
+            broken = [
+                n
+                for n, o in results.items()
+                if (o.error or o.skipped)
+                and deps & set(_paths(dvc[n].get("outs", []), values, root))
+            ]
+            if broken:
+                results[name] = Outcome(
+                    skipped=f"needs the outputs of {', '.join(broken)}, which did not run"
+                )
+                continue
+            record = Record()
+            spy = _spy_model(params, "", record)
+            module = importlib.import_module(f"valuesim.stages.{name}")
+            _active = record
+            try:
+                module.run(spy)
+                results[name] = Outcome(record=record)
+            except Exception as exc:
+                results[name] = Outcome(record=record, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                _active = None
+        yield root.resolve(), results
+    finally:
+        _active = None
+        mp.undo()
+        os.chdir(old)
+
+
+def _stage_names() -> list[str]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return list(stages)
+
+
+@pytest.mark.parametrize("stage", _stage_names())
+def test_stage_reads_only_what_it_declares(
+    stage: str, outcomes: tuple[Path, dict[str, Outcome]]
+) -> None:
+    if stage not in CHEAP:
+        pytest.skip(f"{stage} needs a model run; not run in the unit suite")
+    proj, results = outcomes
+    outcome = results[stage]
+    if outcome.skipped:
+        pytest.skip(outcome.skipped)
+    assert outcome.error is None, f"stage {stage} failed in the tmp project: {outcome.error}"
+    assert outcome.record is not None
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    values = load_params(proj / "params.yaml").model_dump()
+    allowed = _paths(dvc.get("deps", []), values, proj) + _paths(dvc.get("outs", []), values, proj)
+    undeclared_files = sorted(
+        str(p.relative_to(proj))
+        for p in outcome.record.reads
+        # paths that don't exist are import-machinery probes (path hooks), not data reads
+        if p.is_relative_to(proj)
+        and p.exists()
+        and not any(p == a or p.is_relative_to(a) for a in allowed)
+    )
+    assert not undeclared_files, f"{stage} reads files not in its dvc.yaml deps: {undeclared_files}"
+    declared = _declared_params(dvc)
+    undeclared_params = sorted(k for k in outcome.record.params if not _covered(k, declared))
+    assert not undeclared_params, (
+        f"{stage} reads params not declared in dvc.yaml: {undeclared_params}"
+    )
+
+
+def test_spy_records_keys() -> None:
+    """The spy itself: a typo'd declaration would be caught."""
+    record = Record()
+    spy = _spy_model(Params(), "", record)
+    assert isinstance(spy, Params)
+    _ = spy.data.questions, spy.filter.max_missing, spy.models
+    assert record.params == {"data.questions", "filter.max_missing", "models"}
+    _ = spy.map.model_dump()
+    assert "map" in record.params
+    assert _covered("data.questions", {"data"})
+    assert _covered("data.questions", {"data.questions"})
+    assert not _covered("data.source", {"data.questions"})
+    assert not _covered("filter.max_missing", {"map"})

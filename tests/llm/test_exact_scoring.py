@@ -1,0 +1,81 @@
+"""The answer trie and bench helpers (no model needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from valuesim.llm.bench import country_means, reference_subset, total_variation
+from valuesim.llm.exact_scoring import build_trie
+from valuesim.llm.types import AnswerDistribution, ChatMessage
+from valuesim.prompts import PromptUnit
+
+END = 2
+
+
+def test_trie_of_a_ten_point_scale_scores_1_and_10_apart() -> None:
+    # digits as token ids 33 ("1") .. 41 ("9"), 32 ("0"): "10" is two tokens
+    seqs = [(33 + d - 1, END) for d in range(1, 10)] + [(33, 32, END)]
+    trie = build_trie(seqs)
+    # contexts: after "1".."9" and after "10"
+    assert trie.contexts == (*[(33 + d - 1,) for d in range(1, 10)], (33, 32))
+    # "1" = P(1 | prompt) * P(end | "1"); "10" = P(1) * P(0 | "1") * P(end | "10")
+    assert trie.steps[0] == ((0, 33), (1, END))
+    assert trie.steps[9] == ((0, 33), (1, 32), (10, END))
+    # "10" sees "1" as its ancestor, "2" does not
+    assert trie.ancestors[9, 0]
+    assert trie.ancestors[9, 9]
+    assert not trie.ancestors[9, 1]
+    assert not trie.ancestors[0, 9]
+
+
+def test_trie_of_single_token_answers_needs_one_context_each() -> None:
+    trie = build_trie([(33, END), (34, END)])
+    assert trie.contexts == ((33,), (34,))
+    assert np.array_equal(trie.ancestors, np.eye(2, dtype=bool))
+
+
+def test_reference_subset_is_evenly_spaced_and_total() -> None:
+    assert reference_subset(10, 0) == list(range(10))
+    assert reference_subset(3, 6) == [0, 1, 2]
+    sub = reference_subset(100, 5)
+    assert sub[0] == 0
+    assert sub[-1] == 99
+    assert len(sub) == 5
+
+
+def test_total_variation() -> None:
+    assert total_variation([1, 0], [0, 1]) == 1.0
+    assert total_variation([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert total_variation([0.2, 0.8], [0.4, 0.6]) == pytest.approx(0.2)
+
+
+def test_country_means_average_expected_answers_over_personas() -> None:
+    msgs = (ChatMessage("user", "q"),)
+    units = [
+        PromptUnit("a", "JPN", "Q1", msgs, ("1", "2", "3", "4")),
+        PromptUnit("b", "JPN", "Q1", msgs, ("1", "2", "3", "4")),
+    ]
+    dists = [
+        AnswerDistribution((1.0, 0.0, 0.0, 0.0), 1.0, "logprobs"),
+        AnswerDistribution((0.0, 0.0, 0.5, 0.5), 1.0, "logprobs"),
+    ]
+    assert country_means(units, dists) == {("JPN", "Q1"): pytest.approx((1.0 + 3.5) / 2)}
+
+
+def test_bench_refuses_unknown_and_remote_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from valuesim.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "models:\n"
+        "  smollm2: {provider: transformers, model: embedded}\n"
+        "  remote: {provider: openai, model: gpt-4o-mini}\n"
+    )
+    for model, match in (("nope", "not defined"), ("remote", "local transformers provider")):
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--params", str(params), "--model", model])
+        assert exc.value.code == 2
+        assert match in capsys.readouterr().err

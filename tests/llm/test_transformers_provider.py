@@ -1,0 +1,208 @@
+"""The built-in transformers provider with the embedded SmolLM2 model.
+
+Tests marked slow load the model once per session (first time ever: ~20 s to
+convert the GGUF file; afterwards ~3 s) and compare exact scoring with a
+brute-force reference written here independently: one plain forward pass over
+prompt + answer + end-of-turn per answer string, product of token probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from valuesim.config import ModelSpec
+from valuesim.errors import ProviderError
+from valuesim.llm.transformers_provider import TransformersProvider
+from valuesim.llm.types import ChatMessage, Decoding, ScoreRequest
+from valuesim.plugins import providers
+
+PERSONA = (
+    "You are participating in a social science simulation. You will be given a survey "
+    "question and must answer it as someone living in Japan would, embracing this persona's "
+    "values as your own.\n\nYour persona: You live in Japan. You think God is not at all "
+    "important in your life. You value independence in children."
+)
+
+
+def _request(question: str, n: int, system: str = PERSONA) -> ScoreRequest:
+    scale = ", ".join(f"{i}=option {i}" for i in range(1, n + 1))
+    user = f"Question:\n{question}\n\nScale: {scale}\n\nRespond with ONLY the single integer (1-{n}):"
+    return ScoreRequest(
+        (ChatMessage("system", system), ChatMessage("user", user)),
+        tuple(str(i) for i in range(1, n + 1)),
+    )
+
+
+REQUESTS = [
+    _request("How important is Family in your life?", 4),
+    _request("All things considered, how satisfied are you with your life as a whole?", 10),
+    _request("How often do you attend religious services?", 8),
+    _request("How interested would you say you are in politics?", 4, system="You are a helpful assistant."),
+]
+
+
+def test_importing_the_builtin_plugin_does_not_import_torch() -> None:
+    code = (
+        "import sys, valuesim.llm.transformers_provider, valuesim.plugins as p; "
+        "assert 'transformers' in p.providers(); "
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_factory_is_registered_with_its_capabilities() -> None:
+    factory = providers()["transformers"]
+    assert factory.package == "valuesim"
+    caps = factory.capabilities
+    assert caps.logprobs
+    assert caps.text_generation
+    assert not caps.sampling
+    assert not caps.batch_api
+
+
+def test_unknown_option_is_rejected_before_loading(tmp_path: Path) -> None:
+    spec = ModelSpec(provider="transformers", model="embedded", options={"thread": 2})
+    with pytest.raises(ProviderError, match="unknown transformers option"):
+        providers()["transformers"].create(spec, state_dir=tmp_path)
+
+
+def test_a_directory_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    spec = ModelSpec(provider="transformers", model=str(empty), precision="fp32")
+    with pytest.raises(ProviderError, match="cannot load model"):
+        providers()["transformers"].create(spec, state_dir=tmp_path)
+
+
+# -- with the model -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fp32(tmp_path_factory: pytest.TempPathFactory) -> TransformersProvider:
+    spec = ModelSpec(provider="transformers", model="embedded", precision="fp32")
+    return providers()["transformers"].create(spec, state_dir=tmp_path_factory.mktemp("state"))
+
+
+def brute_force(provider: TransformersProvider, request: ScoreRequest) -> tuple[list[float], float]:
+    """P(reply == answer) by one full forward pass per answer; (probs, coverage)."""
+    import torch
+
+    lm, tok = provider.lm.model, provider.lm.tokenizer
+    msgs = [{"role": m.role, "content": m.content} for m in request.messages]
+    prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    raw = []
+    for ans in request.answers:
+        # the reply as the template writes it: answer then <|im_end|>
+        reply_ids = tok(ans + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + reply_ids])
+        with torch.inference_mode():
+            logp = torch.log_softmax(lm(input_ids=ids).logits[0].double(), dim=-1)
+        start = len(prompt_ids) - 1
+        raw.append(math.exp(sum(float(logp[start + k, t]) for k, t in enumerate(reply_ids))))
+    total = sum(raw)
+    return [r / total for r in raw], total
+
+
+@pytest.mark.slow
+def test_exact_scoring_matches_brute_force(fp32: TransformersProvider) -> None:
+    got = fp32.score(REQUESTS)
+    for req, dist in zip(REQUESTS, got, strict=True):
+        probs, coverage = brute_force(fp32, req)
+        assert dist.estimator == "logprobs"
+        assert not dist.flag
+        assert dist.probs == pytest.approx(probs, abs=1e-5)
+        assert dist.coverage == pytest.approx(coverage, rel=1e-4)
+        assert 0.0 < dist.coverage <= 1.0
+        assert math.fsum(dist.probs) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_one_is_one_then_end_not_a_prefix_of_ten(fp32: TransformersProvider) -> None:
+    import torch
+
+    req = REQUESTS[1]  # 1-10 scale: "10" starts with the token "1"
+    dist = fp32.score([req])[0]
+    tok = fp32.lm.tokenizer
+    msgs = [{"role": m.role, "content": m.content} for m in req.messages]
+    prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode():
+        first = torch.softmax(fp32.lm.model(input_ids=ids).logits[0, -1].double(), -1)
+    p_first_token_1 = float(first[tok.convert_tokens_to_ids("1")])
+    raw_1 = dist.probs[0] * dist.coverage
+    raw_10 = dist.probs[9] * dist.coverage
+    # "1" alone and "10" both start with the token "1"; neither takes all of its mass
+    assert 0.0 < raw_1 < p_first_token_1
+    assert raw_1 + raw_10 <= p_first_token_1 * (1 + 1e-6)
+
+
+@pytest.mark.slow
+def test_prefix_reuse_equals_whole_prompts(fp32: TransformersProvider) -> None:
+    from valuesim.llm.exact_scoring import PrefixCache, score_requests
+
+    reused = score_requests(fp32.lm, REQUESTS, prefix_cache=PrefixCache())
+    whole = score_requests(fp32.lm, REQUESTS, prefix_cache=PrefixCache(), reuse_prefix=False)
+    assert reused[1].usage.cached_tokens > 0
+    assert whole[1].usage.cached_tokens == 0
+    for a, b in zip(reused, whole, strict=True):
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_fp32_is_deterministic(fp32: TransformersProvider) -> None:
+    fp32._prefixes.clear()
+    first = [d.to_json() for d in fp32.score(REQUESTS)]
+    fp32._prefixes.clear()
+    again = [d.to_json() for d in fp32.score(REQUESTS)]
+    assert first == again
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("answers", "match"),
+    [
+        (("1", "1"), "duplicate"),
+        (("1", " "), "empty"),
+        (("1", "2<|im_end|>x"), "cannot express"),
+        ((), "no admissible answers"),
+    ],
+)
+def test_bad_answer_sets_are_clear_errors(fp32: TransformersProvider, answers: tuple[str, ...], match: str) -> None:
+    req = ScoreRequest(REQUESTS[0].messages, answers)
+    with pytest.raises(ProviderError, match=match):
+        fp32.score([req])
+
+
+@pytest.mark.slow
+def test_other_estimators_are_refused(fp32: TransformersProvider) -> None:
+    req = ScoreRequest(REQUESTS[0].messages, REQUESTS[0].answers, Decoding(estimator="sampling"))
+    with pytest.raises(ProviderError, match="exactly"):
+        fp32.score([req])
+
+
+@pytest.mark.slow
+def test_bf16_is_close_to_fp32_and_repeatable(fp32: TransformersProvider, tmp_path: Path) -> None:
+    spec = ModelSpec(provider="transformers", model="embedded", precision="bf16")
+    bf16 = providers()["transformers"].create(spec, state_dir=tmp_path)
+    assert bf16.revision != fp32.revision  # precision changes answers
+    a, b = bf16.score(REQUESTS), fp32.score(REQUESTS)
+    bf16._prefixes.clear()
+    assert [d.to_json() for d in bf16.score(REQUESTS)] == [d.to_json() for d in a]
+    for x, y in zip(a, b, strict=True):
+        assert 0.5 * sum(abs(p - q) for p, q in zip(x.probs, y.probs, strict=True)) < 0.15
+
+
+@pytest.mark.slow
+def test_generate_is_greedy_text(fp32: TransformersProvider) -> None:
+    msgs = [ChatMessage("user", "Name one colour. Reply with one word.")]
+    first = fp32.generate(msgs, max_tokens=8)
+    assert first
+    assert first == fp32.generate(msgs, max_tokens=8)
