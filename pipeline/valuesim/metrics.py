@@ -98,12 +98,14 @@ def human_arrays(
             f"human answer code {row['code']} of {row['question']} is not an answer option; "
             "check the question bank against data/human"
         )
-    out = np.zeros((keys.height, len(codes)))
-    pos = {k: i for i, k in enumerate(zip(keys["country"], keys["question"], strict=True))}
+    pairs = list(zip(keys["country"].to_list(), keys["question"].to_list(), strict=True))
+    unique = {k: i for i, k in enumerate(dict.fromkeys(pairs))}
+    table = np.zeros((len(unique), len(codes)))
     for country, question, code, share in sub.select(
         "country", "question", "code", "share"
     ).iter_rows():
-        out[pos[(country, question)], index[code]] += share
+        table[unique[(country, question)], index[code]] += share
+    out = table[[unique[k] for k in pairs]] if pairs else table
     total = out.sum(axis=1)
     if np.any(total <= 0):
         i = int(np.argmin(total))

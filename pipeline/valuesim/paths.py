@@ -23,7 +23,10 @@ SELECTED_COUNTRIES = MAP / "selected_countries.json"  # {"countries": [...], "ho
 
 GENERATED_DESCRIPTORS = Path("data/descriptors/generated/value.yaml")
 
-PERSONAS = Path("data/personas/personas.parquet")
+PERSONAS = Path("data/personas/personas.parquet")  # every kind x nationality flag
+# One file per prompting method (base methods: just the countries), so that DVC reruns
+# only the simulate entries whose personas changed (e.g. value* after a descriptor change).
+PERSONAS_BY_METHOD = Path("data/personas/methods")
 
 SIMULATED = Path("data/simulated")  # <model>/<method>/{answers,population}.parquet, summary.json
 CALIBRATED = Path("data/calibrated")
@@ -34,6 +37,10 @@ METRICS = REPORTS / "metrics.json"
 FIGURES = REPORTS / "figures"
 PLOTS = REPORTS / "plots"
 REPORT_HTML = REPORTS / "index.html"
+
+
+def personas_for(method: str) -> Path:
+    return PERSONAS_BY_METHOD / f"{method}.parquet"
 
 
 def simulated_dir(model: str, method: str) -> Path:

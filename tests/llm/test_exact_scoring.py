@@ -79,3 +79,31 @@ def test_bench_refuses_unknown_and_remote_models(tmp_path: Path, capsys: pytest.
             main(["bench", "--params", str(params), "--model", model])
         assert exc.value.code == 2
         assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("logp", [-np.inf, -2000.0])
+def test_no_mass_on_any_answer_is_a_flagged_row(logp: float) -> None:
+    import torch
+
+    from valuesim.llm.exact_scoring import _distribution, _Encoded
+
+    trie = build_trie([(33, END), (34, END)])
+    enc = _Encoded(index=0, prompt=[5, 6, 7], prefix_len=0, trie=trie)
+    dist = _distribution(enc, torch.full((3, 50), logp), cached=0)
+    assert dist.coverage == 0.0
+    assert dist.flag.startswith("coverage 0")
+
+
+def test_mass_on_answers_is_coverage_and_renormalised() -> None:
+    import torch
+
+    from valuesim.llm.exact_scoring import _distribution, _Encoded
+
+    trie = build_trie([(33, END), (34, END)])
+    logp = torch.full((3, 50), -30.0, dtype=torch.float64)
+    logp[0, 33], logp[0, 34] = np.log(0.3), np.log(0.1)  # after the prompt
+    logp[1, END], logp[2, END] = np.log(0.5), np.log(1.0)  # end after "1", after "2"
+    dist = _distribution(_Encoded(0, [5, 6, 7], 0, trie), logp, cached=0)
+    assert dist.coverage == pytest.approx(0.3 * 0.5 + 0.1 * 1.0)
+    assert dist.probs == pytest.approx((0.15 / 0.25, 0.10 / 0.25))
+    assert not dist.flag

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from valuesim.personas.build import SCHEMA, persona_id
+from valuesim.personas.build import SCHEMA, persona_id, write_persona_tables
 
 QUESTIONS = ["Q1", "Q6", "Q48"]  # 4, 4 and 10 answers
 COUNTRIES = ["JPN", "DEU"]
@@ -30,8 +30,7 @@ def write_personas(path: Path, value_text: str = "You value {i} things.", flag_c
                         "country": c, "kind": kind, "nationality": nat, "text": text,
                         "missing_items": [],
                     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(rows, schema=SCHEMA).write_parquet(path)
+    write_persona_tables(pl.DataFrame(rows, schema=SCHEMA), path.parent)
 
 
 def make_project(directory: Path) -> None:

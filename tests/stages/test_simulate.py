@@ -114,7 +114,9 @@ def test_a_rerun_makes_no_model_call_and_writes_identical_tables(project: Path, 
 def test_country_level_methods_need_no_personas_and_share_identical_prompts(
     project: Path, root: Path
 ) -> None:
-    (project / "data/personas/personas.parquet").unlink()
+    import shutil
+
+    shutil.rmtree(project / "data/personas")
     params = make_params(root)
     simulate.run(params, model="fake", method="generic")
     # the generic prompt names no country: one model call per question, not per country

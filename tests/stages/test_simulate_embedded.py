@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from simulate_project import QUESTIONS, make_project
+
 from valuesim.config import Params
+from valuesim.personas.build import write_persona_tables
 from valuesim.stages import simulate
 
 
@@ -23,8 +24,8 @@ def test_embedded_model_tiny_run_and_a_rerun_without_model_calls(
         json.dumps({"countries": ["JPN"], "how": "list", "extra": []})
     )
     personas = pl.read_parquet("data/personas/personas.parquet")
-    personas.filter(pl.col("respondent_id").is_in(["JPN-0", "JPN-1"])).write_parquet(
-        "data/personas/personas.parquet"
+    write_persona_tables(
+        personas.filter(pl.col("respondent_id").is_in(["JPN-0", "JPN-1"])), Path("data/personas")
     )
     params = Params.model_validate({
         "data": {"questions": str(root / "data/questions/wvs7.yaml")},

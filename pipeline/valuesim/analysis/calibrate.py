@@ -14,7 +14,12 @@ import polars as pl
 
 from valuesim import metrics
 from valuesim.analysis.blocks import FloatArray, QuestionBlock
-from valuesim.calibration import LoqoFit, fit_temperature_loqo, mean_preserving_tilt, temperature_scale
+from valuesim.calibration import (
+    LoqoFit,
+    fit_temperature_loqo,
+    mean_preserving_tilt,
+    temperature_scale,
+)
 
 POPULATION_SCHEMA = {
     "model": pl.Utf8, "method": pl.Utf8, "country": pl.Utf8, "question": pl.Utf8,

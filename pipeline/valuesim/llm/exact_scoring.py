@@ -287,7 +287,9 @@ def _distribution(enc: _Encoded, logp: torch.Tensor, cached: int) -> AnswerDistr
     total = np.exp(per_answer - top).sum()
     coverage = float(np.exp(top) * total)
     probs = np.exp(per_answer - top) / total  # renormalised in log space: no underflow
-    flag = "" if coverage > 0.0 and np.isfinite(probs).all() else "coverage 0: the model puts no probability on any admissible answer"
+    ok = coverage > 0.0 and bool(np.isfinite(probs).all())
+    # same wording as the engine's flag for rows without coverage
+    flag = "" if ok else "coverage 0: no probability on any admissible answer"
     usage = Usage(prompt_tokens=len(enc.prompt), cached_tokens=cached)
     return AnswerDistribution(
         probs=tuple(float(x) for x in probs),

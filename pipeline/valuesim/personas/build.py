@@ -152,6 +152,31 @@ def build_personas(
     return pl.DataFrame(rows, schema=SCHEMA)
 
 
+def write_persona_tables(personas: pl.DataFrame, directory: Path) -> None:
+    """Write ``personas.parquet`` plus one table per prompting method.
+
+    A base method's table holds one row per country (no persona text), so its
+    simulate entry still depends on the selected countries and nothing else.
+    """
+    from valuesim.config import METHODS
+    from valuesim.prompts import persona_kind
+
+    write_personas(personas, directory / "personas.parquet")
+    countries = sorted(set(personas["country"].to_list()))
+    for method in METHODS:
+        kind, nationality = persona_kind(method)
+        if kind is None:
+            table = pl.DataFrame(
+                {"persona_id": [f"{c}:{method}" for c in countries], "country": countries},
+                schema={"persona_id": pl.Utf8, "country": pl.Utf8},
+            )
+        else:
+            table = personas.filter(
+                (pl.col("kind") == kind) & (pl.col("nationality") == nationality)
+            )
+        write_personas(table, directory / "methods" / f"{method}.parquet")
+
+
 def write_personas(personas: pl.DataFrame, path: Path) -> None:
     """Write atomically: a failed run leaves the previous file, not half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from valuesim.config import Params
 from valuesim.errors import DataError
 from valuesim.paths import GENERATED_DESCRIPTORS, PERSONAS, RESPONDENTS, SELECTED_COUNTRIES
 from valuesim.personas import descriptors
-from valuesim.personas.build import build_personas, write_personas
+from valuesim.personas.build import build_personas, write_persona_tables
 from valuesim.personas.sampling import sample_respondents
 from valuesim.survey.bank import load_bank
 
@@ -31,6 +31,6 @@ def run(params: Params, **_: object) -> None:
         pl.read_parquet(RESPONDENTS), countries, params.personas.n_per_country, params.personas.seed
     )
     personas = build_personas(sample, bank, value_set, socio_set)
-    write_personas(personas, PERSONAS)
+    write_persona_tables(personas, PERSONAS.parent)
     print(f"personas: {sample.height} respondents x {personas.height // max(sample.height, 1)} "
           f"variants from {len(countries)} countries -> {PERSONAS}")

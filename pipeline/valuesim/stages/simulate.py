@@ -14,7 +14,7 @@ import polars as pl
 
 from valuesim.config import Params
 from valuesim.errors import ConfigError, DataError
-from valuesim.paths import KEPT_QUESTIONS, PERSONAS, SELECTED_COUNTRIES, simulated_dir
+from valuesim.paths import KEPT_QUESTIONS, SELECTED_COUNTRIES, personas_for, simulated_dir
 from valuesim.survey.bank import load_bank
 
 
@@ -48,10 +48,12 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
     kind, _ = persona_kind(method)
     if kind is None:
         personas = pl.DataFrame()  # country-level methods need no personas
-    elif PERSONAS.exists():
-        personas = pl.read_parquet(PERSONAS)
+    elif personas_for(method).exists():
+        personas = pl.read_parquet(personas_for(method))
     else:
-        raise DataError(f"{PERSONAS} not found; run the personas stage first (dvc repro personas)")
+        raise DataError(
+            f"{personas_for(method)} not found; run the personas stage first (dvc repro personas)"
+        )
     units = plan_prompts(method, personas, bank, kept, countries, params.prompts.guidance)  # type: ignore[arg-type]
 
     label = f"simulate {model}/{method}"

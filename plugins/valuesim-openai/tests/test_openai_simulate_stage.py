@@ -10,6 +10,7 @@ import pytest
 from fake_openai_server import FakeOpenAI
 
 from valuesim.config import Params
+from valuesim.personas.build import write_persona_tables
 from valuesim.stages import simulate
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,13 +26,11 @@ def _inputs(project: Path) -> None:
     (project / "data/map/selected_countries.json").write_text(
         json.dumps({"countries": ["JPN"], "how": "list", "extra": []})
     )
-    pl.DataFrame({
+    write_persona_tables(pl.DataFrame({
         "persona_id": ["JPN-v-1", "JPN-v-2"], "respondent_id": ["r1", "r2"],
         "country": ["JPN", "JPN"], "kind": ["value", "value"], "nationality": [True, True],
         "text": ["You value tradition.", "You value freedom."], "missing_items": [[], []],
-    }, schema_overrides={"missing_items": pl.List(pl.Utf8)}).write_parquet(
-        project / "data/personas/personas.parquet"
-    )
+    }, schema_overrides={"missing_items": pl.List(pl.Utf8)}), project / "data/personas")
 
 
 def test_simulate_stage_with_openai(fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

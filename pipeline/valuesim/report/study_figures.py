@@ -1,0 +1,211 @@
+"""The study's figures (paper Figures 1, 3, 4/10, 8, 9, 11) as PNG files.
+
+Each function takes the evaluate stage's frames and a path, draws one figure and
+writes it atomically (``cultural_map.save_figure``). Matplotlib is imported lazily
+with the Agg backend so the package imports without a display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from valuesim.report.cultural_map import Overlay, draw_map, save_figure
+
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+MARKERS = ("^", "s", "D", "v", "P", "X", "*", "h")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "figure.dpi": 120})
+    return plt
+
+
+def _run(model: str, method: str, n_models: int) -> str:
+    return method if n_models == 1 else f"{model}/{method}"
+
+
+def cultural_map(
+    positions: pl.DataFrame, selected: list[str], sim: pl.DataFrame, path: Path
+) -> None:
+    """Figure 1: human positions plus each method's simulated country positions."""
+    overlays = []
+    n_models = sim["model"].n_unique() if sim.height else 1
+    for i, ((model, method), grp) in enumerate(sim.group_by(["model", "method"], maintain_order=True)):
+        overlays.append(Overlay(
+            label=_run(model, method, n_models),
+            points={c: (s, e) for c, s, e in grp.select("country", "secular", "self_expression").iter_rows()},
+            marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
+        ))
+    draw_map(positions, selected, overlays, path=path,
+             title="Inglehart-Welzel map: humans (filled) and simulated countries (open markers)")
+
+
+def mae_heatmap(by_country: pl.DataFrame, wilcoxon: pl.DataFrame, path: Path) -> None:
+    """Figure 11: MAE per country x (model, method); bold = best method for that
+    (model, country), * = better than every other method at p < 0.05 (Wilcoxon)."""
+    plt = _plt()
+    n_models = by_country["model"].n_unique()
+    runs = by_country.select("model", "method").unique(maintain_order=True).sort(["model", "method"]).rows()
+    # columns in ascending MAE of generic prompting, as in the paper (else the first method)
+    methods = [k for _, k in runs]
+    first = by_country.filter(pl.col("method") == ("generic" if "generic" in methods else methods[0]))
+    countries = first.group_by("country").agg(pl.col("mae").mean()).sort("mae")["country"].to_list()
+    grid = np.full((len(runs), len(countries)), np.nan)
+    for r, (model, method) in enumerate(runs):
+        sub = dict(by_country.filter((pl.col("model") == model) & (pl.col("method") == method))
+                   .select("country", "mae").iter_rows())
+        grid[r] = [sub.get(c, np.nan) for c in countries]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(countries) + 3), 0.55 * len(runs) + 2))
+    im = ax.imshow(grid, cmap="viridis_r", aspect="auto")
+    for r, (model, method) in enumerate(runs):
+        for c, country in enumerate(countries):
+            v = grid[r, c]
+            if np.isnan(v):
+                continue
+            same = [i for i, (m, _) in enumerate(runs) if m == model]
+            best = np.nanargmin(grid[same, c]) == same.index(r)
+            sig = best and _significantly_best(wilcoxon, model, country, method)
+            ax.text(c, r, f"{v:.3f}{'*' if sig else ''}", ha="center", va="center", fontsize=8.5,
+                    weight="bold" if best else "normal",
+                    color="white" if v > np.nanmean(grid) else "black")
+    ax.set_xticks(range(len(countries)), countries)
+    ax.set_yticks(range(len(runs)), [_run(m, k, n_models) for m, k in runs])
+    ax.set_title("MAE by country and method (bold: best; *: p<0.05 vs every other method)")
+    fig.colorbar(im, ax=ax, label="MAE (normalized by range)", shrink=0.8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _significantly_best(wilcoxon: pl.DataFrame, model: str, country: str, method: str) -> bool:
+    rows = wilcoxon.filter(
+        (pl.col("model") == model) & (pl.col("country") == country)
+        & ((pl.col("method_a") == method) | (pl.col("method_b") == method))
+    )
+    if rows.is_empty():
+        return False
+    return bool(((rows["better"] == method) & (rows["p_value"] < 0.05)).all())
+
+
+def mae_by_country(by_country: pl.DataFrame, path: Path) -> None:
+    """Figure 2 style: MAE of each method per country, with the cross-country mean."""
+    plt = _plt()
+    n_models = by_country["model"].n_unique()
+    countries = sorted(by_country["country"].unique().to_list())
+    fig, ax = plt.subplots(figsize=(max(7, 0.8 * len(countries) + 3), 4.5))
+    for i, ((model, method), grp) in enumerate(by_country.group_by(["model", "method"], maintain_order=True)):
+        vals = dict(grp.select("country", "mae").iter_rows())
+        y = [vals.get(c, np.nan) for c in countries]
+        ax.plot(countries, y, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
+                label=f"{_run(model, method, n_models)} (mean {np.nanmean(y):.3f})")
+    ax.set_ylabel("MAE (normalized by range)")
+    ax.set_title("MAE by method per country")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def nvar_boxplots(cells: pl.DataFrame, path: Path) -> None:
+    """Figures 4/10: normalized variance by method vs human, before and after calibration."""
+    plt = _plt()
+    n_models = cells["model"].n_unique()
+    runs = cells.select("model", "method").unique(maintain_order=True).sort(["model", "method"]).rows()
+    human = cells.filter((pl.col("model") == runs[0][0]) & (pl.col("method") == runs[0][1]))["nvar_human"]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(runs) + 4), 4.5), sharey=True)
+    for ax, col, title in zip(axes, ("nvar", "nvar_cal"), ("A. model output", "B. after mean-preserving calibration"), strict=True):
+        data = [human.to_numpy()] + [
+            cells.filter((pl.col("model") == m) & (pl.col("method") == k))[col].to_numpy() for m, k in runs
+        ]
+        labels = ["human"] + [_run(m, k, n_models) for m, k in runs]
+        bp = ax.boxplot(data, patch_artist=True, widths=0.6)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20)
+        for i, box in enumerate(bp["boxes"]):
+            box.set_facecolor("#DDDDDD" if i == 0 else PALETTE[(i - 1) % len(PALETTE)])
+            box.set_alpha(0.7)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("normalized variance (var / max var)")
+    fig.suptitle("Response diversity per (country, question)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def temperature_curves(temperature: pl.DataFrame, path: Path) -> None:
+    """Figure 9: MAE and Wasserstein vs T, plain (A, B) and mean-preserving (C, D)."""
+    plt = _plt()
+    n_models = temperature["model"].n_unique()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    panels = [("plain", "mae", "A. MAE, plain scaling"), ("plain", "wasserstein", "B. Wasserstein, plain scaling"),
+              ("mean_preserving", "mae", "C. MAE, mean-preserving"),
+              ("mean_preserving", "wasserstein", "D. Wasserstein, mean-preserving")]
+    for ax, (scaling, col, title) in zip(axes.flat, panels, strict=True):
+        sub = temperature.filter(pl.col("scaling") == scaling)
+        for i, ((model, method), grp) in enumerate(sub.group_by(["model", "method"], maintain_order=True)):
+            grp = grp.sort("temperature")
+            t = grp["temperature"].to_numpy()
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(t, grp[col].to_numpy(), color=color, label=_run(model, method, n_models))
+            ax.fill_between(t, grp[f"{col}_lo"].to_numpy(), grp[f"{col}_hi"].to_numpy(), color=color, alpha=0.15)
+        ax.axvline(1.0, color="black", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.set_ylabel("MAE" if col == "mae" else "Wasserstein (normalized)")
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("temperature T")
+    axes[0, 0].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def sample_size_curve(sample_sizes: pl.DataFrame, path: Path) -> None:
+    """Figure 3: MAE vs number of personas; band = range over repeated subsamples."""
+    plt = _plt()
+    n_models = sample_sizes["model"].n_unique()
+    per_rep = sample_sizes.group_by(["model", "method", "n", "repeat"]).agg(pl.col("mae").mean())
+    stats = per_rep.group_by(["model", "method", "n"]).agg(
+        pl.col("mae").mean().alias("mean"), pl.col("mae").min().alias("lo"), pl.col("mae").max().alias("hi")
+    ).sort(["model", "method", "n"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, ((model, method), grp) in enumerate(stats.group_by(["model", "method"], maintain_order=True)):
+        color = PALETTE[i % len(PALETTE)]
+        n = grp["n"].to_numpy()
+        ax.plot(n, grp["mean"].to_numpy(), marker="o", color=color, label=_run(model, method, n_models))
+        ax.fill_between(n, grp["lo"].to_numpy(), grp["hi"].to_numpy(), color=color, alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("personas sampled per country")
+    ax.set_ylabel("MAE (mean over countries)")
+    ax.set_title("MAE vs number of personas (band: range over random subsamples)")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def per_question(per_q: pl.DataFrame, x_method: str, y_method: str, path: Path) -> None:
+    """Figure 8: per-question MAE of one method against another (above the diagonal:
+    ``y_method`` is worse)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    for i, ((model,), grp) in enumerate(per_q.group_by(["model"], maintain_order=True)):
+        ax.scatter(grp[x_method].to_numpy(), grp[y_method].to_numpy(), color=PALETTE[i % len(PALETTE)],
+                   label=str(model), alpha=0.8)
+    hi = float(np.nanmax(per_q.select(x_method, y_method).to_numpy())) * 1.05
+    ax.plot([0, hi], [0, hi], color="black", lw=0.8, ls="--")
+    ax.set_xlim(0, hi)
+    ax.set_ylim(0, hi)
+    ax.set_xlabel(f"MAE, {x_method} prompting")
+    ax.set_ylabel(f"MAE, {y_method} prompting")
+    ax.set_title(f"Per-question MAE: {x_method} vs {y_method}")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)

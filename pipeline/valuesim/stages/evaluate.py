@@ -1,0 +1,116 @@
+"""`valuesim stage evaluate`: scores, statistical tests and analysis curves.
+
+Writes data/eval/*.parquet, reports/metrics.json (DVC metrics) and the DVC plot
+data under reports/plots/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from valuesim.analysis import curves, scores
+from valuesim.analysis.blocks import build_blocks, read_json, read_parquet, simulated_runs
+from valuesim.config import Params
+from valuesim.errors import DataError
+from valuesim.paths import (
+    CALIBRATED,
+    EVAL,
+    HUMAN_DISTRIBUTIONS,
+    KEPT_QUESTIONS,
+    MAP_TRANSFORM,
+    METRICS,
+    PLOTS,
+    SIMULATED,
+)
+from valuesim.stages._io import write_json, write_parquet
+
+# Figure 9's temperatures: log-spaced around the default T = 1 (which is included).
+CURVE_TEMPERATURES = tuple(float(t) for t in np.geomspace(0.1, 10.0, 13))
+
+
+def _write_csv(frame: pl.DataFrame, name: str) -> None:
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    tmp = PLOTS / f".{name}.tmp"
+    frame.write_csv(tmp)
+    tmp.replace(PLOTS / name)
+
+
+def map_positions(population: pl.DataFrame) -> pl.DataFrame:
+    """Each (model, method, country) on the cultural map, from expected item values.
+
+    Only possible when the simulated questions include enough of the map's items;
+    otherwise the frame is empty and the report says why.
+    """
+    schema = {"model": pl.Utf8, "method": pl.Utf8, "country": pl.Utf8, "calibrated": pl.Boolean,
+              "secular": pl.Float64, "self_expression": pl.Float64}
+    if not MAP_TRANSFORM.exists():
+        return pl.DataFrame(schema=schema)
+    from valuesim.survey.inglehart_welzel import IWTransform
+
+    transform = IWTransform.load(MAP_TRANSFORM)
+    items = set(transform.items)
+    sub = population.filter(pl.col("question").is_in(list(items)))
+    rows = []
+    for (model, method, country), grp in sub.group_by(["model", "method", "country"], maintain_order=True):
+        expected = {
+            q: float(np.dot(c, p)) for q, c, p in grp.select("question", "codes", "probs_raw").iter_rows()
+        }
+        try:
+            secular, self_expression = transform.project_expected(expected)
+        except DataError:
+            continue
+        rows.append({"model": model, "method": method, "country": country, "calibrated": False,
+                     "secular": secular, "self_expression": self_expression})
+    return pl.DataFrame(rows, schema=schema)
+
+
+def run(params: Params, **_: object) -> None:
+    an = params.analysis
+    population = read_parquet(CALIBRATED / "population.parquet", "calibrate")
+    human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
+    kept = read_json(KEPT_QUESTIONS, "human")["kept"]
+    cells = scores.score_cells(population, human)
+    countries = scores.by_country(cells)
+    summary = scores.summary(cells, an.bootstrap, an.seed)
+
+    sample_frames, temp_frames = [], []
+    for (model, method), path in simulated_runs(
+        SIMULATED, params.simulate.models, params.simulate.methods
+    ).items():
+        blocks = build_blocks(pl.read_parquet(path), human, kept)
+        sample_frames.append(
+            curves.sample_size_curve(model, method, blocks, an.sample_sizes, an.subsample_repeats, an.seed)
+        )
+        temp_frames.append(
+            curves.temperature_curve(model, method, blocks, CURVE_TEMPERATURES, an.bootstrap, an.seed)
+        )
+    sample_sizes = pl.concat(sample_frames)
+    temperature = pl.concat(temp_frames)
+
+    write_parquet(cells, EVAL / "cells.parquet")
+    write_parquet(countries, EVAL / "by_country.parquet")
+    write_parquet(summary, EVAL / "summary.parquet")
+    write_parquet(scores.wilcoxon_table(cells), EVAL / "wilcoxon.parquet")
+    write_parquet(scores.method_tests(cells), EVAL / "mann_whitney.parquet")
+    write_parquet(curves.per_question(cells), EVAL / "per_question.parquet")
+    write_parquet(sample_sizes, EVAL / "sample_size.parquet")
+    write_parquet(temperature, EVAL / "temperature.parquet")
+    write_parquet(map_positions(population), EVAL / "map_positions.parquet")
+
+    # DVC plot data: flat CSVs with a "run" column (model/method) to group lines by.
+    run_col = pl.concat_str(["model", "method"], separator="/").alias("run")
+    _write_csv(countries.select(run_col, "country", "mae", "wasserstein_cal"), "mae_by_country.csv")
+    _write_csv(
+        sample_sizes.group_by(["model", "method", "n"]).agg(pl.col("mae").mean())
+        .sort(["model", "method", "n"]).select(run_col, "n", "mae"),
+        "sample_size.csv",
+    )
+    _write_csv(
+        temperature.sort(["model", "method", "scaling", "temperature"]).select(
+            pl.concat_str(["model", "method", "scaling"], separator="/").alias("run"),
+            "temperature", "mae", "wasserstein",
+        ),
+        "temperature.csv",
+    )
+    write_json(scores.metrics_json(summary, countries), METRICS)

@@ -1,0 +1,159 @@
+"""`valuesim stage report`: figures (reports/figures/study/*.png) and reports/index.html."""
+
+from __future__ import annotations
+
+import html
+import shutil
+import tempfile
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from valuesim.analysis.blocks import read_json, read_parquet
+from valuesim.config import Params
+from valuesim.paths import (
+    CALIBRATED,
+    EVAL,
+    EXTRACT_META,
+    FIGURES,
+    HUMAN_DISTRIBUTIONS,
+    MAP_POSITIONS,
+    REPORT_HTML,
+    SELECTED_COUNTRIES,
+)
+from valuesim.report import study_figures as figs
+from valuesim.report.findings import country_spread, findings
+from valuesim.report.html_page import Figure, page, table
+
+STUDY_FIGURES = FIGURES / "study"
+
+# The paper's ethical statement and limitations, restated for readers of this report.
+CAVEATS = (
+    "Simulated answers are not people's answers. They must not be read as the beliefs, "
+    "preferences or experiences of anyone, nor replace asking people where that is feasible "
+    "or ethically required (participatory research, public consultation, high-stakes decisions).",
+    "Language models can reproduce stereotypes and biases of their training data and can "
+    "misrepresent populations that are underrepresented in it; errors differ between countries.",
+    "Good population-level numbers do not mean that individual answers are predicted well.",
+    "Small errors can matter downstream when they systematically favour one option or group; "
+    "results on the World Values Survey do not carry over to other surveys, open-ended answers "
+    "or behaviour without new validation.",
+    "The Inglehart-Welzel items are well studied and may be easier for models to recover than "
+    "less documented topics.",
+)
+
+
+def _provenance(meta: dict) -> str:
+    counts = meta.get("countries", {})
+    n = sum(int(v) for v in counts.values())
+    kind = ("<b>synthetic demo population</b> generated from shipped aggregates (no real respondents)"
+            if meta.get("synthetic") else "<b>real World Values Survey wave 7 respondents</b>")
+    return (f"Human data: {kind}; source <code>{html.escape(str(meta.get('source', '?')))}</code>; "
+            f"{len(counts)} countries, {n:,} respondents. Citation: "
+            f"{html.escape(str(meta.get('citation', 'n/a')))}")
+
+
+def _model_names(params: Params) -> dict[str, str]:
+    out = {}
+    for name, spec in params.models.items():
+        if spec.provider == "transformers" and spec.model == "embedded":
+            out[name] = f"{name} (SmolLM2-135M-Instruct, embedded)"
+        else:
+            out[name] = f"{name} ({spec.provider}: {spec.model})"
+    return out
+
+
+def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
+    cells = read_parquet(EVAL / "cells.parquet", "evaluate")
+    by_country = read_parquet(EVAL / "by_country.parquet", "evaluate")
+    wilcoxon = read_parquet(EVAL / "wilcoxon.parquet", "evaluate")
+    temperature = read_parquet(EVAL / "temperature.parquet", "evaluate")
+    sample_sizes = read_parquet(EVAL / "sample_size.parquet", "evaluate")
+    per_q = read_parquet(EVAL / "per_question.parquet", "evaluate")
+    sim_pos = read_parquet(EVAL / "map_positions.parquet", "evaluate")
+    notes: list[str] = []
+    made: list[Figure] = []
+
+    if MAP_POSITIONS.exists():
+        positions = pl.read_csv(MAP_POSITIONS)
+        selected = read_json(SELECTED_COUNTRIES, "map")["countries"]
+        figs.cultural_map(positions, selected, sim_pos, out / "cultural_map.png")
+        made.append(Figure(out / "cultural_map.png",
+                           "Figure 1. Cultural map: human country positions; open markers are where each "
+                           "method's simulated answers place the selected countries."))
+        if sim_pos.is_empty():
+            notes.append("The cultural map shows human positions only: simulated positions need "
+                         "simulated answers to the map's ten items, which this run did not ask.")
+    figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png")
+    made.append(Figure(out / "mae_heatmap.png", "Figure 11. MAE by country and method; bold marks the "
+                       "best method per model and country, * a significant advantage (Wilcoxon, p<0.05)."))
+    figs.mae_by_country(by_country, out / "mae_by_country.png")
+    made.append(Figure(out / "mae_by_country.png", "MAE of each method per country."))
+    figs.nvar_boxplots(cells, out / "normalized_variance.png")
+    made.append(Figure(out / "normalized_variance.png", "Figures 4/10. Normalized variance per "
+                       "(country, question) by method vs humans, before and after calibration."))
+    figs.temperature_curves(temperature, out / "temperature.png")
+    made.append(Figure(out / "temperature.png", "Figure 9. MAE and Wasserstein distance vs a common "
+                       "temperature: plain (A, B) vs mean-preserving scaling (C, D); bands are 95% "
+                       "bootstrap CIs over (country, question) cells; dashed line T = 1."))
+    multi = sample_sizes.group_by(["model", "method"]).agg(pl.col("n").n_unique()).filter(pl.col("n") > 1)
+    if multi.height:
+        figs.sample_size_curve(sample_sizes.join(multi.select("model", "method"), on=["model", "method"]),
+                               out / "sample_size.png")
+        made.append(Figure(out / "sample_size.png", "Figure 3. MAE vs personas per country; band: "
+                           "range over repeated random subsamples."))
+    methods = [c for c in per_q.columns if c not in ("model", "question")]
+    if len(methods) >= 2:
+        x = "country" if "country" in methods else methods[0]
+        y = "value" if "value" in methods and x != "value" else next(m for m in methods if m != x)
+        figs.per_question(per_q, y, x, out / "per_question.png")
+        made.append(Figure(out / "per_question.png", f"Figure 8. Per-question MAE, {y} vs {x}; points "
+                           f"above the diagonal: {x} prompting has the larger error."))
+    return made, notes
+
+
+def run(params: Params, **_: object) -> None:
+    meta = read_json(EXTRACT_META, "extract")
+    summary = read_parquet(EVAL / "summary.parquet", "evaluate")
+    wilcoxon = read_parquet(EVAL / "wilcoxon.parquet", "evaluate")
+    population = read_parquet(CALIBRATED / "population.parquet", "calibrate")
+    human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
+    temps = read_json(CALIBRATED / "temperatures.json", "calibrate")["temperatures"]
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".study-", dir=FIGURES))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the figures are for everyone
+    try:
+        made, notes = _draw(params, tmp)
+        spread, human_sd = country_spread(population, human)
+        found = findings(summary, wilcoxon, spread, human_sd, bool(meta.get("synthetic")),
+                         _model_names(params))
+        temp_table = pl.DataFrame([
+            {"run": k, "T (all questions)": v["overall"], "T (LOQO median)": v["loqo_median"]}
+            for k, v in temps.items()
+        ])
+        shown = summary.select(
+            "model", "method", "mae", "mae_lo", "mae_hi", "wasserstein", "wasserstein_cal",
+            "nvar", "nvar_cal", "nvar_human", "n_countries",
+        )
+        params_yaml = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+        # figures are embedded from the temporary folder, then the folder takes the final place
+        text = page(
+            title="valuesim study report", findings=found, provenance=_provenance(meta),
+            params_yaml=params_yaml, notes=notes, caveats=CAVEATS,
+            tables=[("Scores per model and method (MAE with 95% bootstrap CI over countries)", table(shown)),
+                    ("Fitted calibration temperatures", table(temp_table))],
+            figures=made,
+        )
+        final = STUDY_FIGURES
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.replace(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    REPORT_HTML.parent.mkdir(parents=True, exist_ok=True)
+    tmp_html = REPORT_HTML.with_name(f".{REPORT_HTML.name}.tmp")
+    tmp_html.write_text(text, encoding="utf-8")
+    tmp_html.replace(REPORT_HTML)

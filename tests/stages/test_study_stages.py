@@ -1,0 +1,122 @@
+"""calibrate -> evaluate -> report on inputs built by tests/study_data.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from study_data import QUESTIONS, build_study
+from valuesim.config import Params
+from valuesim.errors import DataError
+from valuesim.stages import calibrate, evaluate, report
+
+
+def _params() -> Params:
+    return Params.model_validate({
+        "simulate": {"methods": ["generic", "value"], "models": ["tiny"]},
+        "models": {"tiny": {"provider": "transformers", "model": "embedded"}},
+        "calibration": {"t_grid_min": 0.5, "t_grid_max": 6.0, "t_grid_size": 12},
+        "analysis": {"sample_sizes": [1, 2, 3], "subsample_repeats": 3, "bootstrap": 200},
+    })
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
+    root = tmp_path_factory.mktemp("study")
+    build_study(root, true_t=2.0)
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        params = _params()
+        calibrate.run(params)
+        evaluate.run(params)
+        report.run(params)
+    finally:
+        os.chdir(old)
+    return root
+
+
+def test_calibrate_recovers_temperature_and_keeps_means(study: Path):
+    temps = json.loads((study / "data/calibrated/temperatures.json").read_text())["temperatures"]
+    # the generic run was built by sharpening the human distributions at T = 2
+    assert list(temps["tiny/generic"]["loqo"].values()) == [pytest.approx(2.0, rel=1e-3)] * len(QUESTIONS)
+    pop = pl.read_parquet(study / "data/calibrated/population.parquet")
+    assert pop.height == 2 * 3 * len(QUESTIONS)
+    for codes, raw, cal in pop.select("codes", "probs_raw", "probs_cal").iter_rows():
+        assert np.dot(codes, raw) == pytest.approx(np.dot(codes, cal), abs=1e-9)
+    # the flagged row (a one-hot on code 1) is not in AAA's Q1 population
+    answers = pl.read_parquet(study / "data/simulated/tiny/generic/answers.parquet")
+    good = answers.filter((pl.col("flag") == "") & (pl.col("country") == "AAA") & (pl.col("question") == "Q1"))
+    row = pop.filter((pl.col("method") == "generic") & (pl.col("country") == "AAA") & (pl.col("question") == "Q1"))
+    np.testing.assert_allclose(row["probs_raw"][0].to_list(), good["probs"][0].to_list())
+
+
+def test_evaluate_scores_match_independent_computation(study: Path):
+    cells = pl.read_parquet(study / "data/eval/cells.parquet")
+    human = pl.read_parquet(study / "data/human/distributions.parquet")
+    pop = pl.read_parquet(study / "data/calibrated/population.parquet")
+    row = pop.filter((pl.col("method") == "value") & (pl.col("country") == "BBB") & (pl.col("question") == "Q3")).row(0, named=True)
+    h = human.filter((pl.col("country") == "BBB") & (pl.col("question") == "Q3")).sort("code")
+    hv = dict(zip(h["code"].to_list(), h["share"].to_list(), strict=True))
+    codes = row["codes"]
+    hp = np.array([hv.get(c, 0.0) for c in codes])
+    pred = np.array(row["probs_raw"])
+    want_mae = abs(pred @ codes - hp @ codes) / (codes[-1] - codes[0])
+    got = cells.filter((pl.col("method") == "value") & (pl.col("country") == "BBB") & (pl.col("question") == "Q3"))
+    assert got["mae"][0] == pytest.approx(want_mae)
+    # generic was built to calibrate back to the humans exactly
+    gen = cells.filter(pl.col("method") == "generic")
+    assert gen["wasserstein_cal"].max() < 1e-6
+    assert gen["wasserstein"].max() > 0.01  # (two-answer questions are fixed by their mean)
+    m = json.loads((study / "reports/metrics.json").read_text())
+    assert set(m["mae"]) == {"tiny/generic", "tiny/value"}
+    assert m["mae"]["tiny/value"] == pytest.approx(
+        cells.filter(pl.col("method") == "value").group_by("country").agg(pl.col("mae").mean())["mae"].mean(), abs=1e-5)
+    assert set(m["by_country"]["tiny/value"]) == {"AAA", "BBB", "CCC"}
+
+
+def test_evaluate_curves(study: Path):
+    ss = pl.read_parquet(study / "data/eval/sample_size.parquet")
+    # generic has one "persona" per country, so only n = 1 exists for it
+    assert set(ss.filter(pl.col("method") == "generic")["n"].to_list()) == {1}
+    full = ss.filter((pl.col("method") == "value") & (pl.col("n") == 3))
+    cells = pl.read_parquet(study / "data/eval/by_country.parquet").filter(pl.col("method") == "value")
+    # all three personas = the full population
+    assert dict(full.filter(pl.col("repeat") == 0).select("country", "mae").iter_rows()) == pytest.approx(
+        dict(cells.select("country", "mae").iter_rows()))
+    temp = pl.read_parquet(study / "data/eval/temperature.parquet")
+    mp = temp.filter(pl.col("scaling") == "mean_preserving")
+    for (_m,), grp in mp.group_by(["method"]):
+        assert grp["mae"].max() - grp["mae"].min() < 1e-9  # constant by design
+    for name in ("mae_by_country.csv", "sample_size.csv", "temperature.csv"):
+        assert (study / "reports/plots" / name).stat().st_size > 0
+
+
+def test_report_is_self_contained(study: Path):
+    page = (study / "reports/index.html").read_text()
+    assert "data:image/png;base64," in page
+    assert "src=\"http" not in page
+    assert "href=\"http" not in page
+    assert "synthetic demo population" in page
+    assert "Test citation (synthetic)." in page
+    assert "not people" in page  # the ethical caveats
+    pngs = sorted(p.name for p in (study / "reports/figures/study").glob("*.png"))
+    assert {"cultural_map.png", "mae_heatmap.png", "normalized_variance.png", "temperature.png",
+            "sample_size.png", "per_question.png", "mae_by_country.png"} <= set(pngs)
+
+
+def test_missing_inputs_fail_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="dvc repro human"):
+        calibrate.run(_params())
+    build_study(tmp_path, methods=("generic",))
+    with pytest.raises(DataError, match="method value"):
+        calibrate.run(_params())
+    with pytest.raises(DataError, match="dvc repro calibrate"):
+        evaluate.run(_params())

@@ -1,0 +1,117 @@
+"""Build small study inputs of the contract shapes for the calibrate/evaluate/report tests.
+
+Everything is synthetic and generated here with NumPy (no project code makes the
+distributions), so the stage tests check our code against independent inputs.
+Persona distributions are made *sharper* than the human ones by raising them to a
+known power, so calibration has a known right answer: tilting each persona at
+``true_t`` gives back the human distribution exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+COUNTRIES = ("AAA", "BBB", "CCC")
+# question id -> answer codes (scales of different lengths, one not starting at 1)
+QUESTIONS = {"Q1": list(range(1, 11)), "Q2": [1, 2, 3, 4], "Q3": [0, 1, 2, 3, 4, 5], "Q4": [1, 2]}
+
+
+def human_distribution(rng: np.random.Generator, k: int) -> np.ndarray:
+    p = rng.dirichlet(np.full(k, 2.0))
+    return p / p.sum()
+
+
+def sharpen(h: np.ndarray, codes: list[int], power: float) -> np.ndarray:
+    """h^power tilted by exp(b r) so that the mean stays that of h (bisection on b)."""
+    r = np.asarray(codes, dtype=float)
+    target = h @ r
+    lo, hi = -200.0, 200.0
+    for _ in range(200):
+        b = 0.5 * (lo + hi)
+        w = power * np.log(h) + b * r
+        q = np.exp(w - w.max())
+        q /= q.sum()
+        lo, hi = (b, hi) if q @ r < target else (lo, b)
+    return q
+
+
+def build_study(
+    root: Path,
+    methods: tuple[str, ...] = ("generic", "value"),
+    model: str = "tiny",
+    personas: int = 3,
+    true_t: float = 2.0,
+    seed: int = 0,
+) -> dict[tuple[str, str], dict]:
+    """Write data/{human,simulated,map,interim} under ``root``; return the truth used."""
+    rng = np.random.default_rng(seed)
+    human_rows, summary_rows = [], []
+    humans: dict[tuple[str, str], np.ndarray] = {}
+    for c in COUNTRIES:
+        for q, codes in QUESTIONS.items():
+            h = human_distribution(rng, len(codes))
+            humans[(c, q)] = h
+            human_rows += [{"country": c, "question": q, "code": code, "share": float(s)}
+                           for code, s in zip(codes, h, strict=True) if s > 0]
+            summary_rows.append({"country": c, "question": q, "mean": float(h @ np.array(codes)),
+                                 "n": 1000, "n_eff": 900.0, "missing_share": 0.01})
+    hd = root / "data" / "human"
+    hd.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(human_rows, schema={"country": pl.Utf8, "question": pl.Utf8, "code": pl.Int64,
+                                     "share": pl.Float64}).write_parquet(hd / "distributions.parquet")
+    pl.DataFrame(summary_rows).write_parquet(hd / "summary.parquet")
+    (hd / "kept_questions.json").write_text(json.dumps(
+        {"kept": list(QUESTIONS), "dropped": [], "max_missing": 0.2}))
+
+    truth: dict[tuple[str, str], dict] = {}
+    for mi, method in enumerate(methods):
+        rows = []
+        n = 1 if method in ("generic", "country", "default") else personas
+        for c in COUNTRIES:
+            for q, codes in QUESTIONS.items():
+                h = humans[(c, q)]
+                for i in range(n):
+                    # method 0 is sharpened exactly; later methods also shift the mean a bit
+                    p = sharpen(h, codes, true_t)
+                    if mi > 0:
+                        p = 0.8 * p + 0.2 * rng.dirichlet(np.ones(len(codes)))
+                    rows.append({
+                        "persona_id": f"{c}:{method}:{i}", "country": c, "question": q,
+                        "codes": codes, "probs": p.tolist(), "coverage": 0.9,
+                        "estimator": "logprobs", "flag": "",
+                    })
+        # one flagged row, which every consumer must ignore
+        rows.append({"persona_id": "AAA:flagged", "country": "AAA", "question": "Q1",
+                     "codes": QUESTIONS["Q1"], "probs": [1.0] + [0.0] * 9, "coverage": 0.0,
+                     "estimator": "logprobs", "flag": "no admissible answer"})
+        answers = pl.DataFrame(rows, schema={
+            "persona_id": pl.Utf8, "country": pl.Utf8, "question": pl.Utf8,
+            "codes": pl.List(pl.Int64), "probs": pl.List(pl.Float64), "coverage": pl.Float64,
+            "estimator": pl.Utf8, "flag": pl.Utf8})
+        d = root / "data" / "simulated" / model / method
+        d.mkdir(parents=True, exist_ok=True)
+        answers.write_parquet(d / "answers.parquet")
+        pop = answers.filter(pl.col("flag") == "").group_by(["country", "question"]).agg(
+            pl.col("codes").first(), pl.len().alias("n_personas"))
+        pop.write_parquet(d / "population.parquet")
+        (d / "summary.json").write_text(json.dumps({"requests": answers.height}))
+        truth[(model, method)] = {"exact": mi == 0, "personas": n}
+
+    md = root / "data" / "map"
+    md.mkdir(parents=True, exist_ok=True)
+    pos = pl.DataFrame({
+        "country": list(COUNTRIES), "secular": [-1.0, 0.2, 1.1], "self_expression": [-0.8, 0.5, 1.3],
+        "se_secular": [0.05] * 3, "se_self_expression": [0.05] * 3, "n": [1000] * 3})
+    pos.write_csv(md / "positions.csv")
+    (md / "selected_countries.json").write_text(json.dumps(
+        {"countries": list(COUNTRIES), "how": "list", "extra": []}))
+    im = root / "data" / "interim"
+    im.mkdir(parents=True, exist_ok=True)
+    (im / "extract_meta.json").write_text(json.dumps({
+        "synthetic": True, "source": "data/demo/aggregates.json",
+        "countries": dict.fromkeys(COUNTRIES, 1000), "citation": "Test citation (synthetic)."}))
+    return truth
