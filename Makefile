@@ -22,8 +22,9 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile $(wildcard plugins/*/pyproject.t
 	$(BIN)/pip install -q -e ".[local,dev]"
 	touch $(STAMP)
 
+# dvc runs each stage's `valuesim stage ...` command: the venv's bin goes first on PATH.
 run: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

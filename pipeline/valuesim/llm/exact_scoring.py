@@ -284,9 +284,12 @@ def _distribution(enc: _Encoded, logp: torch.Tensor, cached: int) -> AnswerDistr
     lp = logp.double().numpy()
     per_answer = np.array([sum(lp[slot, tok] for slot, tok in steps) for steps in enc.trie.steps])
     top = per_answer.max()
-    total = np.exp(per_answer - top).sum()
-    coverage = float(np.exp(top) * total)
-    probs = np.exp(per_answer - top) / total  # renormalised in log space: no underflow
+    if np.isfinite(top):
+        total = np.exp(per_answer - top).sum()
+        coverage = float(np.exp(top) * total)
+        probs = np.exp(per_answer - top) / total  # renormalised in log space: no underflow
+    else:  # not one admissible answer has any probability: no distribution to report
+        coverage, probs = 0.0, np.full(len(per_answer), np.nan)
     ok = coverage > 0.0 and bool(np.isfinite(probs).all())
     # same wording as the engine's flag for rows without coverage
     flag = "" if ok else "coverage 0: no probability on any admissible answer"

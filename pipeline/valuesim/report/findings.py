@@ -49,19 +49,29 @@ def findings(summary: pl.DataFrame, wilcoxon: pl.DataFrame, spread: dict[str, fl
             f"({worst['mae']:.3f}). On this scale 0.1 means the predicted country means are off "
             "by a tenth of the answer range on average."
         )
+        if g.height > 1 and best["mae_hi"] >= worst["mae"]:
+            out.append(
+                f"{name}: the gap between methods ({worst['mae'] - best['mae']:.3f}) lies within the "
+                "best method's 95% interval: this run does not separate the methods."
+            )
         w = wilcoxon.filter(pl.col("model") == model)
         if w.height:
             sig = w.filter(pl.col("p_value") < 0.05)
             out.append(
                 f"{name}: {sig.height} of {w.height} (country, method-pair) comparisons differ at "
-                "p < 0.05 (Wilcoxon signed-rank across questions, uncorrected); with few kept "
-                "questions per country this test has little power."
+                "p < 0.05 (Wilcoxon signed-rank across questions, not corrected for the number "
+                "of comparisons, so about 5% are expected by chance alone)."
             )
         for row in g.iter_rows(named=True):
             key = f"{model}/{row['method']}"
             if key in spread and human_sd > 0:
                 ratio = spread[key] / human_sd
-                if ratio < 0.25:
+                if ratio < 0.25 and row["method"] in ("generic", "default"):
+                    out.append(
+                        f"{name}, {row['method']}: the prompt does not name the country, so every "
+                        "country gets the same prediction (by design)."
+                    )
+                elif ratio < 0.25:
                     out.append(
                         f"{name}, {row['method']}: predicted country means vary only {ratio:.0%} as "
                         "much across countries as the human means do: the model answers the "

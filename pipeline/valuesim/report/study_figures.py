@@ -181,6 +181,8 @@ def sample_size_curve(sample_sizes: pl.DataFrame, path: Path) -> None:
         ax.plot(n, grp["mean"].to_numpy(), marker="o", color=color, label=_run(model, method, n_models))
         ax.fill_between(n, grp["lo"].to_numpy(), grp["hi"].to_numpy(), color=color, alpha=0.15)
     ax.set_xscale("log", base=2)
+    sizes = sorted(stats["n"].unique().to_list())
+    ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("personas sampled per country")
     ax.set_ylabel("MAE (mean over countries)")
     ax.set_title("MAE vs number of personas (band: range over random subsamples)")
