@@ -31,6 +31,9 @@ PERSONAS_BY_METHOD = Path("data/personas/methods")
 SIMULATED = Path("data/simulated")  # <model>/<method>/{answers,population}.parquet, summary.json
 CALIBRATED = Path("data/calibrated")
 EVAL = Path("data/eval")
+# Per-item Shapley values (analysis.shapley): shapley.parquet, values.parquet, summary.json,
+# or only disabled.json. Not under data/eval: DVC outputs of two stages must not nest.
+SHAPLEY = Path("data/shapley")
 
 REPORTS = Path("reports")
 METRICS = REPORTS / "metrics.json"

@@ -30,7 +30,8 @@ from valuesim.config import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 # Stages cheap enough to run in the unit suite, in dependency order.
-CHEAP = ("extract", "validate", "map", "human", "descriptors", "personas")
+# shapley is cheap with analysis.shapley off (the default): it writes a marker only
+CHEAP = ("extract", "validate", "map", "human", "descriptors", "personas", "shapley")
 COPY = ("data/questions", "data/demo", "data/descriptors", "validation", "params.yaml", "dvc.yaml")
 POLARS_READERS = (
     "read_parquet",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -89,16 +89,23 @@ def persona_text(
     bank: QuestionBank,
     value_set: DescriptorSet,
     socio_set: DescriptorSet,
+    items: Collection[str] | None = None,
 ) -> tuple[str, list[str]]:
-    """(text, missing item ids) for one respondent row (item id -> code or None)."""
+    """(text, missing item ids) for one respondent row (item id -> code or None).
+
+    ``items`` keeps only those persona items (value and fewshot kinds; the Shapley
+    analysis builds personas with items removed); the others are left out as if never
+    asked, not listed as missing.
+    """
     country = str(row["country"])
+    persona_items = [i for i in bank.persona_items if items is None or i.id in items]
     if kind == "fewshot":
         examples, missing = [], []
         if nationality:
             examples.append(
                 fewshot_example("In which country do you live?", "", country_name(country))
             )
-        for item in bank.persona_items:
+        for item in persona_items:
             value = row[item.id]
             if value is None:
                 missing.append(item.id)
@@ -108,7 +115,7 @@ def persona_text(
             )
         return "\n\n".join([FEWSHOT_LEAD, *examples]), missing
     if kind == "value":
-        sentences, missing = _describe(row, bank.persona_items, value_set)
+        sentences, missing = _describe(row, persona_items, value_set)
     elif kind == "sociodemographic":
         sentences, missing = _describe(row, bank.sociodemographic, socio_set)
     else:
@@ -127,10 +134,18 @@ def build_personas(
     *,
     kinds: Sequence[str] = PERSONA_KINDS,
     nationality: Sequence[bool] = (True, False),
+    items: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """One row per sampled respondent x kind x nationality flag (contract: personas.parquet)."""
+    """One row per sampled respondent x kind x nationality flag (contract: personas.parquet).
+
+    ``items``: only these persona items are described (default: all); see persona_text.
+    """
     for kind in kinds:
         check_kind(kind)
+    if items is not None:
+        unknown = sorted(set(items) - {i.id for i in bank.persona_items})
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)} are not persona items of the question bank")
     needed = {i.id for i in bank.persona_items} | {i.id for i in bank.sociodemographic}
     absent = sorted(needed - set(sample.columns))
     if absent:
@@ -143,7 +158,7 @@ def build_personas(
         rid = str(row["respondent_id"])
         for kind in kinds:
             for nat in nationality:
-                text, missing = persona_text(row, kind, nat, bank, value_set, socio_set)
+                text, missing = persona_text(row, kind, nat, bank, value_set, socio_set, items)
                 rows.append({
                     "persona_id": persona_id(rid, kind, nat), "respondent_id": rid,
                     "country": row["country"], "kind": kind, "nationality": nat,

@@ -21,10 +21,12 @@ from valuesim.paths import (
     MAP_POSITIONS,
     REPORT_HTML,
     SELECTED_COUNTRIES,
+    SHAPLEY,
 )
 from valuesim.report import study_figures as figs
 from valuesim.report.findings import country_spread, findings
 from valuesim.report.html_page import Figure, page, table
+from valuesim.report.shapley_figure import shapley_figure
 
 STUDY_FIGURES = FIGURES / "study"
 
@@ -110,6 +112,9 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         figs.per_question(per_q, y, x, out / "per_question.png")
         made.append(Figure(out / "per_question.png", f"Figure 8. Per-question MAE, {y} vs {x}; points "
                            f"above the diagonal: {x} prompting has the larger error."))
+    shapley = shapley_figure(SHAPLEY, out)  # only when analysis.shapley was on
+    if shapley is not None:
+        made.append(shapley)
     return made, notes
 
 

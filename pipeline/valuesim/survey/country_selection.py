@@ -3,7 +3,7 @@
 The paper picks countries on the convex hull of the Inglehart-Welzel map, so that
 the study spans the map's extremes (section 4). ``hull`` reproduces that on the
 data at hand; the default explicit list (``config.DEFAULT_COUNTRIES``) is the
-paper's ten with substitutes where WVS-7 has no file (docs/readme/map.md).
+paper's ten with substitutes where WVS-7 has no file (README, "The Inglehart-Welzel cultural map").
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ principal-axis and maximum-likelihood factoring (statsmodels ``Factor``) with
 regression scores; on WVS-7 the highly collinear God/autonomy items then take
 nearly all the weight and abortion gets a *negative* weight (a suppression
 artefact), and agreement with the published WVS aggregate indicators drops from
-r = 0.97 to 0.90 on the secular axis (docs/readme/map.md).
+r = 0.97 to 0.90 on the secular axis (README, "The Inglehart-Welzel cultural map").
 
 Respondents are scored with the same item means, scales and weights, so a
 country's weighted mean of its respondents' scores is its map position. Missing

@@ -62,7 +62,7 @@ def source_files(path: str | Path) -> list[Path]:
     p = Path(path)
     if not p.exists():
         raise DataError(
-            f"WVS source {p} not found; download WVS-7 (see docs/readme/data.md) and set "
+            f"WVS source {p} not found; download WVS-7 (README, 'The WVS-7 data') and set "
             f"data.source to its path"
         )
     if p.is_dir():
