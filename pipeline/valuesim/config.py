@@ -133,6 +133,8 @@ class SimulateParams(_Strict):
     timeout_s: float = Field(120.0, gt=0)
     # price per million tokens, by model name: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # also ask the Inglehart-Welzel map items (Figure 1); kept out of the metrics
+    map_items: bool = True
 
     @field_validator("methods")
     @classmethod

@@ -15,6 +15,11 @@ from valuesim.config import Params
 from valuesim.errors import ConfigError, DataError, ProviderError
 from valuesim.llm.engine import FLAG_NO_COVERAGE
 from valuesim.stages import simulate
+from valuesim.survey.map_expectations import AIMS, DIRECT_ITEMS
+
+# per country or persona: the direct map items, the four autonomy sources, the first
+# aim and one second-aim follow-up per possible first choice
+MAP_PROMPTS = len(DIRECT_ITEMS) + 4 + 1 + len(AIMS)
 
 
 def make_params(root: Path, **simulate_params: object) -> Params:
@@ -120,11 +125,13 @@ def test_country_level_methods_need_no_personas_and_share_identical_prompts(
     params = make_params(root)
     simulate.run(params, model="fake", method="generic")
     # the generic prompt names no country: one model call per question, not per country
-    assert (summary("generic")["requests"], summary("generic")["sent"]) == (6, 3)
+    per_country = len(QUESTIONS) + MAP_PROMPTS
+    assert (summary("generic")["requests"], summary("generic")["sent"]) == (2 * per_country, per_country)
+    assert summary("generic")["map_prompts"] == 2 * MAP_PROMPTS
     answers = pl.read_parquet(out("generic") / "answers.parquet")
     assert set(answers["persona_id"]) == {"JPN:generic", "DEU:generic"}
     simulate.run(params, model="fake", method="country")
-    assert summary("country")["sent"] == 6
+    assert summary("country")["sent"] == 2 * per_country
     with pytest.raises(DataError, match="run the personas stage"):
         simulate.run(params, model="fake", method="value")
 

@@ -94,8 +94,10 @@ def write_outputs(
     answers: pl.DataFrame,
     population: pl.DataFrame,
     summary: Mapping[str, object],
+    map_answers: pl.DataFrame | None = None,
 ) -> None:
-    """Write answers, population and summary into ``out_dir`` atomically.
+    """Write answers, population, summary (and map answers, when asked) into
+    ``out_dir`` atomically.
 
     Everything goes into a sibling temporary directory first; the old output (if
     any) is swapped out only once the new one is complete.
@@ -106,6 +108,8 @@ def write_outputs(
     try:
         answers.write_parquet(tmp / "answers.parquet")
         population.write_parquet(tmp / "population.parquet")
+        if map_answers is not None:
+            map_answers.write_parquet(tmp / "map_answers.parquet")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         old = None
         if out_dir.exists():

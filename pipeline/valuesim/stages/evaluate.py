@@ -6,6 +6,8 @@ data under reports/plots/.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
@@ -36,33 +38,41 @@ def _write_csv(frame: pl.DataFrame, name: str) -> None:
     tmp.replace(PLOTS / name)
 
 
-def map_positions(population: pl.DataFrame) -> pl.DataFrame:
-    """Each (model, method, country) on the cultural map, from expected item values.
+MAP_POSITION_SCHEMA = {"model": pl.Utf8, "method": pl.Utf8, "country": pl.Utf8,
+                       "secular": pl.Float64, "self_expression": pl.Float64}
 
-    Only possible when the simulated questions include enough of the map's items;
-    otherwise the frame is empty and the report says why.
+
+def map_positions(runs: dict[tuple[str, str], Path], transform_path: Path) -> pl.DataFrame:
+    """Each (model, method, country) on the cultural map (Figure 1).
+
+    From the map-item answers the simulate stage kept apart (``map_answers.parquet``,
+    written with ``simulate.map_items``): expected item values, projected with the
+    map's own transform. A run without that file (map items off, or a method whose
+    personas state the answers) has no row; the report says which.
+    Calibration is mean-preserving, so calibrated positions would be the same.
     """
-    schema = {"model": pl.Utf8, "method": pl.Utf8, "country": pl.Utf8, "calibrated": pl.Boolean,
-              "secular": pl.Float64, "self_expression": pl.Float64}
-    if not MAP_TRANSFORM.exists():
-        return pl.DataFrame(schema=schema)
+    if not transform_path.exists():
+        return pl.DataFrame(schema=MAP_POSITION_SCHEMA)
     from valuesim.survey.inglehart_welzel import IWTransform
+    from valuesim.survey.map_expectations import expected_map_items
 
-    transform = IWTransform.load(MAP_TRANSFORM)
-    items = set(transform.items)
-    sub = population.filter(pl.col("question").is_in(list(items)))
+    transform = IWTransform.load(transform_path)
     rows = []
-    for (model, method, country), grp in sub.group_by(["model", "method", "country"], maintain_order=True):
-        expected = {
-            q: float(np.dot(c, p)) for q, c, p in grp.select("question", "codes", "probs_raw").iter_rows()
-        }
-        try:
-            secular, self_expression = transform.project_expected(expected)
-        except DataError:
+    for (model, method), answers_path in runs.items():
+        path = answers_path.with_name("map_answers.parquet")
+        if not path.exists():
             continue
-        rows.append({"model": model, "method": method, "country": country, "calibrated": False,
-                     "secular": secular, "self_expression": self_expression})
-    return pl.DataFrame(rows, schema=schema)
+        expected = expected_map_items(pl.read_parquet(path))
+        for (country,), grp in expected.group_by(["country"], maintain_order=True):
+            try:
+                secular, self_expression = transform.project_expected(
+                    dict(grp.select("item", "expected").iter_rows())
+                )
+            except DataError:
+                continue  # too few usable items for one axis (all flagged): no position
+            rows.append({"model": model, "method": method, "country": country,
+                         "secular": secular, "self_expression": self_expression})
+    return pl.DataFrame(rows, schema=MAP_POSITION_SCHEMA).sort(["model", "method", "country"])
 
 
 def run(params: Params, **_: object) -> None:
@@ -75,9 +85,8 @@ def run(params: Params, **_: object) -> None:
     summary = scores.summary(cells, an.bootstrap, an.seed)
 
     sample_frames, temp_frames = [], []
-    for (model, method), path in simulated_runs(
-        SIMULATED, params.simulate.models, params.simulate.methods
-    ).items():
+    runs = simulated_runs(SIMULATED, params.simulate.models, params.simulate.methods)
+    for (model, method), path in runs.items():
         blocks = build_blocks(pl.read_parquet(path), human, kept)
         sample_frames.append(
             curves.sample_size_curve(model, method, blocks, an.sample_sizes, an.subsample_repeats, an.seed)
@@ -96,7 +105,7 @@ def run(params: Params, **_: object) -> None:
     write_parquet(curves.per_question(cells), EVAL / "per_question.parquet")
     write_parquet(sample_sizes, EVAL / "sample_size.parquet")
     write_parquet(temperature, EVAL / "temperature.parquet")
-    write_parquet(map_positions(population), EVAL / "map_positions.parquet")
+    write_parquet(map_positions(runs, MAP_TRANSFORM), EVAL / "map_positions.parquet")
 
     # DVC plot data: flat CSVs with a "run" column (model/method) to group lines by.
     run_col = pl.concat_str(["model", "method"], separator="/").alias("run")

@@ -66,6 +66,35 @@ def _model_names(params: Params) -> dict[str, str]:
     return out
 
 
+def _map_caption(sim_pos: pl.DataFrame) -> str:
+    if sim_pos.is_empty():
+        return "Figure 1. Cultural map: human country positions (selected countries highlighted)."
+    return ("Figure 1. Cultural map: human country positions (filled; selected countries in yellow) and "
+            "where each method's answers to the map items place the selected countries (open markers, "
+            "joined to the country's human position). Simulated positions are the map's projection of "
+            "the expected item values; the autonomy and post-materialist indexes are rebuilt from their "
+            "source items (expectations of the model's own answers, no independence assumption).")
+
+
+def _map_notes(params: Params, sim_pos: pl.DataFrame) -> list[str]:
+    from valuesim.map_items import asks_map_items
+
+    if not params.simulate.map_items:
+        return ["The cultural map shows human positions only: simulate.map_items is off, so no "
+                "method answered the map items."]
+    shown = set(sim_pos["method"].unique().to_list()) if sim_pos.height else set()
+    circular = [m for m in params.simulate.methods if not asks_map_items(m)]
+    notes = []
+    if circular:
+        notes.append(f"Not on the cultural map: {', '.join(circular)}. These personas state the "
+                     "respondent's own answers to the map items, so their positions would only echo "
+                     "the persona text.")
+    unplaced = [m for m in params.simulate.methods if asks_map_items(m) and m not in shown]
+    if unplaced:
+        notes.append(f"No map position for {', '.join(unplaced)}: too few usable answers to the map items.")
+    return notes
+
+
 def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     cells = read_parquet(EVAL / "cells.parquet", "evaluate")
     by_country = read_parquet(EVAL / "by_country.parquet", "evaluate")
@@ -81,12 +110,8 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         positions = pl.read_csv(MAP_POSITIONS)
         selected = read_json(SELECTED_COUNTRIES, "map")["countries"]
         figs.cultural_map(positions, selected, sim_pos, out / "cultural_map.png")
-        made.append(Figure(out / "cultural_map.png",
-                           "Figure 1. Cultural map: human country positions; open markers are where each "
-                           "method's simulated answers place the selected countries."))
-        if sim_pos.is_empty():
-            notes.append("The cultural map shows human positions only: simulated positions need "
-                         "simulated answers to the map's ten items, which this run did not ask.")
+        made.append(Figure(out / "cultural_map.png", _map_caption(sim_pos)))
+        notes += _map_notes(params, sim_pos)
     figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png")
     made.append(Figure(out / "mae_heatmap.png", "Figure 11. MAE by country and method; bold marks the "
                        "best method per model and country, * a significant advantage (Wilcoxon, p<0.05)."))

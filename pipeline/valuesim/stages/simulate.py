@@ -3,6 +3,9 @@
 Plans every prompt of the method for the selected countries, kept questions and
 personas, runs them through the engine (cached, resumable) and writes
 ``data/simulated/<model>/<method>/{answers,population}.parquet`` and ``summary.json``.
+With ``simulate.map_items`` it also asks the Inglehart-Welzel map items (for the
+methods where that is meaningful, see ``valuesim.map_items``) and writes them to
+``map_answers.parquet``, apart from the target answers that the metrics read.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def _read_json(path: Path, stage: str) -> dict[str, object]:
 def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
     from valuesim.llm.engine import Engine
     from valuesim.llm.simulation import answers_frame, empty_cells, population_frame, write_outputs
+    from valuesim.map_items import map_answers_frame, plan_map_prompts
     from valuesim.prompts import check_method, persona_kind, plan_prompts
 
     model = _pick(model, params.simulate.models, "model")
@@ -55,13 +59,21 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
             f"{personas_for(method)} not found; run the personas stage first (dvc repro personas)"
         )
     units = plan_prompts(method, personas, bank, kept, countries, params.prompts.guidance)  # type: ignore[arg-type]
+    map_prompts = (
+        plan_map_prompts(method, personas, bank, countries, params.prompts.guidance)  # type: ignore[arg-type]
+        if params.simulate.map_items else []
+    )
 
     label = f"simulate {model}/{method}"
     with Engine.from_params(params, model, label=label) as engine:
+        # one run for both, so progress, retries and the summary cover everything paid for
         requests = [engine.request(u.messages, u.answers) for u in units]
+        requests += [engine.request(p.unit.messages, p.unit.answers) for p in map_prompts]
         results = engine.run(requests)
         summary = engine.summary
 
+    map_answers = map_answers_frame(map_prompts, results[len(units):]) if map_prompts else None
+    results = results[: len(units)]
     answers = answers_frame(units, results, bank)
     population = population_frame(answers)
     empty = empty_cells(answers, population)
@@ -74,8 +86,9 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         "personas": answers["persona_id"].n_unique(),
         "countries": len(countries),
         "questions": len(kept),  # type: ignore[arg-type]
+        "map_prompts": len(map_prompts),  # included in requests
         **{k: v for k, v in summary.to_json().items() if k not in ("provider", "model")},
         "empty_cells": empty,
     }
-    write_outputs(simulated_dir(model, method), answers, population, report)
+    write_outputs(simulated_dir(model, method), answers, population, report, map_answers)
     print(f"{label}: {summary.line()} -> {simulated_dir(model, method)}")
