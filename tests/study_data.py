@@ -46,8 +46,14 @@ def build_study(
     personas: int = 3,
     true_t: float = 2.0,
     seed: int = 0,
+    map_items: bool = False,
 ) -> dict[tuple[str, str], dict]:
-    """Write data/{human,simulated,map,interim} under ``root``; return the truth used."""
+    """Write data/{human,simulated,map,interim} under ``root``; return the truth used.
+
+    With ``map_items``, the country-level methods also get map_answers.parquet and the
+    map a transform.json; ``truth["map"]`` then holds each country's expected map
+    items, computed here by enumeration.
+    """
     rng = np.random.default_rng(seed)
     human_rows, summary_rows = [], []
     humans: dict[tuple[str, str], np.ndarray] = {}
@@ -103,6 +109,8 @@ def build_study(
 
     md = root / "data" / "map"
     md.mkdir(parents=True, exist_ok=True)
+    if map_items:
+        truth["map"] = _write_map_items(root, model, methods, md, seed + 1)
     pos = pl.DataFrame({
         "country": list(COUNTRIES), "secular": [-1.0, 0.2, 1.1], "self_expression": [-0.8, 0.5, 1.3],
         "se_secular": [0.05] * 3, "se_self_expression": [0.05] * 3, "n": [1000] * 3})
@@ -115,3 +123,74 @@ def build_study(
         "synthetic": True, "source": "data/demo/aggregates.json",
         "countries": dict.fromkeys(COUNTRIES, 1000), "citation": "Test citation (synthetic)."}))
     return truth
+
+
+# ---- map items (Figure 1) -----------------------------------------------------------
+
+SECULAR = ("Q164", "Y003", "Q184", "Q254", "Q45")
+SELF_EXPRESSION = ("Y002", "Q182", "Q209", "Q57", "Q46")
+MAP_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5)
+MAP_ANSWERS_SCHEMA = {
+    "persona_id": pl.Utf8, "country": pl.Utf8, "question": pl.Utf8, "given": pl.Int64,
+    "codes": pl.List(pl.Int64), "probs": pl.List(pl.Float64), "coverage": pl.Float64,
+    "estimator": pl.Utf8, "flag": pl.Utf8,
+}
+
+
+def _y002(a: int, b: int) -> int:
+    return 1 if {a, b} == {1, 3} else 3 if {a, b} == {2, 4} else 2
+
+
+def _write_map_items(root: Path, model: str, methods: tuple[str, ...], md: Path, seed: int) -> dict:
+    """Random map answers per country (one prompt per country) and a transform with
+    zero means, unit scales and MAP_WEIGHTS, so a position is sum(weight x expected)."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    direct = ("Q164", "Q184", "Q254", "Q45", "Q182", "Q209", "Q57", "Q46")
+    expected: dict[str, dict[str, float]] = {}
+    rows_by_country: dict[str, list[dict]] = {}
+    for c in COUNTRIES:
+        rows, e = [], {}
+        def add(q, codes, probs, given=None, rows=rows, c=c):
+            rows.append({"persona_id": f"{c}:map", "country": c, "question": q, "given": given,
+                         "codes": list(codes), "probs": [float(x) for x in probs], "coverage": 1.0,
+                         "estimator": "logprobs", "flag": ""})
+        for q in direct:
+            p = rng.dirichlet(np.ones(4))
+            add(q, [1, 2, 3, 4], p)
+            e[q] = float(p @ np.arange(1, 5))
+        mentioned = {q: float(rng.uniform()) for q in ("Q8", "Q14", "Q15", "Q17")}
+        for q, m in mentioned.items():
+            add(q, [1, 2], [m, 1 - m])
+        # Y003 by enumerating the 16 answer patterns (independent draws)
+        e["Y003"] = 0.0
+        for pat in itertools.product((1, 2), repeat=4):
+            pr = np.prod([mentioned[q] if v == 1 else 1 - mentioned[q]
+                          for q, v in zip(("Q8", "Q14", "Q15", "Q17"), pat, strict=True)])
+            e["Y003"] += pr * ((pat[2] + pat[3]) - (pat[0] + pat[1]))
+        first = rng.dirichlet(np.ones(4))
+        add("Q154", [1, 2, 3, 4], first)
+        e["Y002"] = 0.0
+        for a in (1, 2, 3, 4):
+            rest = [b for b in (1, 2, 3, 4) if b != a]
+            second = rng.dirichlet(np.ones(3))
+            add("Q155", rest, second, given=a)
+            e["Y002"] += sum(first[a - 1] * pb * _y002(a, b) for b, pb in zip(rest, second, strict=True))
+        expected[c], rows_by_country[c] = e, rows
+    for method in methods:
+        if method in ("generic", "country", "default"):
+            frame = pl.DataFrame([r for c in COUNTRIES for r in rows_by_country[c]], schema=MAP_ANSWERS_SCHEMA)
+            frame.write_parquet(root / "data" / "simulated" / model / method / "map_answers.parquet")
+    dims = {}
+    for name, items in (("secular", SECULAR), ("self_expression", SELF_EXPRESSION)):
+        dims[name] = {
+            "name": name, "items": list(items), "means": [0.0] * 5, "scales": [1.0] * 5,
+            "weights": list(MAP_WEIGHTS), "loadings": list(MAP_WEIGHTS),
+            "correlation": np.eye(5).tolist(), "explained": 0.5, "countries": list(COUNTRIES),
+            "not_asked": {}, "unexpected_signs": [],
+        }
+    (md / "transform.json").write_text(json.dumps({
+        "dimensions": dims, "min_items": 3, "country_positions": {},
+        "method": "test", "version": 1}))
+    return expected

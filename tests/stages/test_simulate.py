@@ -211,3 +211,36 @@ def test_an_unknown_provider_fails_clearly(project: Path, root: Path) -> None:
     })
     with pytest.raises(ProviderError, match="unknown provider 'nosuchprovider'"):
         simulate.run(params, model="fake", method="value")
+
+
+def test_map_items_are_written_apart_from_the_target_answers(project: Path, root: Path) -> None:
+    params = make_params(root)
+    simulate.run(params, model="fake", method="sociodemographic")
+    answers = pl.read_parquet(out("sociodemographic") / "answers.parquet")
+    assert set(answers["question"]) == set(QUESTIONS)  # the metrics' inputs hold targets only
+    assert set(pl.read_parquet(out("sociodemographic") / "population.parquet")["question"]) == set(QUESTIONS)
+    maps = pl.read_parquet(out("sociodemographic") / "map_answers.parquet")
+    assert maps.height == len(COUNTRIES) * PER_COUNTRY * MAP_PROMPTS
+    assert set(maps["persona_id"]) == set(answers["persona_id"])
+    second = maps.filter(pl.col("question") == "Q155")
+    assert sorted(set(second["given"].to_list())) == list(AIMS)
+    for given, codes in second.select("given", "codes").iter_rows():
+        assert given not in codes
+        assert len(codes) == 3
+    assert (maps["probs"].list.sum() - 1).abs().max() < 1e-9  # type: ignore[operator]
+    assert summary("sociodemographic")["requests"] == maps.height + answers.height
+    assert summary("sociodemographic")["map_prompts"] == maps.height
+
+
+def test_no_map_answers_when_off_or_circular(project: Path, root: Path) -> None:
+    simulate.run(make_params(root), model="fake", method="value")
+    assert not (out("value") / "map_answers.parquet").exists()  # value personas state the answers
+    assert summary("value")["map_prompts"] == 0
+    off = make_params(root, map_items=False)
+    simulate.run(off, model="fake", method="generic")
+    assert not (out("generic") / "map_answers.parquet").exists()
+    assert summary("generic")["requests"] == len(COUNTRIES) * len(QUESTIONS)
+    # switched on again: the target answers come from the cache, only map items are sent
+    simulate.run(make_params(root), model="fake", method="generic")
+    assert (out("generic") / "map_answers.parquet").exists()
+    assert summary("generic")["sent"] == MAP_PROMPTS  # generic names no country: shared prompts

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from study_data import QUESTIONS, build_study
+from study_data import COUNTRIES, MAP_WEIGHTS, QUESTIONS, SECULAR, SELF_EXPRESSION, build_study
 from valuesim.config import Params
 from valuesim.errors import DataError
 from valuesim.stages import calibrate, evaluate, report
@@ -29,7 +29,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import os
 
     root = tmp_path_factory.mktemp("study")
-    build_study(root, true_t=2.0)
+    truth = build_study(root, true_t=2.0, map_items=True)
+    (root / "map_truth.json").write_text(json.dumps(truth["map"]))
     old = Path.cwd()
     os.chdir(root)
     try:
@@ -98,6 +99,28 @@ def test_evaluate_curves(study: Path):
         assert (study / "reports/plots" / name).stat().st_size > 0
 
 
+def test_map_items_place_methods_on_the_map_and_stay_out_of_the_metrics(study: Path):
+    truth = json.loads((study / "map_truth.json").read_text())
+    positions = pl.read_parquet(study / "data/eval/map_positions.parquet")
+    # generic answered the map items; value personas state them, so value has none
+    assert positions.select("model", "method").unique().rows() == [("tiny", "generic")]
+    assert sorted(positions["country"]) == sorted(COUNTRIES)
+    for country, secular, self_expression in positions.select("country", "secular", "self_expression").iter_rows():
+        e = truth[country]
+        assert secular == pytest.approx(sum(w * e[i] for w, i in zip(MAP_WEIGHTS, SECULAR, strict=True)))
+        assert self_expression == pytest.approx(
+            sum(w * e[i] for w, i in zip(MAP_WEIGHTS, SELF_EXPRESSION, strict=True)))
+    # the metrics see the target questions only
+    for name in ("cells", "by_country"):
+        frame = pl.read_parquet(study / f"data/eval/{name}.parquet")
+        if "question" in frame.columns:
+            assert set(frame["question"]) == set(QUESTIONS)
+    assert set(pl.read_parquet(study / "data/calibrated/population.parquet")["question"]) == set(QUESTIONS)
+    page = (study / "reports/index.html").read_text()
+    assert "human positions only" not in page
+    assert "Not on the cultural map: value" in page
+
+
 def test_report_is_self_contained(study: Path):
     page = (study / "reports/index.html").read_text()
     assert "data:image/png;base64," in page
@@ -120,3 +143,13 @@ def test_missing_inputs_fail_with_a_hint(tmp_path: Path, monkeypatch: pytest.Mon
         calibrate.run(_params())
     with pytest.raises(DataError, match="dvc repro calibrate"):
         evaluate.run(_params())
+
+
+def test_map_notes_say_why_a_method_has_no_position():
+    empty = pl.DataFrame(schema=evaluate.MAP_POSITION_SCHEMA)
+    off = Params.model_validate({**_params().model_dump(), "simulate": {
+        **_params().simulate.model_dump(), "map_items": False}})
+    assert "human positions only" in report._map_notes(off, empty)[0]
+    notes = report._map_notes(_params(), empty)
+    assert notes[0].startswith("Not on the cultural map: value.")
+    assert notes[1].startswith("No map position for generic")

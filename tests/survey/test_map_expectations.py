@@ -152,4 +152,4 @@ def test_human_distributions_project_onto_the_human_positions(real: pl.DataFrame
         got = transform.project_expected(dict(grp.select("item", "expected").iter_rows()))
         want = transform.country_positions[str(country)]
         assert None not in want
-        assert got == pytest.approx(tuple(want), abs=0.02), country
+        assert got == pytest.approx(tuple(want), abs=1e-9), country

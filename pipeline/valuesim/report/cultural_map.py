@@ -27,7 +27,9 @@ class Overlay:
     """Extra points on the map, e.g. where a model's answers put each country.
 
     ``points`` maps an ISO3 code to (secular, self_expression). When ``connect`` is
-    true, a thin line joins each point to that country's human position.
+    true, a thin line joins each point to that country's human position; with
+    ``label_points`` each point also gets its ISO3 code (in the overlay's colour), so
+    that points far from their country can still be told apart.
     """
 
     label: str
@@ -35,6 +37,7 @@ class Overlay:
     marker: str = "^"
     color: str = "#0072B2"
     connect: bool = True
+    label_points: bool = False
 
 
 def _zone_patch(xy: np.ndarray, pad: float) -> np.ndarray | None:
@@ -106,19 +109,6 @@ def draw_map(
         label="selected countries",
     )
 
-    for ov in overlays or ():
-        pts = [(c, p) for c, p in ov.points.items()]
-        if not pts:
-            continue
-        ox = np.array([p[1] for _, p in pts])
-        oy = np.array([p[0] for _, p in pts])
-        if ov.connect:
-            for c, (sec, se) in pts:
-                if c in at:
-                    ax.plot([at[c][0], se], [at[c][1], sec], color=ov.color, lw=0.7, alpha=0.6, zorder=2)
-        ax.scatter(ox, oy, s=55, marker=ov.marker, c="white", edgecolors=ov.color, lw=1.5,
-                   zorder=5, label=ov.label)
-
     texts = [
         ax.text(
             xi, yi, c, fontsize=8.5 if s else 7, weight="bold" if s else "normal",
@@ -126,13 +116,36 @@ def draw_map(
         )
         for c, xi, yi, s in zip(countries, x, y, is_sel, strict=True)
     ]
+    # every plotted point, for the axis limits and for the labels to keep clear of
+    all_x, all_y = [x], [y]
+    for ov in overlays or ():
+        pts = [(c, p) for c, p in ov.points.items()]
+        if not pts:
+            continue
+        ox = np.array([p[1] for _, p in pts])
+        oy = np.array([p[0] for _, p in pts])
+        all_x.append(ox)
+        all_y.append(oy)
+        if ov.connect:
+            for c, (sec, se) in pts:
+                if c in at:
+                    ax.plot([at[c][0], se], [at[c][1], sec], color=ov.color, lw=0.6, alpha=0.45, zorder=2)
+        ax.scatter(ox, oy, s=55, marker=ov.marker, c="white", edgecolors=ov.color, lw=1.5,
+                   zorder=5, label=ov.label)
+        if ov.label_points:
+            texts += [
+                ax.text(se, sec, c, fontsize=6.5, color=ov.color, weight="bold", zorder=6,
+                        path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])
+                for c, (sec, se) in pts
+            ]
+    x_all, y_all = np.concatenate(all_x), np.concatenate(all_y)
     ax.set_xlabel(X_LABEL, fontsize=11)
     ax.set_ylabel(Y_LABEL, fontsize=11)
     ax.axhline(0, color="#bbbbbb", lw=0.6, zorder=0)
     ax.axvline(0, color="#bbbbbb", lw=0.6, zorder=0)
-    pad_x, pad_y = 0.08 * max(np.ptp(x), 1e-9), 0.08 * max(np.ptp(y), 1e-9)
-    ax.set_xlim(x.min() - pad_x, x.max() + pad_x)
-    ax.set_ylim(y.min() - pad_y, y.max() + 2 * pad_y)
+    pad_x, pad_y = 0.08 * max(np.ptp(x_all), 1e-9), 0.08 * max(np.ptp(y_all), 1e-9)
+    ax.set_xlim(x_all.min() - pad_x, x_all.max() + pad_x)
+    ax.set_ylim(y_all.min() - pad_y, y_all.max() + 2 * pad_y)
     ax.grid(False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -143,7 +156,7 @@ def draw_map(
     fig.tight_layout()
     # iteration-bounded, not time-bounded: the same input gives the same picture
     adjust_text(
-        texts, x=x, y=y, ax=ax, iter_lim=400, time_lim=None,
+        texts, x=x_all, y=y_all, ax=ax, iter_lim=400, time_lim=None,
         expand=(1.15, 1.35), force_text=(0.2, 0.35), force_static=(0.15, 0.3),
         arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5},
     )

@@ -39,13 +39,22 @@ def cultural_map(
     overlays = []
     n_models = sim["model"].n_unique() if sim.height else 1
     for i, ((model, method), grp) in enumerate(sim.group_by(["model", "method"], maintain_order=True)):
+        points = {c: (s, e) for c, s, e in grp.select("country", "secular", "self_expression").iter_rows()}
+        label = _run(model, method, n_models)
+        xy = np.array(list(points.values()))
+        same = len(xy) > 1 and bool(np.ptp(xy, axis=0).max() < 1e-9)
+        if same:
+            # a prompt that names no country (default, generic) gives every country
+            # the same answers: one point, not ten identical ones with ten lines
+            points = dict([next(iter(points.items()))])
+            label += " (one position: no country in the prompt)"
         overlays.append(Overlay(
-            label=_run(model, method, n_models),
-            points={c: (s, e) for c, s, e in grp.select("country", "secular", "self_expression").iter_rows()},
-            marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
+            label=label, points=points, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
+            connect=not same, label_points=not same,
         ))
     draw_map(positions, selected, overlays, path=path,
-             title="Inglehart-Welzel map: humans (filled) and simulated countries (open markers)")
+             title="Inglehart-Welzel map: humans (filled) and simulated countries (open markers, "
+                   "joined to their country)")
 
 
 def mae_heatmap(by_country: pl.DataFrame, wilcoxon: pl.DataFrame, path: Path) -> None:
