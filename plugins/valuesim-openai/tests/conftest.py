@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fake_openai_server import FAKE_KEY, FakeOpenAI, serve
 
+
 @pytest.fixture
 def key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)

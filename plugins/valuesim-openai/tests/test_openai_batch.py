@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAI, make_request
+from valuesim_openai.provider import OpenAIProvider
 
 from valuesim.config import ModelSpec
 from valuesim.errors import ProviderError
 from valuesim.llm.provider import TransientProviderError
-from valuesim_openai.provider import OpenAIProvider
 
 REQS = [make_request(f"Q{i}?") for i in range(3)]
 

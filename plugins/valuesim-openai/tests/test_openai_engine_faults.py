@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FAKE_KEY, FakeOpenAI, make_request
+from valuesim_openai import OpenAIFactory
 
 from valuesim.config import ModelSpec
 from valuesim.errors import ProviderError
 from valuesim.llm.engine import Engine
-from valuesim_openai import OpenAIFactory
 
 QUESTIONS = [f"Question {i}?" for i in range(6)]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import ANSWERS, FAKE_KEY, FakeOpenAI, make_request
+from valuesim_openai.provider import OpenAIProvider
 
 from valuesim.config import ModelSpec
 from valuesim.errors import ProviderError
 from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import ChatMessage, Decoding
 from valuesim.plugins import providers
-from valuesim_openai.provider import OpenAIProvider
 
 
 def provider(fake: FakeOpenAI, tmp_path: Path, model: str = "gpt-4o-mini", **kw: object) -> OpenAIProvider:
