@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := plugins/valuesim-openai plugins/valuesim-anthropic plugins/valuesim-google
+PLUGINS := plugins/valuesim-openai
 
 .PHONY: run test lint bench clean-venv
 
