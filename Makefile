@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := plugins/valuesim-openai
+PLUGINS := plugins/valuesim-openai plugins/valuesim-anthropic plugins/valuesim-google
 
 .PHONY: run test lint bench clean-venv
 
@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests plugins
 
 bench: $(STAMP)
 	$(BIN)/valuesim bench

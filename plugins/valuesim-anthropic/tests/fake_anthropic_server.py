@@ -57,7 +57,8 @@ class FakeAnthropic:
             text = next(self.replies)
         if "JSON object" in body["messages"][-1]["content"]:
             text = '{"7": 0.5, "8": 0.25, "10": 0.25}'
-        cached = bool(body.get("system") and body["system"][0].get("cache_control"))
+        system = body.get("system")
+        cached = isinstance(system, list) and bool(system[0].get("cache_control"))
         return {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
                 "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
                 "stop_sequence": None,

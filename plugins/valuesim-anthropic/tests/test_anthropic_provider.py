@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from fake_anthropic_server import ANSWERS, FAKE_KEY, FakeAnthropic, make_request
+from valuesim_anthropic import AnthropicFactory
+from valuesim_anthropic.provider import AnthropicProvider
 
 from valuesim.config import ModelSpec
 from valuesim.errors import ProviderError
@@ -14,14 +16,13 @@ from valuesim.llm.engine import Engine
 from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import ChatMessage, Decoding
 from valuesim.plugins import providers
-from valuesim_anthropic import AnthropicFactory
-from valuesim_anthropic.provider import AnthropicProvider
 
-SAMPLING = Decoding(estimator="sampling", samples=12)
+SAMPLING = Decoding(estimator="sampling", samples=12, temperature=0.8)
 
 
 def provider(fake: FakeAnthropic, tmp_path: Path, **kw: object) -> AnthropicProvider:
-    spec = ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url=fake.url, **kw)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"model": "claude-haiku-4-5", **kw}
+    spec = ModelSpec(provider="anthropic", base_url=fake.url, **fields)  # type: ignore[arg-type]
     return AnthropicProvider(spec, state_dir=tmp_path)
 
 
@@ -32,7 +33,8 @@ def sampled(question: str = "How important is family?") -> object:
 def test_registered_without_logprobs() -> None:
     factory = providers()["anthropic"]
     assert factory.package == "valuesim-anthropic"
-    assert factory.capabilities.top_logprobs == 0 and factory.capabilities.sampling
+    assert factory.capabilities.top_logprobs == 0
+    assert factory.capabilities.sampling
 
 
 def test_sampling_draws_n_replies_with_cached_persona(fake: FakeAnthropic, tmp_path: Path) -> None:
@@ -42,29 +44,33 @@ def test_sampling_draws_n_replies_with_cached_persona(fake: FakeAnthropic, tmp_p
     assert body["system"] == [{"type": "text", "text": "You answer surveys. Your persona: P1",
                                "cache_control": {"type": "ephemeral"}}]
     assert [m["role"] for m in body["messages"]] == ["user"]
-    assert body["temperature"] == 1.0
+    assert body["temperature"] == 0.8
     p = dict(zip(ANSWERS, dist.probs, strict=True))
     # 12 draws of the cycle 7, 8, 7, 10, 7, off-scale: 6x "7", 2x "8", 2x "10"
     assert dist.estimator == "sampling"
     assert dist.coverage == pytest.approx(10 / 12)
     assert (p["7"], p["8"], p["10"], p["1"]) == pytest.approx((0.6, 0.2, 0.2, 0.0))
-    assert dist.usage.cached_tokens == 12 * 80 and dist.usage.prompt_tokens == 12 * 100
+    assert dist.usage.cached_tokens == 12 * 80
+    assert dist.usage.prompt_tokens == 12 * 100
 
 
 def test_verbalized_distribution(fake: FakeAnthropic, tmp_path: Path) -> None:
     req = replace(make_request(), decoding=Decoding(estimator="verbalized"))
     (dist,) = provider(fake, tmp_path).score([req])
-    assert fake.counts["paid"] == 1 and "temperature" not in fake.bodies[0]
+    assert fake.counts["paid"] == 1
+    assert "temperature" not in fake.bodies[0]
     assert dist.estimator == "verbalized"
-    assert dist.probs[6] == pytest.approx(0.5) and dist.probs[9] == pytest.approx(0.25)
+    assert dist.probs[6] == pytest.approx(0.5)
+    assert dist.probs[9] == pytest.approx(0.25)
 
 
 def test_model_rejecting_temperature(fake: FakeAnthropic, tmp_path: Path) -> None:
     spec = {"model": "claude-notemp-5"}
-    with pytest.raises(ProviderError, match="HTTP 400.*temperature"):
+    with pytest.raises(ProviderError, match=r"HTTP 400.*temperature"):
         provider(fake, tmp_path, **spec).score([sampled()])
     (dist,) = provider(fake, tmp_path, options={"omit_temperature": True}, **spec).score([sampled()])
-    assert "temperature" not in fake.bodies[-1] and dist.coverage > 0
+    assert "temperature" not in fake.bodies[-1]
+    assert dist.coverage > 0
 
 
 def test_prompt_caching_can_be_switched_off(fake: FakeAnthropic, tmp_path: Path) -> None:
@@ -83,7 +89,9 @@ def test_generate(fake: FakeAnthropic, tmp_path: Path) -> None:
     text = provider(fake, tmp_path).generate(
         [ChatMessage("system", "Be brief."), ChatMessage("user", "Descriptors?")], max_tokens=99
     )
-    assert text == "7" and fake.bodies[0]["max_tokens"] == 99 and fake.bodies[0]["system"] == "Be brief."
+    assert text == "7"
+    assert fake.bodies[0]["max_tokens"] == 99
+    assert fake.bodies[0]["system"] == "Be brief."
 
 
 def test_missing_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -106,14 +114,15 @@ def test_errors_are_classified_and_key_free(fake: FakeAnthropic, tmp_path: Path)
     with pytest.raises(ProviderError, match="unreadable response"):
         p.score([sampled("garbage?")])
     fake.fault = "hang"
-    with pytest.raises(TransientProviderError, match="within 0.2 s"):
+    with pytest.raises(TransientProviderError, match=r"within 0.2 s"):
         p.score([sampled("hang?")])
 
 
 def _engine(fake: FakeAnthropic, cache: Path) -> Engine:
     spec = ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url=fake.url,
-                     samples=4, concurrency=2)
-    return Engine(AnthropicFactory(), spec, cache, batch_size=2, max_retries=5, timeout_s=30,
+                     samples=2, concurrency=2)
+    # Every draw fails once; a chunk of 2 requests x 2 draws needs 5 attempts.
+    return Engine(AnthropicFactory(), spec, cache, batch_size=2, max_retries=8, timeout_s=30,
                   progress=False, log=lambda _: None, backoff_s=0.0)
 
 
@@ -127,8 +136,8 @@ def test_engine_completes_through_faults_without_paying_twice(
         results = e.run(reqs)
         assert e.summary.retries > 0
     assert all(r.estimator == "sampling" for r in results)
-    assert fake.counts["paid"] == 4 * 4  # every draw paid once despite the retries
+    assert fake.counts["paid"] == 4 * 2  # every draw paid once despite the retries
     fake.fault = ""
     with _engine(fake, tmp_path) as e:
         assert e.run(reqs) == results
-    assert fake.counts["paid"] == 16
+    assert fake.counts["paid"] == 8

@@ -64,10 +64,7 @@ def score_in_batch(
             cid = f"r{i}-s{s}"
             if cid not in succeeded:
                 # Not billed: one ordinary request instead.
-                params = params_by_id[cid]
-                succeeded[cid] = provider.call(
-                    lambda p=params: provider.client.messages.create(**p)
-                ).model_dump()
+                succeeded[cid] = provider.send(params_by_id[cid])
             messages.append(succeeded[cid])
         results.append(provider.distribution(request, messages))
     return results

@@ -105,10 +105,10 @@ class AnthropicProvider:
             if opts.get("prompt_caching", True):
                 block["cache_control"] = {"type": "ephemeral"}
             params["system"] = [block]
+        # Sent only when configured: newer models reject `temperature` (the SDK no
+        # longer has the argument), and their default samples the model's own
+        # distribution, which is what the sampling estimator wants.
         temperature = request.decoding.temperature
-        if estimator == "sampling" and temperature is None:
-            temperature = 1.0  # the model's own distribution
-        # Newer models reject `temperature`; sampling then uses their default.
         if temperature is not None and not opts.get("omit_temperature", False):
             params["temperature"] = temperature
         return params
@@ -131,8 +131,16 @@ class AnthropicProvider:
         return self.distribution(request, messages)
 
     def create(self, request: ScoreRequest) -> dict[str, Any]:
-        params = self.params(request)
-        return self.call(lambda: self.client.messages.create(**params)).model_dump()
+        return self.send(self.params(request))
+
+    def send(self, params: dict[str, Any]) -> dict[str, Any]:
+        """messages.create for a request body; returns the message as a dict."""
+        kwargs = dict(params)
+        # anthropic>=2 dropped `temperature` from messages.create (newer models reject
+        # it); older models still take it, so it travels as a raw body field.
+        if "temperature" in kwargs:
+            kwargs["extra_body"] = {"temperature": kwargs.pop("temperature")}
+        return self.call(lambda: self.client.messages.create(**kwargs)).model_dump()
 
     def distribution(self, request: ScoreRequest, messages: Sequence[dict[str, Any]]) -> AnswerDistribution:
         """Combine the draws' message objects into one distribution; ProviderError if malformed."""

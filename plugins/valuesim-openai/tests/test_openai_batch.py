@@ -24,27 +24,32 @@ def batch_provider(fake: FakeOpenAI, state: Path, **options: object) -> OpenAIPr
 
 def test_lifecycle_create_poll_download(fake: FakeOpenAI, tmp_path: Path) -> None:
     results = batch_provider(fake, tmp_path).score(REQS)
-    assert fake.counts["/v1/files"] == 1 and fake.counts["/v1/batches"] == 1
+    assert fake.counts["/v1/files"] == 1
+    assert fake.counts["/v1/batches"] == 1
     assert fake.counts["/v1/batches/batch_0"] == 2  # in_progress, then completed
     assert fake.counts["/v1/chat/completions"] == 0  # nothing went the synchronous way
     lines = [json.loads(x) for x in fake.files["file-0"].decode().splitlines()]
     assert [x["custom_id"] for x in lines] == ["r0", "r1", "r2"]
-    assert lines[0]["url"] == "/v1/chat/completions" and lines[0]["body"]["top_logprobs"] == 20
+    assert lines[0]["url"] == "/v1/chat/completions"
+    assert lines[0]["body"]["top_logprobs"] == 20
     direct = batch_provider(fake, tmp_path / "other").score_one(REQS[0])
     assert [r.probs for r in results] == [direct.probs] * 3
     saved = list((tmp_path / "openai-batches").glob("*.json"))
-    assert len(saved) == 1 and json.loads(saved[0].read_text())["batch_id"] == "batch_0"
+    assert len(saved) == 1
+    assert json.loads(saved[0].read_text())["batch_id"] == "batch_0"
 
 
 def test_resume_by_saved_batch_id(fake: FakeOpenAI, tmp_path: Path) -> None:
     # First run gives up while the batch is still in progress (wait 0 s) ...
-    with pytest.raises(TransientProviderError, match="still in_progress.*rerun to resume"):
+    with pytest.raises(TransientProviderError, match=r"still in_progress.*rerun to resume"):
         batch_provider(fake, tmp_path, batch_wait_s=0).score(REQS)
     assert fake.counts["/v1/batches"] == 1
     # ... a new process (new provider) resumes the same batch instead of paying again.
     results = batch_provider(fake, tmp_path).score(REQS)
-    assert fake.counts["/v1/batches"] == 1 and fake.counts["/v1/files"] == 1
-    assert fake.counts["paid"] == len(REQS) and len(results) == len(REQS)
+    assert fake.counts["/v1/batches"] == 1
+    assert fake.counts["/v1/files"] == 1
+    assert fake.counts["paid"] == len(REQS)
+    assert len(results) == len(REQS)
 
 
 def test_failed_lines_are_scored_directly(fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -61,6 +66,6 @@ def test_failed_batch_is_forgotten(fake: FakeOpenAI, tmp_path: Path) -> None:
     p.score(REQS[:1])
     fake.batches["batch_0"]["status"] = "expired"
     state = next((tmp_path / "openai-batches").glob("*.json"))
-    with pytest.raises(ProviderError, match="ended expired.*submit a new batch"):
+    with pytest.raises(ProviderError, match=r"ended expired.*submit a new batch"):
         p.score(REQS[:1])
     assert not state.exists()

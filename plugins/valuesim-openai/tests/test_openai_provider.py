@@ -52,7 +52,8 @@ def test_narrower_top_k_floors_more(fake: FakeOpenAI, tmp_path: Path) -> None:
     (dist,) = provider(fake, tmp_path).score([req])
     assert fake.bodies[0]["top_logprobs"] == 2
     assert dist.coverage == pytest.approx(0.7)  # "7" and "8" only
-    assert "1" in dist.floored and "7" not in dist.floored
+    assert "1" in dist.floored
+    assert "7" not in dist.floored
 
 
 def test_prefix_answer_split_by_next_token(fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -68,11 +69,14 @@ def test_prefix_answer_split_by_next_token(fake: FakeOpenAI, tmp_path: Path) -> 
 def test_sampling_uses_n_and_parses_replies(fake: FakeOpenAI, tmp_path: Path) -> None:
     req = replace(make_request(), decoding=Decoding(estimator="sampling", samples=40, temperature=0.7))
     (dist,) = provider(fake, tmp_path).score([req])
-    assert fake.bodies[0]["n"] == 40 and fake.bodies[0]["temperature"] == 0.7
+    assert fake.bodies[0]["n"] == 40
+    assert fake.bodies[0]["temperature"] == 0.7
     assert "logprobs" not in fake.bodies[0]
     assert dist.estimator == "sampling"
     p = dict(zip(ANSWERS, dist.probs, strict=True))
-    assert p["7"] > p["8"] > 0 and p["10"] > 0 and p["1"] == 0  # "10" is not read as "1"
+    assert p["7"] > p["8"] > 0
+    assert p["10"] > 0
+    assert p["1"] == 0
     assert 0.5 < dist.coverage < 1.0  # "I think 7" does not parse
 
 
@@ -81,7 +85,8 @@ def test_verbalized_reads_a_json_distribution(fake: FakeOpenAI, tmp_path: Path) 
     (dist,) = provider(fake, tmp_path).score([req])
     assert "JSON object" in fake.bodies[0]["messages"][-1]["content"]
     assert dist.estimator == "verbalized"
-    assert dist.probs[6] == pytest.approx(0.6) and dist.coverage == pytest.approx(1.0)
+    assert dist.probs[6] == pytest.approx(0.6)
+    assert dist.coverage == pytest.approx(1.0)
 
 
 def test_generate_returns_text(fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -99,16 +104,19 @@ def test_reasoning_model_without_logprobs_fails_before_any_request(
         provider(fake, tmp_path, estimator="logprobs")
     assert fake.counts["total"] == 0
     p = provider(fake, tmp_path, model="o3-mini")
-    assert p.capabilities.top_logprobs == 0 and p.estimator == "sampling"
+    assert p.capabilities.top_logprobs == 0
+    assert p.estimator == "sampling"
     p.score([make_request()])
     body = fake.bodies[0]
-    assert "temperature" not in body and "max_completion_tokens" in body
+    assert "temperature" not in body
+    assert "max_completion_tokens" in body
 
 
 def test_model_specific_top_k_cap(fake: FakeOpenAI, tmp_path: Path) -> None:
     p = provider(fake, tmp_path, options={"max_top_logprobs": 5})
     p.score([make_request()])
-    assert p.capabilities.top_logprobs == 5 and fake.bodies[0]["top_logprobs"] == 5
+    assert p.capabilities.top_logprobs == 5
+    assert fake.bodies[0]["top_logprobs"] == 5
 
 
 def test_unknown_option_is_rejected(fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -142,7 +150,8 @@ def test_rejected_key_is_not_echoed(fake: FakeOpenAI, tmp_path: Path) -> None:
     p = provider(fake, tmp_path)
     with pytest.raises(ProviderError, match="HTTP 401") as info:
         p.score([make_request()])
-    assert FAKE_KEY not in str(info.value) and FAKE_KEY[:16] not in str(info.value)
+    assert FAKE_KEY not in str(info.value)
+    assert FAKE_KEY[:16] not in str(info.value)
     assert info.value.__cause__ is None  # the SDK's message (with the key) is not chained
     assert fake.auth_headers[-1] == f"Bearer {FAKE_KEY}"  # the key was really sent
 
@@ -174,12 +183,12 @@ def test_wrong_shape_is_a_clear_permanent_error(fake: FakeOpenAI, tmp_path: Path
 
 def test_hung_server_times_out(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.fault = "hang"
-    with pytest.raises(TransientProviderError, match="within 0.2 s"):
+    with pytest.raises(TransientProviderError, match=r"within 0.2 s"):
         provider(fake, tmp_path, options={"timeout_s": 0.2}).score([make_request()])
 
 
 def test_bad_request_is_permanent(fake: FakeOpenAI, tmp_path: Path) -> None:
     # The fake refuses logprobs for o3 models, as the real API does.
     p = provider(fake, tmp_path, model="o3", options={"logprobs": True})
-    with pytest.raises(ProviderError, match="HTTP 400.*logprobs is not supported"):
+    with pytest.raises(ProviderError, match=r"HTTP 400.*logprobs is not supported"):
         p.score([make_request()])

@@ -1,0 +1,126 @@
+"""The Google GenAI provider driven through the real SDK against a local fake server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fake_gemini_server import ANSWERS, FAKE_KEY, FakeGemini, make_request
+from valuesim_google import GoogleFactory
+from valuesim_google.provider import GoogleProvider
+
+from valuesim.config import ModelSpec
+from valuesim.errors import ProviderError
+from valuesim.llm.engine import Engine
+from valuesim.llm.provider import TransientProviderError
+from valuesim.llm.types import ChatMessage, Decoding
+from valuesim.plugins import providers
+
+
+def provider(fake: FakeGemini, tmp_path: Path, model: str = "gemini-2.5-flash", **kw: object) -> GoogleProvider:
+    spec = ModelSpec(provider="google", model=model, base_url=fake.url, **kw)  # type: ignore[arg-type]
+    return GoogleProvider(spec, state_dir=tmp_path)
+
+
+def test_registered() -> None:
+    factory = providers()["google"]
+    assert factory.package == "valuesim-google"
+    assert factory.capabilities.top_logprobs == 20
+
+
+def test_top_logprobs(fake: FakeGemini, tmp_path: Path) -> None:
+    (dist,) = provider(fake, tmp_path).score([make_request()])
+    config = fake.bodies[0]["generationConfig"]
+    assert config["responseLogprobs"] is True
+    assert config["logprobs"] == 20
+    assert fake.bodies[0]["systemInstruction"]["parts"][0]["text"].endswith("Your persona: P1")
+    assert fake.paths[0].endswith("/models/gemini-2.5-flash:generateContent")
+    p = dict(zip(ANSWERS, dist.probs, strict=True))
+    assert dist.estimator == "top_logprobs"
+    assert dist.coverage == pytest.approx(0.55 + 0.25 + 0.1 + 0.04)
+    assert p["2"] / p["1"] == pytest.approx(0.65 / 0.25)
+    assert dist.floored == ("4",)
+    assert 0 < p["4"] < p["3"]
+    assert dist.usage.prompt_tokens == 50
+    assert dist.usage.cached_tokens == 30
+
+
+def test_sampling_only_when_configured(fake: FakeGemini, tmp_path: Path) -> None:
+    req = replace(make_request(), decoding=Decoding(estimator="sampling", samples=5, temperature=1.0))
+    (dist,) = provider(fake, tmp_path).score([req])
+    assert fake.counts["paid"] == 5
+    assert "responseLogprobs" not in fake.bodies[0]["generationConfig"]
+    assert dist.estimator == "sampling"
+    assert dist.coverage == pytest.approx(4 / 5)
+    assert dist.probs == pytest.approx((0.25, 0.5, 0.25, 0.0))
+
+
+def test_model_without_logprobs_needs_explicit_sampling(fake: FakeGemini, tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match="set estimator: sampling"):
+        provider(fake, tmp_path, options={"logprobs": False})
+    with pytest.raises(ProviderError, match=r"HTTP 400.*Logprobs is not supported"):
+        provider(fake, tmp_path, model="gemini-nologprobs").score([make_request()])
+    p = provider(fake, tmp_path, model="gemini-nologprobs", estimator="sampling", options={"logprobs": False})
+    (dist,) = p.score([replace(make_request(), decoding=Decoding(estimator="sampling", samples=2))])
+    assert dist.estimator == "sampling"
+
+
+def test_verbalized_and_generate(fake: FakeGemini, tmp_path: Path) -> None:
+    p = provider(fake, tmp_path)
+    (dist,) = p.score([replace(make_request(), decoding=Decoding(estimator="verbalized"))])
+    assert dist.estimator == "verbalized"
+    assert dist.probs == pytest.approx((0.1, 0.7, 0.2, 0.0))
+    text = p.generate([ChatMessage("user", "Descriptors?")], max_tokens=64)
+    assert text in {"2", "1", "3", "Two"}
+    assert fake.bodies[-1]["generationConfig"]["maxOutputTokens"] == 64
+
+
+def test_missing_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with pytest.raises(ProviderError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        GoogleProvider(ModelSpec(provider="google", model="gemini-2.5-flash"), state_dir=tmp_path)
+
+
+def test_errors_are_classified_and_key_free(fake: FakeGemini, tmp_path: Path) -> None:
+    p = provider(fake, tmp_path, options={"timeout_s": 0.3})
+    fake.fault = "badkey"
+    with pytest.raises(ProviderError, match="HTTP 400") as info:
+        p.score([make_request()])
+    assert FAKE_KEY not in str(info.value)
+    assert info.value.__cause__ is None
+    fake.fault = "ratelimit"
+    with pytest.raises(TransientProviderError, match="429") as rate:
+        p.score([make_request("rate?")])
+    assert rate.value.retry_after == pytest.approx(0.01)
+    fake.fault = "flaky"
+    with pytest.raises(TransientProviderError, match="503"):
+        p.score([make_request("flaky?")])
+    fake.fault = "garbage"
+    with pytest.raises(ProviderError, match="unreadable response"):
+        p.score([make_request("garbage?")])
+    fake.fault = "hang"
+    with pytest.raises(TransientProviderError, match=r"within 0.3 s"):
+        p.score([make_request("hang?")])
+
+
+@pytest.mark.parametrize("fault", ["flaky", "ratelimit"])
+def test_engine_completes_through_faults_without_paying_twice(
+    fake: FakeGemini, tmp_path: Path, fault: str
+) -> None:
+    spec = ModelSpec(provider="google", model="gemini-2.5-flash", base_url=fake.url, concurrency=2)
+
+    def engine() -> Engine:
+        return Engine(GoogleFactory(), spec, tmp_path, batch_size=2, max_retries=4, timeout_s=30,
+                      progress=False, log=lambda _: None, backoff_s=0.0)
+
+    fake.fault = fault
+    with engine() as e:
+        reqs = [e.request(make_request(f"Q{i}").messages, ANSWERS) for i in range(4)]
+        results = e.run(reqs)
+        assert e.summary.retries > 0
+    assert fake.counts["paid"] == 4
+    with engine() as e:
+        assert e.run(reqs) == results
+    assert fake.counts["paid"] == 4

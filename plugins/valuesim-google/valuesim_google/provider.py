@@ -1,0 +1,233 @@
+"""Google GenAI provider: first-token top-k log-probabilities (``response_logprobs``).
+
+``logprobs`` (the top-k width) is at most 20. Models without log-probabilities are
+used only when the config says so explicitly: ``estimator: sampling`` (or
+``verbalized``) with ``options.logprobs: false``; nothing falls back silently.
+The SDK never retries (one attempt); the engine does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from valuesim.errors import ProviderError
+from valuesim.llm import answer_estimates as est
+from valuesim.llm.api_support import (
+    RetryMemo,
+    api_key_from_env,
+    redact,
+    retry_after_seconds,
+    timeout_s,
+)
+from valuesim.llm.provider import TransientProviderError
+from valuesim.llm.types import (
+    AnswerDistribution,
+    Capabilities,
+    ChatMessage,
+    Estimator,
+    ScoreRequest,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from valuesim.config import ModelSpec
+
+KNOWN_OPTIONS = frozenset({"timeout_s", "api_key_env", "logprobs", "max_top_logprobs", "max_tokens"})
+KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+API_MAX_TOP_LOGPROBS = 20
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class GoogleProvider:
+    name = "google"
+
+    def __init__(self, spec: ModelSpec, *, state_dir: Path) -> None:
+        from google import genai
+        from google.genai import types
+
+        unknown = set(spec.options) - KNOWN_OPTIONS
+        if unknown:
+            raise ProviderError(
+                f"google: unknown options {sorted(unknown)}; known: {', '.join(sorted(KNOWN_OPTIONS))}"
+            )
+        self.spec = spec
+        self.model = spec.model
+        self.revision = spec.revision
+        self.state_dir = state_dir
+        width = min(int(spec.options.get("max_top_logprobs", API_MAX_TOP_LOGPROBS)), API_MAX_TOP_LOGPROBS)
+        logprobs = bool(spec.options.get("logprobs", True))
+        self.capabilities = Capabilities(
+            top_logprobs=width if logprobs else 0, sampling=True, text_generation=True
+        )
+        self.estimator: Estimator = spec.estimator or "top_logprobs"
+        self._check_estimator(self.estimator)
+        env = spec.options.get("api_key_env")
+        self._key = api_key_from_env("google", [str(env)] if env else list(KEY_VARS))
+        self.timeout_s = timeout_s(spec.options)
+        self.client = genai.Client(
+            api_key=self._key,
+            http_options=types.HttpOptions(
+                base_url=spec.base_url,
+                timeout=max(1, int(self.timeout_s * 1000)),  # milliseconds
+                retry_options=types.HttpRetryOptions(attempts=1),
+            ),
+        )
+        self._types = types
+        self._requests = RetryMemo()
+        self._samples = RetryMemo()
+
+    def _check_estimator(self, estimator: str) -> None:
+        if estimator == "logprobs":
+            raise ProviderError(
+                "google: the API gives top-k log-probabilities, not exact ones; set estimator: top_logprobs"
+            )
+        if estimator == "top_logprobs" and not self.capabilities.top_logprobs:
+            raise ProviderError(
+                f"google: options.logprobs is false for {self.model!r}; set estimator: sampling "
+                "(or verbalized) explicitly to estimate without log-probabilities"
+            )
+
+    def estimator_for(self, request: ScoreRequest) -> Estimator:
+        estimator = request.decoding.estimator or self.estimator
+        self._check_estimator(estimator)
+        return estimator
+
+    def _where(self) -> str:
+        return self.spec.base_url or "generativelanguage.googleapis.com"
+
+    # ----- calls ------------------------------------------------------------------------
+
+    def _config(self, request: ScoreRequest, estimator: Estimator) -> Any:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system") or None
+        opts = self.spec.options
+        temperature = request.decoding.temperature
+        kwargs: dict[str, Any] = {"system_instruction": system}
+        if estimator == "top_logprobs":
+            kwargs.update(
+                response_logprobs=True,
+                logprobs=min(request.decoding.top_k, self.capabilities.top_logprobs),
+                max_output_tokens=int(opts.get("max_tokens", 2)),
+                temperature=0.0 if temperature is None else temperature,
+            )
+        else:
+            kwargs.update(
+                max_output_tokens=int(opts.get("max_tokens", 8 if estimator == "sampling" else 300)),
+                temperature=temperature,
+            )
+        return self._types.GenerateContentConfig(**kwargs)
+
+    def _contents(self, messages: Sequence[ChatMessage], suffix: str = "") -> list[Any]:
+        turns = [m for m in messages if m.role != "system"]
+        out = []
+        for i, m in enumerate(turns):
+            text = m.content + (suffix if i == len(turns) - 1 else "")
+            role = "model" if m.role == "assistant" else "user"
+            out.append(self._types.Content(role=role, parts=[self._types.Part(text=text)]))
+        return out
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run one SDK call, mapping its errors (keys redacted, not chained)."""
+        from google.genai import errors
+
+        try:
+            return fn()
+        except errors.APIError as exc:
+            code = int(exc.code or 0)
+            detail = redact(str(exc.message or exc.status or ""), self._key)[:300]
+            if code in TRANSIENT_STATUS:
+                headers = getattr(exc.response, "headers", None)
+                raise TransientProviderError(
+                    f"google: HTTP {code} from {self._where()}: {detail}",
+                    retry_after=retry_after_seconds(dict(headers) if headers else None),
+                ) from None
+            hint = {400: "check the model supports these options (logprobs)",
+                    401: "check GEMINI_API_KEY", 403: "check GEMINI_API_KEY",
+                    404: "check the model name and base_url"}.get(code, "check the request")
+            raise ProviderError(f"google: HTTP {code} from {self._where()}: {detail}; {hint}") from None
+        except Exception as exc:
+            names = {c.__name__ for c in type(exc).__mro__}
+            if "TimeoutException" in names:
+                raise TransientProviderError(
+                    f"google: no response from {self._where()} within {self.timeout_s:g} s "
+                    "(raise options.timeout_s if the server is just slow)"
+                ) from None
+            if names & {"TransportError", "ConnectError", "NetworkError"}:
+                raise TransientProviderError(f"google: cannot reach {self._where()}") from None
+            if isinstance(exc, ValueError):
+                raise ProviderError(
+                    f"google: unreadable response from {self._where()}: {redact(str(exc), self._key)[:200]}"
+                ) from None
+            raise
+
+    def _generate(self, request: ScoreRequest, estimator: Estimator) -> Any:
+        suffix = f"\n\n{est.verbalized_instruction(request.answers)}" if estimator == "verbalized" else ""
+        contents = self._contents(request.messages, suffix)
+        config = self._config(request, estimator)
+        return self.call(
+            lambda: self.client.models.generate_content(model=self.model, contents=contents, config=config)
+        )
+
+    # ----- scoring ----------------------------------------------------------------------
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
+        return self._requests.each(requests, self.score_one)
+
+    def score_one(self, request: ScoreRequest) -> AnswerDistribution:
+        estimator = self.estimator_for(request)
+        n = request.decoding.samples if estimator == "sampling" else 1
+        responses = self._samples.each(
+            [(request, s) for s in range(n)], lambda d: self._generate(d[0], estimator)
+        )
+        try:
+            usage = _usage(responses)
+            if estimator == "top_logprobs":
+                result = responses[0].candidates[0].logprobs_result
+                first = _merge(result.top_candidates[0].candidates)
+                following = _merge(result.top_candidates[1].candidates) if len(result.top_candidates) > 1 else None
+                return est.from_top_logprobs(
+                    first, request.answers, generated_first=result.chosen_candidates[0].token,
+                    following=following, usage=usage,
+                )
+            texts = ["".join(p.text or "" for p in r.candidates[0].content.parts) for r in responses]
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise ProviderError(
+                f"google: malformed response from {self._where()} ({type(exc).__name__}); "
+                "expected candidates with logprobsResult"
+            ) from None
+        if estimator == "sampling":
+            return est.from_samples(texts, request.answers, usage=usage)
+        return est.from_verbalized(texts[0], request.answers, usage=usage)
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int = 2048) -> str:
+        system = "\n\n".join(m.content for m in messages if m.role == "system") or None
+        config = self._types.GenerateContentConfig(system_instruction=system, max_output_tokens=max_tokens)
+        contents = self._contents(messages)
+        response = self.call(
+            lambda: self.client.models.generate_content(model=self.model, contents=contents, config=config)
+        )
+        try:
+            return "".join(p.text or "" for p in response.candidates[0].content.parts)
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise ProviderError(f"google: malformed response from {self._where()}") from exc
+
+
+def _merge(candidates: Sequence[Any]) -> dict[str, float]:
+    merged: dict[str, float] = {}
+    for c in candidates:
+        tok, lp = str(c.token), float(c.log_probability)
+        merged[tok] = math.log(math.exp(merged[tok]) + math.exp(lp)) if tok in merged else lp
+    return merged
+
+
+def _usage(responses: Sequence[Any]) -> Usage:
+    prompt = completion = cached = 0
+    for r in responses:
+        u = r.usage_metadata
+        if u is not None:
+            prompt += u.prompt_token_count or 0
+            completion += u.candidates_token_count or 0
+            cached += u.cached_content_token_count or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
