@@ -380,6 +380,8 @@ def test_cache_key_ignores_how_a_run_is_done_but_not_what_is_asked(tmp_path: Pat
         make_engine(RecordingProvider(), None, model=spec(concurrency=64, batch_api=False)),
         # samples and temperature cannot change a logprobs answer
         make_engine(RecordingProvider(), None, model=spec(samples=3, temperature=0.7)),
+        # transport options: timeouts, batch polling, where the key is read from
+        make_engine(RecordingProvider(), None, model=spec(options={"timeout_s": 9, "batch_wait_s": 1})),
     ]
     different = [
         make_engine(RecordingProvider(), None, model=spec(precision="fp32")),

@@ -49,6 +49,11 @@ FLAG_NO_COVERAGE = "coverage 0: no probability on any admissible answer"
 _LOG_EVERY_S = 30.0
 _MAX_BACKOFF_S = 60.0
 
+#: Provider options about transport (timeouts, batch polling, which variable holds the
+#: key): they never change an answer, so they are not part of the cache key. Device,
+#: threads and batch size stay in: they can change the floating-point result.
+TRANSPORT_OPTIONS = frozenset({"timeout_s", "api_key_env", "batch_poll_s", "batch_wait_s"})
+
 
 def best_estimator(caps: Capabilities) -> Estimator | None:
     """The most exact estimator a provider offers."""
@@ -257,8 +262,11 @@ class Engine:
         self._stats_lock = threading.Lock()
         self.summary = RunSummary(provider=provider.name, model=spec.model)
         settings: dict[str, object] = {"precision": spec.precision}
-        if spec.options:
-            settings["options"] = spec.options
+        # Options that only change how a request is sent, never its answer, stay out
+        # of the key: changing a timeout must not invalidate answers already paid for.
+        answer_options = {k: v for k, v in spec.options.items() if k not in TRANSPORT_OPTIONS}
+        if answer_options:
+            settings["options"] = answer_options
         self._key_settings = settings
 
     @classmethod
@@ -447,7 +455,9 @@ class Engine:
     ) -> list[AnswerDistribution]:
         with self._stats_lock:
             self.summary.provider_calls += 1
-        if local:
+        if local or self.spec.batch_api:
+            # In-process models don't hang; a batch API call waits minutes to hours by
+            # design and bounds itself (the provider's batch_wait_s, resumable by id).
             return provider.score(reqs)
         # A watchdog thread per call: a hung server must not hang the run. The
         # abandoned call keeps its daemon thread until the SDK gives up on its own.
