@@ -36,13 +36,7 @@ def build_app() -> typer.Typer:
             os.environ["VALUESIM_DEBUG"] = "1"
 
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"valuesim.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"valuesim.commands.{name}":
-                continue  # command group not built yet
-            raise
-        mod.register(app)
+        importlib.import_module(f"valuesim.commands.{name}").register(app)
     return app
 
 
