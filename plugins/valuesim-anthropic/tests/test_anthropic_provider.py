@@ -94,10 +94,16 @@ def test_generate(fake: FakeAnthropic, tmp_path: Path) -> None:
     assert fake.bodies[0]["system"] == "Be brief."
 
 
-def test_missing_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY"):
-        AnthropicProvider(ModelSpec(provider="anthropic", model="claude-haiku-4-5"), state_dir=tmp_path)
+def test_missing_key_fails_before_any_request(
+    fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(ProviderError, match="set ANTHROPIC_API_KEY"):
+        provider(fake, tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "  ")  # blank counts as missing
+    with pytest.raises(ProviderError, match="set ANTHROPIC_API_KEY"):
+        provider(fake, tmp_path)
+    assert fake.counts["total"] == 0
 
 
 def test_errors_are_classified_and_key_free(fake: FakeAnthropic, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_gemini_server import FAKE_KEY, FakeGemini, serve
+from fake_google_server import FAKE_KEY, FakeGemini, serve
 
 
 @pytest.fixture

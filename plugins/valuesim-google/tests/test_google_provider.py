@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fake_gemini_server import ANSWERS, FAKE_KEY, FakeGemini, make_request
-from valuesim_google import GoogleFactory
+from fake_google_server import ANSWERS, FAKE_KEY, FakeGemini, make_request, serve
 from valuesim_google.provider import GoogleProvider
 
 from valuesim.config import ModelSpec
 from valuesim.errors import ProviderError
-from valuesim.llm.engine import Engine
 from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import ChatMessage, Decoding
 from valuesim.plugins import providers
@@ -46,11 +45,39 @@ def test_top_logprobs(fake: FakeGemini, tmp_path: Path) -> None:
     assert dist.usage.cached_tokens == 30
 
 
+def test_multi_token_answer_split_by_second_position(fake: FakeGemini, tmp_path: Path) -> None:
+    # "1" could start "10": the second position's top-k ("0" vs end of answer) splits it.
+    fake.positions = [("1", {"1": math.log(0.6), "5": math.log(0.3), "Sure": math.log(0.05)}),
+                      ("0", {"0": math.log(0.75), "\n": math.log(0.25)})]
+    answers = tuple(str(i) for i in range(1, 11))
+    (dist,) = provider(fake, tmp_path).score([replace(make_request(), answers=answers)])
+    assert fake.bodies[0]["generationConfig"]["maxOutputTokens"] == 2
+    p = dict(zip(answers, dist.probs, strict=True))
+    assert p["10"] / p["1"] == pytest.approx(0.75 / 0.25)
+    assert p["5"] / p["1"] == pytest.approx(0.3 / 0.15)
+    assert dist.coverage == pytest.approx(0.9)
+    assert set(dist.floored) == {"2", "3", "4", "6", "7", "8", "9"}
+    assert all(0 < p[a] < p["1"] for a in dist.floored)
+
+
+def test_key_from_google_api_key_and_thinking_budget(
+    fake: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY")
+    monkeypatch.setenv("GOOGLE_API_KEY", "AIza-other-key")
+    provider(fake, tmp_path, options={"thinking_budget": 0}).score([make_request()])
+    assert fake.keys == ["AIza-other-key"]
+    # The SDK sends this field in snake_case; the API's JSON parser accepts both spellings.
+    assert fake.bodies[0]["generationConfig"]["thinkingConfig"] in ({"thinkingBudget": 0}, {"thinking_budget": 0})
+
+
 def test_sampling_only_when_configured(fake: FakeGemini, tmp_path: Path) -> None:
-    req = replace(make_request(), decoding=Decoding(estimator="sampling", samples=5, temperature=1.0))
+    # No temperature configured: sampling draws at 1.0.
+    req = replace(make_request(), decoding=Decoding(estimator="sampling", samples=5))
     (dist,) = provider(fake, tmp_path).score([req])
     assert fake.counts["paid"] == 5
     assert "responseLogprobs" not in fake.bodies[0]["generationConfig"]
+    assert fake.bodies[0]["generationConfig"]["temperature"] == 1.0
     assert dist.estimator == "sampling"
     assert dist.coverage == pytest.approx(4 / 5)
     assert dist.probs == pytest.approx((0.25, 0.5, 0.25, 0.0))
@@ -100,27 +127,18 @@ def test_errors_are_classified_and_key_free(fake: FakeGemini, tmp_path: Path) ->
     fake.fault = "garbage"
     with pytest.raises(ProviderError, match="unreadable response"):
         p.score([make_request("garbage?")])
+    fake.fault = "empty"
+    with pytest.raises(ProviderError, match="malformed response"):
+        p.score([make_request("empty?")])
     fake.fault = "hang"
     with pytest.raises(TransientProviderError, match=r"within 0.3 s"):
         p.score([make_request("hang?")])
+    assert fake.counts["paid"] == 0
 
 
-@pytest.mark.parametrize("fault", ["flaky", "ratelimit"])
-def test_engine_completes_through_faults_without_paying_twice(
-    fake: FakeGemini, tmp_path: Path, fault: str
-) -> None:
-    spec = ModelSpec(provider="google", model="gemini-2.5-flash", base_url=fake.url, concurrency=2)
-
-    def engine() -> Engine:
-        return Engine(GoogleFactory(), spec, tmp_path, batch_size=2, max_retries=4, timeout_s=30,
-                      progress=False, log=lambda _: None, backoff_s=0.0)
-
-    fake.fault = fault
-    with engine() as e:
-        reqs = [e.request(make_request(f"Q{i}").messages, ANSWERS) for i in range(4)]
-        results = e.run(reqs)
-        assert e.summary.retries > 0
-    assert fake.counts["paid"] == 4
-    with engine() as e:
-        assert e.run(reqs) == results
-    assert fake.counts["paid"] == 4
+def test_unreachable_server_is_transient(key: str, tmp_path: Path) -> None:
+    with serve() as gone:
+        url = gone.url  # the port is closed once the server stops
+    spec = ModelSpec(provider="google", model="gemini-2.5-flash", base_url=url)
+    with pytest.raises(TransientProviderError, match="cannot reach"):
+        GoogleProvider(spec, state_dir=tmp_path).score([make_request()])

@@ -3,7 +3,9 @@
 ``logprobs`` (the top-k width) is at most 20. Models without log-probabilities are
 used only when the config says so explicitly: ``estimator: sampling`` (or
 ``verbalized``) with ``options.logprobs: false``; nothing falls back silently.
-The SDK never retries (one attempt); the engine does.
+Multi-token answers ("10") follow ``valuesim.llm.answer_estimates``: two output
+tokens are requested so the second position's top-k splits "1" from "10".
+The SDK never retries (``HttpRetryOptions(attempts=1)``); the engine does.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from valuesim.llm.types import (
 if TYPE_CHECKING:
     from valuesim.config import ModelSpec
 
-KNOWN_OPTIONS = frozenset({"timeout_s", "api_key_env", "logprobs", "max_top_logprobs", "max_tokens"})
+KNOWN_OPTIONS = frozenset({
+    "timeout_s", "api_key_env", "logprobs", "max_top_logprobs", "max_tokens", "thinking_budget",
+})
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 API_MAX_TOP_LOGPROBS = 20
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -67,7 +71,10 @@ class GoogleProvider:
         env = spec.options.get("api_key_env")
         self._key = api_key_from_env("google", [str(env)] if env else list(KEY_VARS))
         self.timeout_s = timeout_s(spec.options)
+        # vertexai=False: an ambient GOOGLE_GENAI_USE_VERTEXAI must not reroute requests
+        # (and credentials) away from the key read above.
         self.client = genai.Client(
+            vertexai=False,
             api_key=self._key,
             http_options=types.HttpOptions(
                 base_url=spec.base_url,
@@ -105,6 +112,10 @@ class GoogleProvider:
         opts = self.spec.options
         temperature = request.decoding.temperature
         kwargs: dict[str, Any] = {"system_instruction": system}
+        if "thinking_budget" in opts:
+            # Thinking models spend max_output_tokens on thoughts; 0 turns thinking off
+            # so the first output token is the answer.
+            kwargs["thinking_config"] = self._types.ThinkingConfig(thinking_budget=int(opts["thinking_budget"]))
         if estimator == "top_logprobs":
             kwargs.update(
                 response_logprobs=True,
@@ -112,11 +123,13 @@ class GoogleProvider:
                 max_output_tokens=int(opts.get("max_tokens", 2)),
                 temperature=0.0 if temperature is None else temperature,
             )
-        else:
+        elif estimator == "sampling":
             kwargs.update(
-                max_output_tokens=int(opts.get("max_tokens", 8 if estimator == "sampling" else 300)),
-                temperature=temperature,
+                max_output_tokens=int(opts.get("max_tokens", 8)),
+                temperature=1.0 if temperature is None else temperature,
             )
+        else:  # verbalized
+            kwargs.update(max_output_tokens=int(opts.get("max_tokens", 300)), temperature=temperature)
         return self._types.GenerateContentConfig(**kwargs)
 
     def _contents(self, messages: Sequence[ChatMessage], suffix: str = "") -> list[Any]:
@@ -147,19 +160,22 @@ class GoogleProvider:
                     401: "check GEMINI_API_KEY", 403: "check GEMINI_API_KEY",
                     404: "check the model name and base_url"}.get(code, "check the request")
             raise ProviderError(f"google: HTTP {code} from {self._where()}: {detail}; {hint}") from None
+        except ValueError as exc:
+            # A body that is not JSON surfaces as a JSON decode error from the SDK.
+            raise ProviderError(
+                f"google: unreadable response from {self._where()}: {redact(str(exc), self._key)[:200]}"
+            ) from None
         except Exception as exc:
+            # The SDK's transport is httpx or httpx2, whichever is installed, so its
+            # errors are recognised by class name instead of importing either.
             names = {c.__name__ for c in type(exc).__mro__}
             if "TimeoutException" in names:
                 raise TransientProviderError(
                     f"google: no response from {self._where()} within {self.timeout_s:g} s "
                     "(raise options.timeout_s if the server is just slow)"
                 ) from None
-            if names & {"TransportError", "ConnectError", "NetworkError"}:
+            if "TransportError" in names:
                 raise TransientProviderError(f"google: cannot reach {self._where()}") from None
-            if isinstance(exc, ValueError):
-                raise ProviderError(
-                    f"google: unreadable response from {self._where()}: {redact(str(exc), self._key)[:200]}"
-                ) from None
             raise
 
     def _generate(self, request: ScoreRequest, estimator: Estimator) -> Any:
@@ -191,11 +207,12 @@ class GoogleProvider:
                     first, request.answers, generated_first=result.chosen_candidates[0].token,
                     following=following, usage=usage,
                 )
-            texts = ["".join(p.text or "" for p in r.candidates[0].content.parts) for r in responses]
+            texts = [_text(r) for r in responses]
         except (AttributeError, IndexError, TypeError) as exc:
+            expected = "candidates with logprobsResult" if estimator == "top_logprobs" else "candidates"
             raise ProviderError(
-                f"google: malformed response from {self._where()} ({type(exc).__name__}); "
-                "expected candidates with logprobsResult"
+                f"google: malformed response from {self._where()} ({type(exc).__name__}{_finish(responses)}); "
+                f"expected {expected} (thinking models: set options.thinking_budget: 0)"
             ) from None
         if estimator == "sampling":
             return est.from_samples(texts, request.answers, usage=usage)
@@ -209,9 +226,26 @@ class GoogleProvider:
             lambda: self.client.models.generate_content(model=self.model, contents=contents, config=config)
         )
         try:
-            return "".join(p.text or "" for p in response.candidates[0].content.parts)
+            return _text(response)
         except (AttributeError, IndexError, TypeError) as exc:
-            raise ProviderError(f"google: malformed response from {self._where()}") from exc
+            raise ProviderError(
+                f"google: malformed response from {self._where()} ({type(exc).__name__}); expected candidates"
+            ) from None
+
+
+def _text(response: Any) -> str:
+    """The first candidate's text; "" when it has none (blocked or cut off: an unparsed reply)."""
+    content = response.candidates[0].content
+    return "".join(p.text or "" for p in (content.parts or [])) if content is not None else ""
+
+
+def _finish(responses: Sequence[Any]) -> str:
+    """", finish reason X" for the first response that says why it stopped, else ""."""
+    for r in responses:
+        for c in getattr(r, "candidates", None) or []:
+            if c.finish_reason:
+                return f", finish reason {getattr(c.finish_reason, 'value', c.finish_reason)}"
+    return ""
 
 
 def _merge(candidates: Sequence[Any]) -> dict[str, float]:

@@ -4,8 +4,10 @@
 (camelCase ``candidates[].logprobsResult.topCandidates/chosenCandidates``,
 ``usageMetadata``) and the Google error envelope (``{"error": {"code", "message",
 "status"}}``), so the real ``google-genai`` SDK runs against it via ``base_url``.
-Faults: "flaky" (first attempt of every request: 503), "ratelimit" (first attempt:
-429 with Retry-After), "garbage", "hang", "badkey" (400 echoing the key).
+Faults: "flaky" (first attempt of every request: 503, so half of all requests fail),
+"ratelimit" (first attempt: 429 with Retry-After), "garbage" (not JSON), "empty"
+(JSON without candidates), "hang", "badkey" (400 echoing the key). Requests that
+produced an answer are counted as "paid".
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ class FakeGemini:
     attempts: Counter[str] = field(default_factory=Counter)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # x-goog-api-key of each request
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     replies: Iterator[str] = field(default_factory=lambda: itertools.cycle(REPLIES))
     url: str = ""
+    # Logprob positions the fake model generates: (chosen token, top-k at that position).
+    positions: list[tuple[str, dict[str, float]]] = field(default_factory=lambda: [("2", TOP)])
 
     def generate(self, body: dict[str, Any]) -> dict[str, Any]:
         config = body.get("generationConfig", {})
@@ -63,12 +68,15 @@ class FakeGemini:
                                      "finishReason": "STOP", "index": 0}
         if config.get("responseLogprobs"):
             k = int(config.get("logprobs") or 0)
-            top = sorted(TOP.items(), key=lambda t: -t[1])[:k]
-            candidate["content"]["parts"][0]["text"] = "2"
-            candidate["avgLogprobs"] = TOP["2"]
+            positions = self.positions[: int(config.get("maxOutputTokens") or 1)]
+            candidate["content"]["parts"][0]["text"] = "".join(tok for tok, _ in positions)
             candidate["logprobsResult"] = {
-                "topCandidates": [{"candidates": [{"token": t, "logProbability": lp} for t, lp in top]}],
-                "chosenCandidates": [{"token": "2", "logProbability": TOP["2"]}],
+                "topCandidates": [
+                    {"candidates": [{"token": t, "logProbability": lp}
+                                    for t, lp in sorted(top.items(), key=lambda t: -t[1])[:k]]}
+                    for _, top in positions
+                ],
+                "chosenCandidates": [{"token": tok, "logProbability": top[tok]} for tok, top in positions],
             }
         elif "JSON object" in body["contents"][-1]["parts"][0]["text"]:
             candidate["content"]["parts"][0]["text"] = '```json\n{"1": 0.1, "2": 0.7, "3": 0.2}\n```'
@@ -107,6 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.attempts[self.path + raw.decode()] += 1
             odd = fake.attempts[self.path + raw.decode()] % 2 == 1
         key = self.headers.get("x-goog-api-key", "")
+        with fake.lock:
+            fake.keys.append(key)
         if fake.fault == "badkey":
             self._send(*_error(400, "INVALID_ARGUMENT", f"API key not valid: {key}. Please pass a valid API key."))
         elif fake.fault == "hang":
@@ -118,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
                        headers={"Retry-After": "0.01"})
         elif fake.fault == "garbage":
             self._send(200, None, raw=b"not json at all")
+        elif fake.fault == "empty":
+            self._send(200, {"usageMetadata": {"promptTokenCount": 50}})
         elif self.path.endswith(":generateContent") and "/models/" in self.path:
             body = json.loads(raw)
             if "nologprobs" in self.path and body.get("generationConfig", {}).get("responseLogprobs"):
