@@ -49,7 +49,6 @@ class DataParams(_Strict):
     source: str = "data/demo/aggregates.json"
     questions: str = "data/questions/wvs7.yaml"
     demo_respondents_per_country: int = Field(1200, gt=0)
-    codebook: str = "../shared/data/wvs7/codebook.json"
 
     @property
     def is_demo(self) -> bool:
@@ -113,7 +112,7 @@ class ModelSpec(_Strict):
     model: str
     revision: str | None = None
     base_url: str | None = None
-    precision: Literal["fp32", "bf16"] = "bf16"
+    precision: Literal["fp32", "bf16"] = "fp32"
     estimator: Literal["logprobs", "top_logprobs", "sampling", "verbalized"] | None = None
     samples: int = Field(20, gt=0)
     temperature: float | None = None
@@ -128,7 +127,7 @@ class SimulateParams(_Strict):
     # can fan out over it)
     models: list[str] = Field(default_factory=lambda: ["smollm2"])
     cache_dir: str = ".valuesim-cache"
-    batch_size: int = Field(16, gt=0)
+    batch_size: int = Field(32, gt=0)
     max_retries: int = Field(4, ge=0)
     timeout_s: float = Field(120.0, gt=0)
     # price per million tokens, by model name: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}

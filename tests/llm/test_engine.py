@@ -384,7 +384,7 @@ def test_cache_key_ignores_how_a_run_is_done_but_not_what_is_asked(tmp_path: Pat
         make_engine(RecordingProvider(), None, model=spec(options={"timeout_s": 9, "batch_wait_s": 1})),
     ]
     different = [
-        make_engine(RecordingProvider(), None, model=spec(precision="fp32")),
+        make_engine(RecordingProvider(), None, model=spec(precision="bf16")),  # default fp32
         make_engine(RecordingProvider(), None, model=spec(revision="v2")),
         make_engine(RecordingProvider(), None, model=spec(options={"device": "cuda"})),
         make_engine(RecordingProvider(), None, model=spec(estimator="sampling")),

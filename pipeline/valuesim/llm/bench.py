@@ -58,6 +58,7 @@ class BenchResult:
     questions: int
     prompt_tokens: int
     threads: int
+    native_bf16: bool | None  # AMX or AVX512-BF16 on this CPU (None: torch cannot tell)
     naive_requests: int  # requests the reference (and the speed-up timing) ran on
     naive_s: float | None
     naive_fp32_s: float | None  # the engine paths on the reference's requests
@@ -253,7 +254,7 @@ def run_bench(
     naive_requests: int = 4,
     log: Callable[[str], None] = print,
 ) -> BenchResult:
-    from valuesim.llm.local_model import set_threads
+    from valuesim.llm.local_model import cpu_has_native_bf16, set_threads
 
     if model not in params.models:
         raise ConfigError(f"model {model!r} is not defined under models in params.yaml")
@@ -325,6 +326,7 @@ def run_bench(
         questions=len({u.question for u in units}),
         prompt_tokens=tokens,
         threads=threads,
+        native_bf16=cpu_has_native_bf16(),
         naive_requests=len(sub) if naive else 0,
         naive_s=tn,
         naive_fp32_s=sub_t32,
@@ -342,13 +344,18 @@ def run_bench(
     )
 
 
+def _yes_no(x: bool | None) -> str:
+    return "unknown" if x is None else ("yes" if x else "no")
+
+
 def format_result(r: BenchResult) -> str:
     def f(x: Any, spec: str) -> str:
         return "n/a" if x is None else format(x, spec)
 
     lines = [
         f"requests: {r.requests} ({', '.join(r.countries)}; {r.personas_per_country} personas; "
-        f"{r.questions} questions), {r.prompt_tokens} prompt tokens, {r.threads} threads",
+        f"{r.questions} questions), {r.prompt_tokens} prompt tokens, {r.threads} threads, "
+        f"native bf16 (AMX/AVX512-BF16): {_yes_no(r.native_bf16)}",
         f"naive reference on {r.naive_requests} of them; speed-ups and TV on those "
         f"(engine there: fp32 {f(r.naive_fp32_s, '.1f')} s, bf16 {f(r.naive_bf16_s, '.1f')} s)",
         f"{'path':<8}{'scorings/s':>12}{'seconds':>10}{'speed-up':>10}{'max TV':>11}{'mean TV':>11}",

@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,26 @@ def _pick_device(requested: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU multiplies bf16 in hardware (AMX tiles or AVX512-BF16); None if
+    torch cannot tell. Without it torch emulates bf16 and it is slower than fp32."""
+    import torch
+
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    answers = [bool(f()) for f in probes if callable(f)]
+    return any(answers) if answers else None
+
+
+def bf16_slow_note(precision: str, device: torch.device) -> str | None:
+    """A one-line note when ``precision: bf16`` is asked for on a CPU that emulates it."""
+    if precision != "bf16" or device.type != "cpu" or cpu_has_native_bf16() is not False:
+        return None
+    return (
+        "note: this CPU has no native bf16 (no AMX or AVX512-BF16), so bf16 is emulated and "
+        "slower than fp32 here; set precision: fp32 for this model"
+    )
+
+
 def set_threads(threads: int | None) -> None:
     """One intra-op thread per usable core; more only oversubscribes the CPU."""
     import torch
@@ -155,6 +176,9 @@ def load_model(
     source, weights_rev = resolve_model(model, cache_root)
     dev = _pick_device(device)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    note = bf16_slow_note(precision, dev)
+    if note:
+        print(note, file=sys.stderr)
     kw: dict[str, Any] = {"revision": revision} if revision else {}
     try:
         tok = AutoTokenizer.from_pretrained(source, **kw)
