@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from valuesim.llm.types import ChatMessage, ScoreRequest
+from valuesim.testing import local_http_server
 
 FAKE_KEY = "sk-ant-test-DONOTLEAK-0123456789abcdef"
 ANSWERS = tuple(str(i) for i in range(1, 11))
@@ -71,7 +72,7 @@ def _error(status: int, type_: str, message: str) -> tuple[int, dict[str, Any]]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # valuesim.testing.local_http_server's; its .fake is this module's fake
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -165,23 +166,9 @@ def _public(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if not k.startswith("_")}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeAnthropic
-
-
 @contextmanager
 def serve(fake: FakeAnthropic | None = None) -> Iterator[FakeAnthropic]:
     fake = fake or FakeAnthropic()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with local_http_server(_Handler, fake, on_close=fake.release.set) as url:
+        fake.url = url
         yield fake
-    finally:
-        fake.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()

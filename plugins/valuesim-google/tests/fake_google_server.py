@@ -20,10 +20,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from valuesim.llm.types import ChatMessage, ScoreRequest
+from valuesim.testing import local_http_server
 
 FAKE_KEY = "AIza-test-DONOTLEAK-0123456789abcdef"
 ANSWERS = ("1", "2", "3", "4")
@@ -90,7 +91,7 @@ def _error(code: int, status: str, message: str) -> tuple[int, dict[str, Any]]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # valuesim.testing.local_http_server's; its .fake is this module's fake
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -140,23 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*_error(404, "NOT_FOUND", f"{self.path} not found"))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGemini
-
-
 @contextmanager
 def serve(fake: FakeGemini | None = None) -> Iterator[FakeGemini]:
     fake = fake or FakeGemini()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with local_http_server(_Handler, fake, on_close=fake.release.set) as url:
+        fake.url = url
         yield fake
-    finally:
-        fake.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -20,10 +20,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from valuesim.llm.types import ChatMessage, ScoreRequest
+from valuesim.testing import local_http_server
 
 # The fake model: first-token log-probabilities (digits split like Qwen/Gemma
 # tokenizers do, so "10" is "1" then "0"), and what follows a leading "1".
@@ -100,7 +101,7 @@ def _error(status: int, message: str, type_: str, code: str | None = None) -> tu
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any  # valuesim.testing.local_http_server's; its .fake is this module's fake
 
     def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
@@ -230,23 +231,9 @@ def _public(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if k != "polls"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeOpenAI
-
-
 @contextmanager
 def serve(fake: FakeOpenAI | None = None) -> Iterator[FakeOpenAI]:
     fake = fake or FakeOpenAI()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with local_http_server(_Handler, fake, on_close=fake.release.set) as url:
+        fake.url = url + "/v1"
         yield fake
-    finally:
-        fake.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
