@@ -99,7 +99,7 @@ class DescriptorParams(_Strict):
 
 
 class PersonaParams(_Strict):
-    n_per_country: int = Field(8, gt=0)
+    n_per_country: int = Field(6, gt=0)
     seed: int = 0
 
 
@@ -151,7 +151,7 @@ class CalibrationParams(_Strict):
 
 
 class AnalysisParams(_Strict):
-    sample_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    sample_sizes: list[int] = Field(default_factory=lambda: [1, 2, 3, 6])
     subsample_repeats: int = Field(20, gt=0)
     bootstrap: int = Field(1000, gt=0)
     shapley: bool = False

@@ -61,6 +61,18 @@ def test_sampling_follows_skewed_weights(tiny_bank: QuestionBank) -> None:
     assert counts[0] / counts.sum() > 0.5  # uniform sampling would give 0.05
 
 
+def test_a_smaller_sample_is_the_start_of_a_larger_one(tiny_bank: QuestionBank) -> None:
+    # Growing personas.n_per_country keeps the personas (and the paid-for answers) of
+    # the smaller run: successive sampling draws the same first k whatever n is.
+    resp = make_respondents(tiny_bank, ["JPN", "DEU"], 300)
+    resp = resp.with_columns((pl.int_range(pl.len()) % 7 + 1).cast(pl.Float64).alias("weight"))
+    small = sample_respondents(resp, ["JPN", "DEU"], 3, seed=4)
+    large = sample_respondents(resp, ["JPN", "DEU"], 8, seed=4)
+    for c in ("JPN", "DEU"):
+        ids = large.filter(pl.col("country") == c)["respondent_id"].to_list()
+        assert small.filter(pl.col("country") == c)["respondent_id"].to_list() == ids[:3]
+
+
 def test_bad_weights_and_absent_country_fail(tiny_bank: QuestionBank) -> None:
     resp = make_respondents(tiny_bank, ["JPN"], 20)
     with pytest.raises(DataError, match="no respondents for selected country DEU"):

@@ -26,8 +26,8 @@ so the estimates satisfy efficiency exactly whatever the number of permutations.
 Cost: a permutation needs its 9 inner prefixes (∅ and all items are shared), so at
 most 9·P + 2 distinct coalitions, each asked of every value persona and kept question:
 ≤ (9·P + 2) x personas x questions scorings. With the defaults (P = 8, 10 countries x
-8 personas, ~35 questions) that is ≤ 74 x 80 x 35 ≈ 207,000 scorings, about 7 hours
-with the embedded model at ~8 scorings/s on CPU. Fewer are paid in practice: prompts
+6 personas, ~32 kept questions) that is ≤ 74 x 60 x 32 ≈ 142,000 scorings, about 6-7
+hours with the embedded model at ~6 scorings/s on a 2-core CPU. Fewer are paid in practice: prompts
 repeat (singletons and pairs recur across permutations, a respondent who skipped an
 item gives the same persona with and without it, v(∅) is one persona per country), the
 engine sends each distinct prompt once, and the response cache makes reruns free.
