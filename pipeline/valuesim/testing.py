@@ -6,11 +6,37 @@ vendor's JSON (see ``plugins/*/tests/fake_*_server.py``); this runs one.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """Base for a fake API's request handler: quiet, reads bodies, writes JSON replies."""
+
+    server: Any  # local_http_server's; ``self.server.fake`` is the fake's state
+
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send_json(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> None:
+        """Reply ``payload`` as JSON (or ``raw`` bytes as they are, for malformed bodies)."""
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
 
 class _Server(ThreadingHTTPServer):

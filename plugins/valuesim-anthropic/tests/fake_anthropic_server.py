@@ -16,11 +16,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from valuesim.llm.types import ChatMessage, ScoreRequest
-from valuesim.testing import local_http_server
+from valuesim.testing import JSONHandler, local_http_server
 
 FAKE_KEY = "sk-ant-test-DONOTLEAK-0123456789abcdef"
 ANSWERS = tuple(str(i) for i in range(1, 11))
@@ -71,28 +70,12 @@ def _error(status: int, type_: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"type": "error", "error": {"type": type_, "message": message}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any  # valuesim.testing.local_http_server's; its .fake is this module's fake
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
-              raw: bytes | None = None) -> None:
-        data = raw if raw is not None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JSONHandler):
     def do_GET(self) -> None:
         self._route("GET", b"")
 
     def do_POST(self) -> None:
-        self._route("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        self._route("POST", self.read_body())
 
     def _route(self, method: str, raw: bytes) -> None:
         fake = self.server.fake
@@ -104,31 +87,31 @@ class _Handler(BaseHTTPRequestHandler):
             odd = fake.attempts[method + path + raw.decode()] % 2 == 1
         key = self.headers.get("x-api-key", "")
         if fake.fault == "badkey":
-            self._send(*_error(401, "authentication_error", f"invalid x-api-key {key}"))
+            self.send_json(*_error(401, "authentication_error", f"invalid x-api-key {key}"))
         elif fake.fault == "hang":
             fake.release.wait(10)
         elif fake.fault == "flaky" and odd:
-            self._send(*_error(500, "api_error", "Internal server error"))
+            self.send_json(*_error(500, "api_error", "Internal server error"))
         elif fake.fault == "ratelimit" and odd:
-            self._send(*_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit"),
+            self.send_json(*_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit"),
                        headers={"retry-after": "0.01"})
         elif fake.fault == "garbage":
-            self._send(200, None, raw=b"\x00garbage{")
+            self.send_json(200, None, raw=b"\x00garbage{")
         elif path == "/v1/messages" and method == "POST":
             body = json.loads(raw)
             if "notemp" in body["model"] and "temperature" in body:
-                self._send(*_error(400, "invalid_request_error",
+                self.send_json(*_error(400, "invalid_request_error",
                                    "temperature is not supported for this model"))
             else:
-                self._send(200, fake.message(body))
+                self.send_json(200, fake.message(body))
         elif path == "/v1/messages/batches" and method == "POST":
             self._create_batch(json.loads(raw))
         elif path.startswith("/v1/messages/batches/") and path.endswith("/results"):
-            self._send(200, None, raw=fake.batches[path.split("/")[4]]["_results"])
+            self.send_json(200, None, raw=fake.batches[path.split("/")[4]]["_results"])
         elif path.startswith("/v1/messages/batches/"):
             self._poll(path.split("/")[4])
         else:
-            self._send(*_error(404, "not_found_error", f"{method} {path} not found"))
+            self.send_json(*_error(404, "not_found_error", f"{method} {path} not found"))
 
     def _create_batch(self, body: dict[str, Any]) -> None:
         fake = self.server.fake
@@ -141,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             "ended_at": None, "cancel_initiated_at": None, "archived_at": None, "results_url": None,
             "_requests": body["requests"], "_polls": 0,
         }
-        self._send(200, _public(fake.batches[bid]))
+        self.send_json(200, _public(fake.batches[bid]))
 
     def _poll(self, bid: str) -> None:
         fake = self.server.fake
@@ -159,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             batch["_results"] = ("\n".join(lines) + "\n").encode()
             batch.update(processing_status="ended", ended_at="2025-01-01T01:00:00Z",
                          results_url=f"{fake.url}/v1/messages/batches/{bid}/results")
-        self._send(200, _public(batch))
+        self.send_json(200, _public(batch))
 
 
 def _public(batch: dict[str, Any]) -> dict[str, Any]:

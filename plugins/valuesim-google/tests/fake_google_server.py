@@ -20,11 +20,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from valuesim.llm.types import ChatMessage, ScoreRequest
-from valuesim.testing import local_http_server
+from valuesim.testing import JSONHandler, local_http_server
 
 FAKE_KEY = "AIza-test-DONOTLEAK-0123456789abcdef"
 ANSWERS = ("1", "2", "3", "4")
@@ -90,26 +89,10 @@ def _error(code: int, status: str, message: str) -> tuple[int, dict[str, Any]]:
     return code, {"error": {"code": code, "message": message, "status": status}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any  # valuesim.testing.local_http_server's; its .fake is this module's fake
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
-              raw: bytes | None = None) -> None:
-        data = raw if raw is not None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JSONHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        raw = self.read_body()
         with fake.lock:
             fake.counts["total"] += 1
             fake.paths.append(self.path)
@@ -119,26 +102,26 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             fake.keys.append(key)
         if fake.fault == "badkey":
-            self._send(*_error(400, "INVALID_ARGUMENT", f"API key not valid: {key}. Please pass a valid API key."))
+            self.send_json(*_error(400, "INVALID_ARGUMENT", f"API key not valid: {key}. Please pass a valid API key."))
         elif fake.fault == "hang":
             fake.release.wait(10)
         elif fake.fault == "flaky" and odd:
-            self._send(*_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."))
+            self.send_json(*_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."))
         elif fake.fault == "ratelimit" and odd:
-            self._send(*_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted"),
+            self.send_json(*_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted"),
                        headers={"Retry-After": "0.01"})
         elif fake.fault == "garbage":
-            self._send(200, None, raw=b"not json at all")
+            self.send_json(200, None, raw=b"not json at all")
         elif fake.fault == "empty":
-            self._send(200, {"usageMetadata": {"promptTokenCount": 50}})
+            self.send_json(200, {"usageMetadata": {"promptTokenCount": 50}})
         elif self.path.endswith(":generateContent") and "/models/" in self.path:
             body = json.loads(raw)
             if "nologprobs" in self.path and body.get("generationConfig", {}).get("responseLogprobs"):
-                self._send(*_error(400, "INVALID_ARGUMENT", "Logprobs is not supported for the current model."))
+                self.send_json(*_error(400, "INVALID_ARGUMENT", "Logprobs is not supported for the current model."))
             else:
-                self._send(200, fake.generate(body))
+                self.send_json(200, fake.generate(body))
         else:
-            self._send(*_error(404, "NOT_FOUND", f"{self.path} not found"))
+            self.send_json(*_error(404, "NOT_FOUND", f"{self.path} not found"))
 
 
 @contextmanager

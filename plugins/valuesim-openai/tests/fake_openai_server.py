@@ -20,11 +20,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from valuesim.llm.types import ChatMessage, ScoreRequest
-from valuesim.testing import local_http_server
+from valuesim.testing import JSONHandler, local_http_server
 
 # The fake model: first-token log-probabilities (digits split like Qwen/Gemma
 # tokenizers do, so "10" is "1" then "0"), and what follows a leading "1".
@@ -100,31 +99,12 @@ def _error(status: int, message: str, type_: str, code: str | None = None) -> tu
     return status, {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any  # valuesim.testing.local_http_server's; its .fake is this module's fake
-
-    def log_message(self, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
-              raw: bytes | None = None) -> None:
-        data = raw if raw is not None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _read(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
+class _Handler(JSONHandler):
     def do_GET(self) -> None:
         self._route("GET", b"")
 
     def do_POST(self) -> None:
-        self._route("POST", self._read())
+        self._route("POST", self.read_body())
 
     def _route(self, method: str, raw: bytes) -> None:
         fake = self.server.fake
@@ -139,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake.attempts[method + path + raw.decode(errors="replace")] += 1
             odd = fake.attempts[method + path + raw.decode(errors="replace")] % 2 == 1
         if fake.fault == "badkey":
-            self._send(*_error(401, f"Incorrect API key provided: {key}. You can find your "
+            self.send_json(*_error(401, f"Incorrect API key provided: {key}. You can find your "
                                     "API key at https://platform.openai.com.", "invalid_request_error",
                                "invalid_api_key"))
             return
@@ -147,15 +127,15 @@ class _Handler(BaseHTTPRequestHandler):
             fake.release.wait(10)
             return
         if fake.fault == "flaky" and odd:
-            self._send(*_error(500, "The server had an error while processing your request.",
+            self.send_json(*_error(500, "The server had an error while processing your request.",
                                "server_error"))
             return
         if fake.fault == "ratelimit" and odd:
-            self._send(*_error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+            self.send_json(*_error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded"),
                        headers={"Retry-After": "0.01"})
             return
         if fake.fault == "garbage":
-            self._send(200, None, raw=b"<html>502 Bad Gateway</html>{{{")
+            self.send_json(200, None, raw=b"<html>502 Bad Gateway</html>{{{")
             return
         if path == "/v1/chat/completions" and method == "POST":
             body = json.loads(raw)
@@ -163,14 +143,14 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.counts["paid"] += 1
                 fake.bodies.append(body)
             if body["model"].startswith("o3") and body.get("logprobs"):
-                self._send(*_error(400, "logprobs is not supported with this model",
+                self.send_json(*_error(400, "logprobs is not supported with this model",
                                    "invalid_request_error"))
                 return
-            self._send(200, fake.completion(body))
+            self.send_json(200, fake.completion(body))
         elif path == "/v1/files" and method == "POST":
             self._upload(raw)
         elif path.startswith("/v1/files/") and path.endswith("/content"):
-            self._send(200, None, raw=fake.files[path.split("/")[3]])
+            self.send_json(200, None, raw=fake.files[path.split("/")[3]])
         elif path == "/v1/batches" and method == "POST":
             body = json.loads(raw)
             bid = f"batch_{len(fake.batches)}"
@@ -178,11 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
                                  "input_file_id": body["input_file_id"], "completion_window": "24h",
                                  "status": "validating", "created_at": int(time.time()),
                                  "output_file_id": None, "error_file_id": None, "polls": 0}
-            self._send(200, _public(fake.batches[bid]))
+            self.send_json(200, _public(fake.batches[bid]))
         elif path.startswith("/v1/batches/") and method == "GET":
             self._poll(path.split("/")[3])
         else:
-            self._send(*_error(404, f"Unknown request URL: {method} {path}", "invalid_request_error"))
+            self.send_json(*_error(404, f"Unknown request URL: {method} {path}", "invalid_request_error"))
 
     def _upload(self, raw: bytes) -> None:
         fake = self.server.fake
@@ -198,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
                 purpose = data.rsplit(b"\r\n", 1)[0].decode()
         fid = f"file-{len(fake.files)}"
         fake.files[fid] = content
-        self._send(200, {"id": fid, "object": "file", "bytes": len(content), "created_at": 0,
+        self.send_json(200, {"id": fid, "object": "file", "bytes": len(content), "created_at": 0,
                          "filename": "input.jsonl", "purpose": purpose, "status": "processed"})
 
     def _poll(self, bid: str) -> None:
@@ -224,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
             ofid = f"file-{len(fake.files)}"
             fake.files[ofid] = ("\n".join(out) + "\n").encode()
             batch.update(status="completed", output_file_id=ofid)
-        self._send(200, _public(batch))
+        self.send_json(200, _public(batch))
 
 
 def _public(batch: dict[str, Any]) -> dict[str, Any]:
