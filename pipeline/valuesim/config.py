@@ -114,6 +114,9 @@ class ModelSpec(_Strict):
     base_url: str | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     estimator: Literal["logprobs", "top_logprobs", "sampling", "verbalized"] | None = None
+    # What an answer's probability measures (README, "Answer probabilities"); None:
+    # the provider's default (answer_start for the built-in and OpenAI providers).
+    answer_rule: Literal["answer_start", "answer_eot", "first_token"] | None = None
     samples: int = Field(20, gt=0)
     temperature: float | None = None
     concurrency: int = Field(8, gt=0)

@@ -2,8 +2,8 @@
 
 Tests marked slow load the model once per session (first time ever: ~20 s to
 convert the GGUF file; afterwards ~3 s) and compare exact scoring with a
-brute-force reference written here independently: one plain forward pass over
-prompt + answer + end-of-turn per answer string, product of token probabilities.
+brute-force reference written here independently, for each answer rule: plain
+forward passes over prompt + answer tokens, products of token probabilities.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ PERSONA = (
 )
 
 
-def _request(question: str, n: int, system: str = PERSONA) -> ScoreRequest:
+def _request(question: str, n: int, system: str = PERSONA, rule: str | None = None) -> ScoreRequest:
     scale = ", ".join(f"{i}=option {i}" for i in range(1, n + 1))
     user = f"Question:\n{question}\n\nScale: {scale}\n\nRespond with ONLY the single integer (1-{n}):"
     return ScoreRequest(
         (ChatMessage("system", system), ChatMessage("user", user)),
         tuple(str(i) for i in range(1, n + 1)),
+        Decoding(answer_rule=rule),  # type: ignore[arg-type]
     )
 
 
@@ -90,33 +91,54 @@ def fp32(tmp_path_factory: pytest.TempPathFactory) -> TransformersProvider:
     return providers()["transformers"].create(spec, state_dir=tmp_path_factory.mktemp("state"))
 
 
-def brute_force(provider: TransformersProvider, request: ScoreRequest) -> tuple[list[float], float]:
-    """P(reply == answer) by one full forward pass per answer; (probs, coverage)."""
+def brute_force(
+    provider: TransformersProvider, request: ScoreRequest, rule: str = "answer_eot"
+) -> tuple[list[float], float]:
+    """The rule's answer probabilities by plain forward passes; (probs, coverage)."""
     import torch
 
     lm, tok = provider.lm.model, provider.lm.tokenizer
     msgs = [{"role": m.role, "content": m.content} for m in request.messages]
     prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    raw = []
-    for ans in request.answers:
-        # the reply as the template writes it: answer then <|im_end|>
-        reply_ids = tok(ans + "<|im_end|>", add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([prompt_ids + reply_ids])
+
+    def logp_after(ids: list[int]) -> torch.Tensor:
         with torch.inference_mode():
-            logp = torch.log_softmax(lm(input_ids=ids).logits[0].double(), dim=-1)
-        start = len(prompt_ids) - 1
-        raw.append(math.exp(sum(float(logp[start + k, t]) for k, t in enumerate(reply_ids))))
-    total = sum(raw)
-    return [r / total for r in raw], total
+            out = lm(input_ids=torch.tensor([prompt_ids + ids])).logits[0, -1].double()
+        return torch.log_softmax(out, dim=-1)
+
+    bodies = {ans: tok(ans, add_special_tokens=False)["input_ids"] for ans in request.answers}
+    raw = []
+    for ans, body in bodies.items():
+        if rule == "first_token":
+            raw.append(math.exp(float(logp_after([])[body[0]])))
+            continue
+        # answer_eot: the reply as the template writes it, answer then <|im_end|>
+        ids = body + tok("<|im_end|>", add_special_tokens=False)["input_ids"] if rule == "answer_eot" else body
+        p = math.exp(sum(float(logp_after(ids[:k])[t]) for k, t in enumerate(ids)))
+        if rule == "answer_start":
+            # minus the mass of continuing into a longer answer ("1" then "0" is "10")
+            extend = {o[len(body)] for o in bodies.values() if len(o) > len(body) and o[: len(body)] == body}
+            if extend:
+                after = logp_after(body)
+                p *= 1.0 - sum(math.exp(float(after[t])) for t in extend)
+        raw.append(p)
+    if rule == "first_token":
+        total = sum(math.exp(float(logp_after([])[t])) for t in {b[0] for b in bodies.values()})
+    else:
+        total = sum(raw)
+    return [r / sum(raw) for r in raw], total
 
 
 @pytest.mark.slow
-def test_exact_scoring_matches_brute_force(fp32: TransformersProvider) -> None:
-    got = fp32.score(REQUESTS)
-    for req, dist in zip(REQUESTS, got, strict=True):
-        probs, coverage = brute_force(fp32, req)
+@pytest.mark.parametrize("rule", ["answer_start", "answer_eot", "first_token"])
+def test_exact_scoring_matches_brute_force(fp32: TransformersProvider, rule: str) -> None:
+    reqs = [ScoreRequest(r.messages, r.answers, Decoding(answer_rule=rule)) for r in REQUESTS]  # type: ignore[arg-type]
+    got = fp32.score(reqs)
+    for req, dist in zip(reqs, got, strict=True):
+        probs, coverage = brute_force(fp32, req, rule)
         assert dist.estimator == "logprobs"
+        assert dist.answer_rule == rule
         assert not dist.flag
         assert dist.probs == pytest.approx(probs, abs=1e-5)
         assert dist.coverage == pytest.approx(coverage, rel=1e-4)
@@ -125,11 +147,43 @@ def test_exact_scoring_matches_brute_force(fp32: TransformersProvider) -> None:
 
 
 @pytest.mark.slow
+def test_the_default_rule_is_answer_start_and_covers_more_than_answer_eot(
+    fp32: TransformersProvider,
+) -> None:
+    start = fp32.score(REQUESTS)
+    eot = fp32.score([ScoreRequest(r.messages, r.answers, Decoding(answer_rule="answer_eot")) for r in REQUESTS])
+    for a, b in zip(start, eot, strict=True):
+        assert a.answer_rule == "answer_start"
+        assert b.answer_rule == "answer_eot"
+        assert a.coverage > b.coverage
+
+
+@pytest.mark.slow
+def test_answer_start_splits_one_from_ten_exactly(fp32: TransformersProvider) -> None:
+    import torch
+
+    req = REQUESTS[1]  # 1-10 scale: "10" is the token "1" then "0"
+    dist = fp32.score([req])[0]
+    tok = fp32.lm.tokenizer
+    msgs = [{"role": m.role, "content": m.content} for m in req.messages]
+    prompt_ids = tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"]
+    one, zero = tok.convert_tokens_to_ids("1"), tok.convert_tokens_to_ids("0")
+    with torch.inference_mode():
+        logits = fp32.lm.model(input_ids=torch.tensor([[*prompt_ids, one]])).logits[0].double()
+    p_one = float(torch.softmax(logits[-2], -1)[one])
+    p_zero_after_one = float(torch.softmax(logits[-1], -1)[zero])
+    # "1" keeps its token's mass minus what goes on to "10"; together they are P("1" first)
+    assert dist.probs[0] * dist.coverage == pytest.approx(p_one * (1 - p_zero_after_one), rel=1e-4)
+    assert dist.probs[9] * dist.coverage == pytest.approx(p_one * p_zero_after_one, rel=1e-4)
+
+
+@pytest.mark.slow
 def test_one_is_one_then_end_not_a_prefix_of_ten(fp32: TransformersProvider) -> None:
     import torch
 
     req = REQUESTS[1]  # 1-10 scale: "10" starts with the token "1"
-    dist = fp32.score([req])[0]
+    dist = fp32.score([ScoreRequest(req.messages, req.answers, Decoding(answer_rule="answer_eot"))])[0]
     tok = fp32.lm.tokenizer
     msgs = [{"role": m.role, "content": m.content} for m in req.messages]
     prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -139,7 +193,8 @@ def test_one_is_one_then_end_not_a_prefix_of_ten(fp32: TransformersProvider) -> 
     p_first_token_1 = float(first[tok.convert_tokens_to_ids("1")])
     raw_1 = dist.probs[0] * dist.coverage
     raw_10 = dist.probs[9] * dist.coverage
-    # "1" alone and "10" both start with the token "1"; neither takes all of its mass
+    # under answer_eot "1" alone and "10" both start with the token "1"; neither takes
+    # all of its mass, and replies such as "1." count for neither
     assert 0.0 < raw_1 < p_first_token_1
     assert raw_1 + raw_10 <= p_first_token_1 * (1 + 1e-6)
 
@@ -185,6 +240,13 @@ def test_bad_answer_sets_are_clear_errors(fp32: TransformersProvider, answers: t
 def test_other_estimators_are_refused(fp32: TransformersProvider) -> None:
     req = ScoreRequest(REQUESTS[0].messages, REQUESTS[0].answers, Decoding(estimator="sampling"))
     with pytest.raises(ProviderError, match="exactly"):
+        fp32.score([req])
+
+
+@pytest.mark.slow
+def test_an_unknown_answer_rule_is_refused(fp32: TransformersProvider) -> None:
+    req = ScoreRequest(REQUESTS[0].messages, REQUESTS[0].answers, Decoding(answer_rule="whole"))  # type: ignore[arg-type]
+    with pytest.raises(ProviderError, match="answer_start, answer_eot, first_token"):
         fp32.score([req])
 
 

@@ -27,6 +27,10 @@ def register(app: typer.Typer) -> None:
         respondent: str | None = typer.Option(None, help="respondent id (persona methods)"),
         guidance: str | None = typer.Option(None, help="guidance key (default: prompts.guidance)"),
         estimator: str | None = typer.Option(None, help="logprobs, top_logprobs, sampling, verbalized"),
+        answer_rule: str | None = typer.Option(
+            None, "--answer-rule",
+            help="what a probability measures: answer_start (default), answer_eot, first_token",
+        ),
         source: str | None = typer.Option(None, help="sample personas from this source"),
         fmt: str = typer.Option("table", "--format", help="table or json"),
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
@@ -40,8 +44,17 @@ def register(app: typer.Typer) -> None:
         from valuesim.prompts import check_guidance, check_method, persona_kind, render
         from valuesim.survey.bank import load_bank
 
+        from valuesim.llm.types import ANSWER_RULES
+
         if fmt not in ("table", "json"):
             raise ConfigError(f"unknown format {fmt!r}; use --format table or --format json")
+        estimators = ("logprobs", "top_logprobs", "sampling", "verbalized")
+        if estimator is not None and estimator not in estimators:
+            raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(estimators)}")
+        if answer_rule is not None and answer_rule not in ANSWER_RULES:
+            raise ConfigError(
+                f"unknown answer rule {answer_rule!r}; choose one of: {', '.join(ANSWER_RULES)}"
+            )
         check_method(method)
         params = load_params(params_file)
         if provider is None:
@@ -53,7 +66,7 @@ def register(app: typer.Typer) -> None:
             spec = params.models[model]
         else:
             spec = ModelSpec(provider=provider, model=model)
-        overrides = {"base_url": base_url, "estimator": estimator}
+        overrides = {"base_url": base_url, "estimator": estimator, "answer_rule": answer_rule}
         try:
             spec = ModelSpec.model_validate(
                 {**spec.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -89,6 +102,7 @@ def register(app: typer.Typer) -> None:
             "distribution": {str(c): p for c, p in zip(item.codes, dist.probs, strict=True)},
             "coverage": dist.coverage,
             "estimator": dist.estimator,
+            "answer_rule": dist.answer_rule,
             "flag": dist.flag,
             "floored": list(dist.floored),
             "provider": spec.provider,
@@ -111,7 +125,8 @@ def _print_table(result: dict[str, object], labels: dict[int, str]) -> None:
 
     title = (
         f"{result['provider']}/{result['model']} · {result['method']} · {result['country']} · "
-        f"{result['question']} · coverage {result['coverage']:.3f} · {result['estimator']}"
+        f"{result['question']} · coverage {result['coverage']:.3f} · {result['estimator']} · "
+        f"{result['answer_rule']}"
     )
     table = Table(title=title)
     for col in ("answer", "label", "probability", ""):

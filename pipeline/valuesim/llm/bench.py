@@ -166,32 +166,50 @@ def bench_units(
 
 
 def naive_score(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
-    """One full forward pass (all positions, whole vocabulary) per answer token."""
+    """One full forward pass (all positions, whole vocabulary) per answer token, under
+    each request's answer rule, worked out here from the token sequences (not from
+    the engine's trie)."""
     import torch
 
     from valuesim.llm.exact_scoring import _ids, _render, answer_trie
     from valuesim.llm.types import Usage
 
+    def next_logp(ids: list[int]) -> torch.Tensor:
+        t = torch.tensor([ids], device=lm.device)
+        logits = lm.model(input_ids=t, use_cache=False).logits[0].float()
+        return torch.log_softmax(logits[-1], dim=-1)
+
     out = []
     with torch.inference_mode():
         for req in requests:
+            rule = req.decoding.answer_rule or "answer_start"
             prompt = _ids(lm.tokenizer, _render(lm.tokenizer, req.messages, generation_prompt=True))
-            trie = answer_trie(lm, req.messages, req.answers)
+            with_end = answer_trie(lm, req.messages, req.answers, "answer_eot").sequences
+            bodies = [list(seq[:-1]) for seq in with_end]
+            first = next_logp(prompt)
             logps = []
-            for seq in trie.sequences:
-                total = 0.0
-                for k in range(len(seq)):
-                    ids = torch.tensor([prompt + list(seq[:k])], device=lm.device)
-                    logits = lm.model(input_ids=ids, use_cache=False).logits[0].float()
-                    total += float(torch.log_softmax(logits[-1], dim=-1)[seq[k]])
+            for body, seq in zip(bodies, with_end, strict=True):
+                if rule == "first_token":
+                    logps.append(float(first[body[0]]))
+                    continue
+                tokens = list(seq) if rule == "answer_eot" else body
+                total = sum(float(next_logp(prompt + tokens[:k])[tokens[k]]) for k in range(len(tokens)))
+                if rule == "answer_start":
+                    extend = {o[len(body)] for o in bodies if len(o) > len(body) and o[: len(body)] == body}
+                    if extend:
+                        after = next_logp(prompt + body)
+                        total += float(np.log1p(-float(torch.exp(after[sorted(extend)]).sum())))
                 logps.append(total)
             lp = np.array(logps)
-            coverage = float(np.exp(lp).sum())
+            if rule == "first_token":
+                coverage = float(sum(np.exp(float(first[t])) for t in {b[0] for b in bodies}))
+            else:
+                coverage = float(np.exp(lp).sum())
             probs = np.exp(lp - lp.max()) / np.exp(lp - lp.max()).sum()
             out.append(
                 AnswerDistribution(
                     probs=tuple(float(x) for x in probs), coverage=coverage, estimator="logprobs",
-                    usage=Usage(prompt_tokens=len(prompt)),
+                    usage=Usage(prompt_tokens=len(prompt)), answer_rule=rule,
                 )
             )
     return out

@@ -31,7 +31,10 @@ from valuesim.errors import ProviderError
 from valuesim.llm.cache import ResponseCache, resolve_cache_dir
 from valuesim.llm.provider import Provider, ProviderFactory, TransientProviderError
 from valuesim.llm.types import (
+    ANSWER_RULES,
+    STATED,
     AnswerDistribution,
+    AnswerRule,
     Capabilities,
     ChatMessage,
     Decoding,
@@ -94,7 +97,46 @@ def check_capabilities(provider: str, caps: Capabilities, spec: ModelSpec) -> Es
         )
     if spec.batch_api and not caps.batch_api:
         raise ProviderError(f"{where} has no batch API; set batch_api: false in its models entry")
+    answer_rule_for(provider, caps, spec, est)
     return est
+
+
+def answer_rule_for(
+    provider: str, caps: Capabilities, spec: ModelSpec, estimator: Estimator
+) -> AnswerRule | None:
+    """What this spec's probabilities measure; ProviderError if the provider can't.
+
+    The rule is a choice only for the log-probability estimators: a sampled reply
+    counts when it starts with the answer (``answer_start``), and a verbalized
+    distribution is whatever the model states, so neither takes a rule.
+    """
+    rule = spec.answer_rule
+    where = f"{provider} model {spec.model!r}"
+    if rule is not None and rule not in ANSWER_RULES:
+        raise ProviderError(f"unknown answer_rule {rule!r}; choose one of: {', '.join(ANSWER_RULES)}")
+    if estimator == "verbalized":
+        if rule is not None:
+            raise ProviderError(
+                f"{where}: a verbalized distribution is stated by the model, so answer_rule "
+                f"{rule!r} does not apply; remove answer_rule or use a log-probability estimator"
+            )
+        return None
+    if estimator == "sampling":
+        if rule not in (None, "answer_start"):
+            raise ProviderError(
+                f"{where}: sampled replies count when they start with the answer (answer_start); "
+                f"answer_rule {rule!r} needs log-probabilities; remove answer_rule"
+            )
+        return None
+    offered = caps.answer_rules or ("answer_start",)
+    if rule is None:
+        return offered[0]
+    if rule not in offered:
+        raise ProviderError(
+            f"{where} cannot measure answer_rule {rule!r} with the {estimator} estimator; "
+            f"set answer_rule to one of: {', '.join(offered)} in its models entry"
+        )
+    return rule
 
 
 def decoding_for(spec: ModelSpec, estimator: Estimator, caps: Capabilities) -> Decoding:
@@ -106,6 +148,7 @@ def decoding_for(spec: ModelSpec, estimator: Estimator, caps: Capabilities) -> D
     default = Decoding()
     return Decoding(
         estimator=estimator,
+        answer_rule=answer_rule_for("", caps, spec, estimator),
         temperature=spec.temperature if estimator in ("sampling", "verbalized") else None,
         samples=spec.samples if estimator == "sampling" else 1,
         top_k=min(default.top_k, caps.top_logprobs) if estimator == "top_logprobs" else default.top_k,
@@ -196,6 +239,12 @@ def _checked(provider: str, request: ScoreRequest, dist: object) -> AnswerDistri
             f"provider {provider} returned {len(dist.probs)} probabilities "
             f"for {len(request.answers)} answers"
         )
+    asked = request.decoding.answer_rule
+    if asked is not None and dist.answer_rule != asked:
+        raise ProviderError(
+            f"provider {provider} measured answer_rule {dist.answer_rule!r} for a request that "
+            f"asked for {asked!r}; the plugin does not implement that rule (see `valuesim providers`)"
+        )
     if dist.flag:
         return dist
     total = math.fsum(dist.probs) if all(math.isfinite(p) for p in dist.probs) else math.nan
@@ -244,6 +293,10 @@ class Engine:
         # for what the provider cannot give.
         self.estimator: Estimator = check_capabilities(provider.name, provider.capabilities, spec)
         self.decoding = decoding_for(spec, self.estimator, provider.capabilities)
+        #: what every answer of this engine measures (recorded in run summaries)
+        self.answer_rule: str = self.decoding.answer_rule or (
+            STATED if self.estimator == "verbalized" else "answer_start"
+        )
         self.cache = ResponseCache(resolve_cache_dir(cache_dir)) if cache_dir is not None else None
         self._tmp_state: tempfile.TemporaryDirectory[str] | None = None
         self.batch_size = batch_size

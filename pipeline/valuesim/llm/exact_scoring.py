@@ -1,8 +1,14 @@
 """Exact answer probabilities from a local model, batched and with prefix reuse.
 
-P(answer) is the probability that the assistant's whole reply is the answer
-string: the product of the probabilities of its tokens *and* of the end-of-turn
-token after them, so P("1") on a 1-10 scale is "1" then end, not "1" then "0".
+What P(answer) measures is the request's answer rule (README, "Answer
+probabilities"), all read from the same forward pass:
+
+- ``answer_start`` (default): the reply begins with the answer's tokens and the
+  next token does not continue them into a longer admissible answer:
+  P(tokens) x (1 - P(next token extends it)). On a 1-10 scale "1" then "." or
+  end-of-turn counts as 1, "1" then "0" as 10.
+- ``answer_eot``: the reply is the answer and then ends: P(tokens) x P(end-of-turn).
+- ``first_token``: P(the answer's first token) alone.
 
 How the work is shared:
 - Requests are grouped by their prompt prefix up to the start of the last user
@@ -29,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from valuesim.errors import ProviderError
-from valuesim.llm.types import AnswerDistribution, ChatMessage, ScoreRequest, Usage
+from valuesim.llm.types import (
+    ANSWER_RULES,
+    AnswerDistribution,
+    AnswerRule,
+    ChatMessage,
+    ScoreRequest,
+    Usage,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -39,36 +52,71 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AnswerTrie:
-    """Token sequences of an answer set, each ending with the end-of-turn token.
+    """How to read each answer's probability off next-token distributions.
 
-    ``contexts`` are the non-empty answer prefixes that need a next-token
-    distribution (parents before children); ``steps[a]`` lists, for answer ``a``,
-    (slot, token) pairs where slot 0 is "right after the prompt" and slot i+1 is
-    "after contexts[i]".
+    ``contexts`` are the non-empty token prefixes that need a next-token
+    distribution (parents before children). Slot 0 is "right after the prompt", slot
+    i+1 is "after contexts[i]". For answer ``a``: ``steps[a]`` lists (slot, token)
+    pairs whose probabilities multiply; ``stops[a]`` is (slot, tokens) whose total
+    probability is then taken away (the tokens that would continue the answer into
+    a longer admissible one; slot -1 and no tokens when there are none).
+    ``first`` holds each answer's first token (coverage of ``first_token`` counts a
+    token shared by several answers once).
     """
 
     sequences: tuple[tuple[int, ...], ...]
     contexts: tuple[tuple[int, ...], ...]
     steps: tuple[tuple[tuple[int, int], ...], ...]
     ancestors: np.ndarray  # bool [C, C]: contexts[j] is a prefix of (or is) contexts[i]
+    stops: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    rule: AnswerRule = "answer_eot"
 
 
-def build_trie(sequences: Sequence[tuple[int, ...]]) -> AnswerTrie:
+def build_trie(
+    sequences: Sequence[tuple[int, ...]],
+    rule: AnswerRule = "answer_eot",
+    end: int | None = None,
+) -> AnswerTrie:
+    """The trie of ``sequences`` (answer tokens, without any end-of-turn token) read
+    under ``rule``; ``answer_eot`` appends ``end`` to every sequence.
+
+    For backward compatibility, ``answer_eot`` without ``end`` takes the sequences
+    as already ending with their end-of-turn token.
+    """
+    seqs = [tuple(q) for q in sequences]
+    if rule == "answer_eot" and end is not None:
+        seqs = [(*q, end) for q in seqs]
+    if rule == "first_token":
+        seqs = [q[:1] for q in seqs]
+    stop_tokens: list[tuple[int, ...]] = []
+    if rule == "answer_start":
+        for q in seqs:
+            nxt = {o[len(q)] for o in seqs if len(o) > len(q) and o[: len(q)] == q}
+            stop_tokens.append(tuple(sorted(nxt)))
     ctx_index: dict[tuple[int, ...], int] = {}
-    for seq in sequences:
+    for seq in seqs:
         for k in range(1, len(seq)):
             ctx_index.setdefault(seq[:k], len(ctx_index))
-    contexts = tuple(ctx_index)
+    for seq, nxt in zip(seqs, stop_tokens, strict=False):
+        if nxt:
+            ctx_index.setdefault(seq, len(ctx_index))
+    # parents before children, whatever order the answers came in
+    contexts = tuple(sorted(ctx_index, key=lambda c: (len(c), ctx_index[c])))
+    ctx_index = {c: i for i, c in enumerate(contexts)}
     steps = tuple(
         tuple((0 if k == 0 else ctx_index[seq[:k]] + 1, seq[k]) for k in range(len(seq)))
-        for seq in sequences
+        for seq in seqs
+    )
+    stops = tuple(
+        (ctx_index[seq] + 1, nxt) if nxt else (-1, ())
+        for seq, nxt in zip(seqs, stop_tokens or [()] * len(seqs), strict=True)
     )
     c = len(contexts)
     anc = np.zeros((c, c), dtype=bool)
     for i, ci in enumerate(contexts):
         for j, cj in enumerate(contexts):
             anc[i, j] = len(cj) <= len(ci) and ci[: len(cj)] == cj
-    return AnswerTrie(tuple(sequences), contexts, steps, anc)
+    return AnswerTrie(tuple(seqs), contexts, steps, anc, stops, rule)
 
 
 def _render(tok: Any, messages: Sequence[ChatMessage], *, generation_prompt: bool) -> str:
@@ -84,8 +132,14 @@ def _ids(tok: Any, text: str) -> list[int]:
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
-def answer_trie(lm: LoadedModel, messages: Sequence[ChatMessage], answers: Sequence[str]) -> AnswerTrie:
-    """Tokenise each answer as the model would emit it, through the end of its turn."""
+def answer_trie(
+    lm: LoadedModel,
+    messages: Sequence[ChatMessage],
+    answers: Sequence[str],
+    rule: AnswerRule = "answer_eot",
+) -> AnswerTrie:
+    """Tokenise each answer as the model would emit it (read from the rendered
+    assistant turn, up to its end-of-turn token) and build the trie for ``rule``."""
     tok = lm.tokenizer
     if not answers:
         raise ProviderError("a request has no admissible answers; give at least one")
@@ -93,6 +147,7 @@ def answer_trie(lm: LoadedModel, messages: Sequence[ChatMessage], answers: Seque
         raise ProviderError(f"duplicate admissible answers {list(answers)}; make them distinct")
     prompt = _render(tok, messages, generation_prompt=True)
     seqs: list[tuple[int, ...]] = []
+    end_token: int | None = None
     for ans in answers:
         if not ans.strip():
             raise ProviderError("an admissible answer is empty; answers must be non-empty strings")
@@ -109,17 +164,18 @@ def answer_trie(lm: LoadedModel, messages: Sequence[ChatMessage], answers: Seque
                 f"the chat template of {lm.name!r} has no end-of-turn token after a reply; "
                 "exact answer scoring needs one"
             )
-        seq = tuple(ids[: end + 1])
-        spelled = tok.decode(list(seq[:-1]))
+        seq = tuple(ids[:end])
+        end_token = ids[end]
+        spelled = tok.decode(list(seq))
         if (tok.unk_token_id is not None and tok.unk_token_id in seq) or spelled.strip() != ans.strip():
             raise ProviderError(
                 f"the tokenizer of {lm.name!r} cannot express the answer {ans!r} "
                 f"(it reads back as {spelled!r}); use answers made of characters it knows"
             )
         seqs.append(seq)
-    if len(set(seqs)) != len(seqs):
+    if len(set(seqs)) != len(seqs) or any(not q for q in seqs):
         raise ProviderError(f"answers {list(answers)} tokenise identically; make them distinct")
-    return build_trie(seqs)
+    return build_trie(seqs, rule, end_token)
 
 
 @dataclass
@@ -141,7 +197,7 @@ def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
 def encode(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[_Encoded]:
     """Token ids of each prompt, its shareable prefix length and its answer trie."""
     tok = lm.tokenizer
-    tries: dict[tuple[str, ...], AnswerTrie] = {}
+    tries: dict[tuple[tuple[str, ...], str], AnswerTrie] = {}
     head_len: dict[tuple[ChatMessage, ...], int] = {}
     out: list[_Encoded] = []
     for i, req in enumerate(requests):
@@ -152,8 +208,11 @@ def encode(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[_Encoded]:
             )
         if not req.messages or req.messages[-1].role != "user":
             raise ProviderError("a request must end with a user message")
-        if req.answers not in tries:
-            tries[req.answers] = answer_trie(lm, req.messages, req.answers)
+        rule: AnswerRule = req.decoding.answer_rule or "answer_start"
+        if rule not in ANSWER_RULES:
+            raise ProviderError(f"unknown answer_rule {rule!r}; choose one of: {', '.join(ANSWER_RULES)}")
+        if (req.answers, rule) not in tries:
+            tries[(req.answers, rule)] = answer_trie(lm, req.messages, req.answers, rule)
         prompt = _ids(tok, _render(tok, req.messages, generation_prompt=True))
         head = req.messages[:-1]
         if head not in head_len:
@@ -164,7 +223,9 @@ def encode(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[_Encoded]:
                 prompt, _ids(tok, _render(tok, probe, generation_prompt=True))
             )
         # keep at least one prompt token in the row: its output is P(first answer token)
-        out.append(_Encoded(i, prompt, min(head_len[head], len(prompt) - 1), tries[req.answers]))
+        out.append(
+            _Encoded(i, prompt, min(head_len[head], len(prompt) - 1), tries[(req.answers, rule)])
+        )
     return out
 
 
@@ -280,14 +341,35 @@ def _forward_rows(lm: LoadedModel, rows: Sequence[_Row], prefix_kv: list[Any], p
     return result
 
 
+def answer_logprobs(trie: AnswerTrie, logp: np.ndarray) -> tuple[np.ndarray, float]:
+    """Log-probability of each answer under the trie's rule, and the coverage.
+
+    ``logp`` holds the next-token log-probabilities at slot 0 (after the prompt) and
+    after each context, in slot order. Coverage is the probability that the reply
+    is one of the answers as the rule reads them (for ``first_token``: that it starts
+    with one of the answers' first tokens, each token counted once).
+    """
+    per_answer = np.array([sum(logp[slot, tok] for slot, tok in steps) for steps in trie.steps])
+    if trie.rule == "answer_start":
+        for a, (slot, nxt) in enumerate(trie.stops):
+            if nxt:
+                extend = float(np.exp(logp[slot, list(nxt)]).sum())
+                per_answer[a] += np.log1p(-min(extend, 1.0)) if extend < 1.0 else -np.inf
+    finite = per_answer[np.isfinite(per_answer)]
+    if trie.rule == "first_token":
+        distinct = {steps[0][1] for steps in trie.steps}
+        coverage = float(np.exp([logp[0, t] for t in distinct]).sum())
+    else:
+        coverage = float(np.exp(finite).sum()) if finite.size else 0.0
+    return per_answer, min(coverage, 1.0)
+
+
 def _distribution(enc: _Encoded, logp: torch.Tensor, cached: int) -> AnswerDistribution:
-    lp = logp.double().numpy()
-    per_answer = np.array([sum(lp[slot, tok] for slot, tok in steps) for steps in enc.trie.steps])
+    per_answer, coverage = answer_logprobs(enc.trie, logp.double().numpy())
     top = per_answer.max()
     if np.isfinite(top):
-        total = np.exp(per_answer - top).sum()
-        coverage = float(np.exp(top) * total)
-        probs = np.exp(per_answer - top) / total  # renormalised in log space: no underflow
+        probs = np.exp(per_answer - top)
+        probs /= probs.sum()  # renormalised in log space: no underflow
     else:  # not one admissible answer has any probability: no distribution to report
         coverage, probs = 0.0, np.full(len(per_answer), np.nan)
     ok = coverage > 0.0 and bool(np.isfinite(probs).all())
@@ -300,6 +382,7 @@ def _distribution(enc: _Encoded, logp: torch.Tensor, cached: int) -> AnswerDistr
         estimator="logprobs",
         usage=usage,
         flag=flag,
+        answer_rule=enc.trie.rule,
     )
 
 

@@ -10,10 +10,19 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Role = Literal["system", "user", "assistant"]
+#: How a provider reaches the model (README, "Answer probabilities").
 Estimator = Literal["logprobs", "top_logprobs", "sampling", "verbalized"]
+#: What an answer's probability measures, whatever the estimator (README, "Answer
+#: probabilities"): ``answer_start`` the reply begins with the answer and does not go
+#: on into a longer admissible answer; ``answer_eot`` the reply is the answer and then
+#: ends; ``first_token`` the answer's first token alone.
+AnswerRule = Literal["answer_start", "answer_eot", "first_token"]
+ANSWER_RULES: tuple[AnswerRule, ...] = get_args(AnswerRule)
+#: Recorded on rows whose probabilities the model wrote out itself (verbalized).
+STATED = "stated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +36,9 @@ class Decoding:
     """Settings that change answers (and so belong in the cache key)."""
 
     estimator: Estimator | None = None  # None: the provider's best available
+    # None where the estimator fixes what is measured (sampling, verbalized); the
+    # engine fills it in for logprobs and top_logprobs.
+    answer_rule: AnswerRule | None = None
     temperature: float | None = None  # sampling temperature, where it applies
     samples: int = 1  # draws for the sampling estimator
     top_k: int = 20  # top-logprobs width for API providers
@@ -47,10 +59,15 @@ class ScoreRequest:
     sample_index: int = 0
 
     def key_payload(self) -> dict[str, object]:
+        decoding = asdict(self.decoding)
+        if decoding["answer_rule"] is None:
+            # keeps the keys of sampled and verbalized answers as they were before the
+            # rule existed: answers already paid for stay found
+            del decoding["answer_rule"]
         return {
             "messages": [[m.role, m.content] for m in self.messages],
             "answers": list(self.answers),
-            "decoding": asdict(self.decoding),
+            "decoding": decoding,
             "sample_index": self.sample_index,
         }
 
@@ -72,6 +89,8 @@ class AnswerDistribution:
     model may prefer other replies). ``floored`` lists answers whose probability was
     not observed (absent from an API's top-k) and was set to a floor instead.
     ``flag`` is non-empty when the row is unusable (e.g. coverage 0).
+    ``answer_rule`` says what the probabilities measure (an :data:`AnswerRule`, or
+    ``"stated"`` for verbalized distributions).
     """
 
     probs: tuple[float, ...]
@@ -80,6 +99,7 @@ class AnswerDistribution:
     usage: Usage = field(default_factory=Usage)
     floored: tuple[str, ...] = ()
     flag: str = ""
+    answer_rule: str = "answer_start"
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -94,6 +114,9 @@ class AnswerDistribution:
             usage=usage,
             floored=tuple(d.get("floored", ())),  # type: ignore[arg-type]
             flag=str(d.get("flag", "")),
+            answer_rule=str(
+                d.get("answer_rule", STATED if d["estimator"] == "verbalized" else "answer_start")
+            ),
         )
 
 
@@ -104,6 +127,8 @@ class Capabilities:
     sampling: bool = False
     text_generation: bool = False
     batch_api: bool = False
+    # What the logprobs/top_logprobs estimators can measure; the first is the default.
+    answer_rules: tuple[AnswerRule, ...] = ("answer_start",)
 
 
 def cache_key(
