@@ -42,6 +42,7 @@ MAP_ANSWERS_SCHEMA: dict[str, pl.DataType] = {
     "probs": pl.List(pl.Float64()),
     "coverage": pl.Float64(),
     "estimator": pl.Utf8(),
+    "answer_rule": pl.Utf8(),
     "flag": pl.Utf8(),
 }
 
@@ -114,7 +115,7 @@ def map_answers_frame(prompts: Sequence[MapPrompt], results: Sequence[AnswerDist
         {
             "persona_id": p.unit.persona_id, "country": p.unit.country, "question": p.unit.question,
             "given": p.given, "codes": list(p.codes), "probs": list(d.probs),
-            "coverage": d.coverage, "estimator": d.estimator, "flag": d.flag,
+            "coverage": d.coverage, "estimator": d.estimator, "answer_rule": d.answer_rule, "flag": d.flag,
         }
         for p, d in zip(prompts, results, strict=True)
     ]

@@ -71,7 +71,7 @@ def test_value_method_writes_answers_population_and_summary(project: Path, root:
     assert answers.schema == pl.Schema({
         "persona_id": pl.Utf8, "country": pl.Utf8, "question": pl.Utf8,
         "codes": pl.List(pl.Int64), "probs": pl.List(pl.Float64), "coverage": pl.Float64,
-        "estimator": pl.Utf8, "flag": pl.Utf8,
+        "estimator": pl.Utf8, "answer_rule": pl.Utf8, "flag": pl.Utf8,
     })
     assert answers.height == len(COUNTRIES) * PER_COUNTRY * len(QUESTIONS)
     assert set(answers["persona_id"]) == {f"{c}-{i}:value" for c in COUNTRIES for i in range(PER_COUNTRY)}
@@ -167,6 +167,22 @@ def test_flagged_rows_are_kept_flagged_and_left_out_of_the_population(
     s = summary("value")
     assert s["flagged"] == 9
     assert s["empty_cells"] == ["DEU/Q1", "DEU/Q48", "DEU/Q6"]
+
+
+def test_a_run_with_no_coverage_anywhere_fails_and_writes_nothing(project: Path, root: Path) -> None:
+    write_personas(project / "data/personas/personas.parquet",
+                   value_text="You value {i} things. [no-coverage]")
+    with pytest.raises(DataError, match=r"every one of 18 answers has coverage 0.*answer_rule"):
+        simulate.run(make_params(root), model="fake", method="value")
+    assert not out("value").exists()
+
+
+def test_rows_and_summary_record_the_answer_rule(project: Path, root: Path) -> None:
+    simulate.run(make_params(root), model="fake", method="value")
+    answers = pl.read_parquet(out("value") / "answers.parquet")
+    assert set(answers["answer_rule"]) == {"answer_start"}
+    assert summary("value")["answer_rule"] == "answer_start"
+    assert 0.5 <= summary("value")["coverage_mean"] <= 1.0  # type: ignore[operator]
 
 
 def test_a_failed_run_leaves_no_output_and_keeps_what_was_paid(

@@ -31,6 +31,7 @@ ANSWERS_SCHEMA: dict[str, pl.DataType] = {
     "probs": pl.List(pl.Float64()),
     "coverage": pl.Float64(),
     "estimator": pl.Utf8(),
+    "answer_rule": pl.Utf8(),
     "flag": pl.Utf8(),
 }
 POPULATION_SCHEMA: dict[str, pl.DataType] = {
@@ -60,7 +61,7 @@ def answers_frame(
         rows.append({
             "persona_id": unit.persona_id, "country": unit.country, "question": unit.question,
             "codes": codes, "probs": list(dist.probs), "coverage": dist.coverage,
-            "estimator": dist.estimator, "flag": dist.flag,
+            "estimator": dist.estimator, "answer_rule": dist.answer_rule, "flag": dist.flag,
         })
     return pl.DataFrame(rows, schema=ANSWERS_SCHEMA)
 
@@ -80,6 +81,18 @@ def population_frame(answers: pl.DataFrame) -> pl.DataFrame:
             "mean_coverage": float(group["coverage"].mean()),  # type: ignore[arg-type]
         })
     return pl.DataFrame(rows, schema=POPULATION_SCHEMA).sort(["country", "question"])
+
+
+def check_coverage(answers: pl.DataFrame, label: str, answer_rule: str) -> None:
+    """A run where no answer has any probability on the scale has nothing to score:
+    fail here with the likely cause instead of writing NaN metrics downstream."""
+    if answers.height and answers.filter(pl.col("coverage") > 0).is_empty():
+        raise DataError(
+            f"{label}: every one of {answers.height} answers has coverage 0 (no probability on "
+            f"any admissible answer under answer_rule {answer_rule}); the model does not answer "
+            "in the scale's format: check the prompts (valuesim prompt show), try answer_rule "
+            "answer_start, or use another model"
+        )
 
 
 def empty_cells(answers: pl.DataFrame, population: pl.DataFrame) -> list[str]:

@@ -37,7 +37,13 @@ def _read_json(path: Path, stage: str) -> dict[str, object]:
 
 def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
     from valuesim.llm.engine import Engine
-    from valuesim.llm.simulation import answers_frame, empty_cells, population_frame, write_outputs
+    from valuesim.llm.simulation import (
+        answers_frame,
+        check_coverage,
+        empty_cells,
+        population_frame,
+        write_outputs,
+    )
     from valuesim.map_items import map_answers_frame, plan_map_prompts
     from valuesim.prompts import check_method, persona_kind, plan_prompts
 
@@ -75,6 +81,8 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
     map_answers = map_answers_frame(map_prompts, results[len(units):]) if map_prompts else None
     results = results[: len(units)]
     answers = answers_frame(units, results, bank)
+    # the answers are in the response cache already: a fixed prompt or rule reruns cheaply
+    check_coverage(answers, label, engine.answer_rule)
     population = population_frame(answers)
     empty = empty_cells(answers, population)
     report = {
@@ -83,6 +91,8 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         "provider": summary.provider,
         "provider_model": summary.model,
         "estimator": engine.estimator,
+        "answer_rule": engine.answer_rule,
+        "coverage_mean": float(answers["coverage"].mean() or 0.0),  # type: ignore[arg-type]
         "personas": answers["persona_id"].n_unique(),
         "countries": len(countries),
         "questions": len(kept),  # type: ignore[arg-type]
