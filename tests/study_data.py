@@ -20,9 +20,19 @@ COUNTRIES = ("AAA", "BBB", "CCC")
 QUESTIONS = {"Q1": list(range(1, 11)), "Q2": [1, 2, 3, 4], "Q3": [0, 1, 2, 3, 4, 5], "Q4": [1, 2]}
 
 
+#: respondents per country; human distributions are exactly their answer shares
+RESPONDENTS = 1000
+
+
 def human_distribution(rng: np.random.Generator, k: int) -> np.ndarray:
+    """Dirichlet shares rounded to whole respondents (largest remainder), no zero share."""
     p = rng.dirichlet(np.full(k, 2.0))
-    return p / p.sum()
+    counts = np.maximum(1, np.floor(p * RESPONDENTS)).astype(int)
+    while counts.sum() < RESPONDENTS:
+        counts[np.argmax(p * RESPONDENTS - counts)] += 1
+    while counts.sum() > RESPONDENTS:
+        counts[np.argmax(counts)] -= 1
+    return counts / RESPONDENTS
 
 
 def sharpen(h: np.ndarray, codes: list[int], power: float) -> np.ndarray:
@@ -57,10 +67,21 @@ def build_study(
     rng = np.random.default_rng(seed)
     human_rows, summary_rows = [], []
     humans: dict[tuple[str, str], np.ndarray] = {}
+    respondent_frames = []
     for c in COUNTRIES:
+        answers_of: dict[str, list[int]] = {}
         for q, codes in QUESTIONS.items():
             h = human_distribution(rng, len(codes))
             humans[(c, q)] = h
+            # respondents whose answers have exactly these shares (weight 1 each)
+            answers_of[q] = rng.permutation(np.repeat(codes, np.rint(h * RESPONDENTS).astype(int))).tolist()
+        respondent_frames.append(pl.DataFrame({
+            "country": [c] * RESPONDENTS,
+            "respondent_id": [f"{c}-{i:04d}" for i in range(RESPONDENTS)],
+            "weight": [1.0] * RESPONDENTS, **answers_of,
+        }))
+        for q, codes in QUESTIONS.items():
+            h = humans[(c, q)]
             human_rows += [{"country": c, "question": q, "code": code, "share": float(s)}
                            for code, s in zip(codes, h, strict=True) if s > 0]
             summary_rows.append({"country": c, "question": q, "mean": float(h @ np.array(codes)),
@@ -119,6 +140,7 @@ def build_study(
         {"countries": list(COUNTRIES), "how": "list", "extra": []}))
     im = root / "data" / "interim"
     im.mkdir(parents=True, exist_ok=True)
+    pl.concat(respondent_frames).write_parquet(im / "respondents.parquet")
     (im / "extract_meta.json").write_text(json.dumps({
         "synthetic": True, "source": "data/demo/aggregates.json",
         "countries": dict.fromkeys(COUNTRIES, 1000), "citation": "Test citation (synthetic)."}))

@@ -76,10 +76,64 @@ def test_evaluate_scores_match_independent_computation(study: Path):
     assert gen["wasserstein_cal"].max() < 1e-6
     assert gen["wasserstein"].max() > 0.01  # (two-answer questions are fixed by their mean)
     m = json.loads((study / "reports/metrics.json").read_text())
-    assert set(m["mae"]) == {"tiny/generic", "tiny/value"}
+    assert set(m["mae"]) == {"tiny/generic", "tiny/value", "reference/midpoint", "reference/uniform",
+                             "reference/other_countries"}
     assert m["mae"]["tiny/value"] == pytest.approx(
         cells.filter(pl.col("method") == "value").group_by("country").agg(pl.col("mae").mean())["mae"].mean(), abs=1e-5)
     assert set(m["by_country"]["tiny/value"]) == {"AAA", "BBB", "CCC"}
+
+
+def _human(study: Path) -> dict[tuple[str, str], np.ndarray]:
+    human = pl.read_parquet(study / "data/human/distributions.parquet")
+    out = {}
+    for (c, q), grp in human.group_by(["country", "question"]):
+        shares = dict(zip(grp["code"].to_list(), grp["share"].to_list(), strict=True))
+        out[(c, q)] = np.array([shares.get(code, 0.0) for code in QUESTIONS[q]])
+    return out
+
+
+def test_references_match_independent_computation(study: Path):
+    human = _human(study)
+    ref = pl.read_parquet(study / "data/eval/reference_cells.parquet")
+    assert set(ref["model"]) == {"reference"}
+    assert set(ref["method"]) == {"midpoint", "uniform", "other_countries"}
+    for c in COUNTRIES:
+        for q, codes in QUESTIONS.items():
+            r = np.array(codes, dtype=float)
+            span = r[-1] - r[0]
+            mean_h = human[(c, q)] @ r
+            got = {m: v for m, v in ref.filter((pl.col("country") == c) & (pl.col("question") == q))
+                   .select("method", "mae").iter_rows()}
+            assert got["midpoint"] == pytest.approx(abs((r[0] + r[-1]) / 2 - mean_h) / span)
+            assert got["uniform"] == pytest.approx(abs(r.mean() - mean_h) / span)
+            # every country has 1000 respondents of weight 1: the pool is the plain average
+            pooled = np.mean([human[(o, q)] for o in COUNTRIES if o != c], axis=0)
+            assert got["other_countries"] == pytest.approx(abs(pooled @ r - mean_h) / span)
+    m = json.loads((study / "reports/metrics.json").read_text())
+    want = ref.filter(pl.col("method") == "midpoint").group_by("country").agg(pl.col("mae").mean())["mae"].mean()
+    assert m["mae"]["reference/midpoint"] == pytest.approx(want, abs=1e-5)
+    # each method is tested against each reference, per country
+    w = pl.read_parquet(study / "data/eval/wilcoxon.parquet").filter(pl.col("vs_reference"))
+    assert w.height == 2 * 3 * len(COUNTRIES)
+    assert set(w["method_b"]) == {"midpoint", "uniform", "other_countries"}
+
+
+def test_floors_and_coverage_are_reported(study: Path):
+    m = json.loads((study / "reports/metrics.json").read_text())
+    # every answer has coverage 0.9 except one flagged row of coverage 0 per run
+    rows = 3 * len(COUNTRIES) * len(QUESTIONS)
+    assert m["coverage"]["tiny/value"] == {"mean": pytest.approx(0.9 * rows / (rows + 1), abs=1e-5),
+                                           "p5": pytest.approx(0.9)}
+    assert m["coverage"]["tiny/generic"]["mean"] == pytest.approx(0.9 * (rows / 3) / (rows / 3 + 1), abs=1e-5)
+    floor = m["sampling_floor"]
+    assert set(floor) == {"tiny/value"}  # persona methods only
+    assert floor["tiny/value"]["n"] == 3
+    assert 0 < floor["tiny/value"]["mae_sd"] < floor["tiny/value"]["mae"]
+    f = pl.read_parquet(study / "data/eval/sampling_floor.parquet")
+    by_n = f.group_by("n").agg(pl.col("mae").mean()).sort("n")["mae"].to_list()
+    assert by_n == sorted(by_n, reverse=True)  # more personas, lower floor
+    # two halves of 500 respondents differ far less than three personas do
+    assert 0 < m["split_half"]["mae"] < floor["tiny/value"]["mae"]
 
 
 def test_evaluate_curves(study: Path):

@@ -13,14 +13,20 @@ SCORE_SCHEMA = {
     "mae": pl.Float64, "mae_cal": pl.Float64, "wasserstein": pl.Float64,
     "wasserstein_cal": pl.Float64, "nvar": pl.Float64, "nvar_cal": pl.Float64,
     "nvar_human": pl.Float64, "temperature": pl.Float64,
+    "mae_plain": pl.Float64, "wasserstein_plain": pl.Float64, "nvar_plain": pl.Float64,
 }
+# the per-cell means that by_country and summary carry along
+MEAN_COLUMNS = ("mae", "mae_cal", "wasserstein", "wasserstein_cal", "nvar", "nvar_cal",
+                "nvar_human", "mae_plain", "wasserstein_plain", "nvar_plain")
 
 
 def score_cells(population: pl.DataFrame, human: pl.DataFrame) -> pl.DataFrame:
     """One row per (model, method, country, question) of data/calibrated/population.
 
     ``mae`` is the absolute error of the mean / range (its mean over questions is
-    the paper's MAE); ``nvar*`` the normalized variances; ``*_cal`` after calibration.
+    the paper's MAE); ``nvar*`` the normalized variances; ``*_cal`` after the
+    mean-preserving calibration, ``*_plain`` after plain temperature scaling fitted
+    the same way.
     """
     if population.is_empty():
         raise DataError("data/calibrated/population.parquet is empty; run `dvc repro calibrate`")
@@ -28,6 +34,7 @@ def score_cells(population: pl.DataFrame, human: pl.DataFrame) -> pl.DataFrame:
     for (_question,), grp in population.group_by(["question"], maintain_order=True):
         codes, raw = metrics.dense(grp, "probs_raw")
         _, cal = metrics.dense(grp, "probs_cal")
+        _, flat = metrics.dense(grp, "probs_plain")
         values = np.asarray(codes, dtype=np.float64)
         hum = metrics.human_arrays(human, grp.select("country", "question"), codes)
         frames.append(grp.select("model", "method", "country", "question", "temperature").with_columns(
@@ -38,6 +45,9 @@ def score_cells(population: pl.DataFrame, human: pl.DataFrame) -> pl.DataFrame:
             pl.Series("nvar", metrics.normalized_variance(raw, values)),
             pl.Series("nvar_cal", metrics.normalized_variance(cal, values)),
             pl.Series("nvar_human", metrics.normalized_variance(hum, values)),
+            pl.Series("mae_plain", metrics.abs_error(flat, hum, values)),
+            pl.Series("wasserstein_plain", metrics.wasserstein(flat, hum, values)),
+            pl.Series("nvar_plain", metrics.normalized_variance(flat, values)),
         ))
     out = pl.concat(frames).select(list(SCORE_SCHEMA))
     return out.sort(["model", "method", "country", "question"])
@@ -46,9 +56,7 @@ def score_cells(population: pl.DataFrame, human: pl.DataFrame) -> pl.DataFrame:
 def by_country(cells: pl.DataFrame) -> pl.DataFrame:
     """Mean over questions per (model, method, country)."""
     return cells.group_by(["model", "method", "country"]).agg(
-        pl.col("mae").mean(), pl.col("mae_cal").mean(), pl.col("wasserstein").mean(),
-        pl.col("wasserstein_cal").mean(), pl.col("nvar").mean(), pl.col("nvar_cal").mean(),
-        pl.col("nvar_human").mean(), pl.len().alias("n_questions"),
+        *(pl.col(c).mean() for c in MEAN_COLUMNS), pl.len().alias("n_questions"),
     ).sort(["model", "method", "country"])
 
 
@@ -65,32 +73,75 @@ def summary(cells: pl.DataFrame, n_resamples: int, seed: int) -> pl.DataFrame:
         lo, hi = metrics.bootstrap_ci(grp["mae"].to_numpy(), n_resamples, seed)
         rows.append({
             "model": model, "method": method, "mae": grp["mae"].mean(), "mae_lo": lo, "mae_hi": hi,
-            "mae_cal": grp["mae_cal"].mean(), "wasserstein": grp["wasserstein"].mean(),
-            "wasserstein_cal": grp["wasserstein_cal"].mean(), "nvar": grp["nvar"].mean(),
-            "nvar_cal": grp["nvar_cal"].mean(), "nvar_human": grp["nvar_human"].mean(),
+            **{c: grp[c].mean() for c in MEAN_COLUMNS if c != "mae"},
             "n_countries": grp.height,
         })
     return pl.DataFrame(rows).sort(["model", "method"])
 
 
-def _r(x: object) -> float:
-    return round(float(x), 5)  # type: ignore[arg-type]
+def coverage_summary(answers: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFrame:
+    """Per (model, method): mean and 5th-percentile coverage over every answer row
+    (flagged rows count with their coverage 0), and the share of rows flagged."""
+    rows = []
+    for (model, method), frame in answers.items():
+        cov = frame["coverage"].fill_null(0.0).to_numpy()
+        flagged = frame["flag"].fill_null("") != "" if "flag" in frame.columns else pl.Series([False])
+        rows.append({
+            "model": model, "method": method,
+            "coverage_mean": float(np.mean(cov)) if cov.size else float("nan"),
+            "coverage_p5": float(np.percentile(cov, 5)) if cov.size else float("nan"),
+            "flagged_share": float(flagged.mean() or 0.0),  # type: ignore[arg-type]
+            "answer_rule": ",".join(sorted(set(frame["answer_rule"].to_list())))
+            if "answer_rule" in frame.columns else "answer_eot",
+        })
+    schema = {"model": pl.Utf8, "method": pl.Utf8, "coverage_mean": pl.Float64,
+              "coverage_p5": pl.Float64, "flagged_share": pl.Float64, "answer_rule": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema).sort(["model", "method"])
 
 
-def metrics_json(summary_frame: pl.DataFrame, countries: pl.DataFrame) -> dict[str, object]:
+def _r(x: object) -> float | None:
+    v = float(x)  # type: ignore[arg-type]
+    return round(v, 5) if np.isfinite(v) else None
+
+
+def metrics_json(
+    summary_frame: pl.DataFrame,
+    countries: pl.DataFrame,
+    coverage: pl.DataFrame | None = None,
+    floors: dict[str, dict[str, float]] | None = None,
+    split_half: dict[str, float] | None = None,
+) -> dict[str, object]:
     """reports/metrics.json: short, stable keys so `dvc exp show` columns read well.
 
-    {"mae": {"<model>/<method>": x}, "mae_cal": ..., "wasserstein": ...,
-     "wasserstein_cal": ..., "nvar": ..., "nvar_cal": ..., "nvar_human": x,
-     "by_country": {"<model>/<method>": {"<ISO3>": {"mae": x, "wasserstein": x}}}}
+    {"mae": {"<model>/<method>": x, "reference/midpoint": x, ...}, "mae_cal": ...,
+     "wasserstein": ..., "wasserstein_cal": ..., "mae_plain": ..., "wasserstein_plain": ...,
+     "nvar": ..., "nvar_cal": ..., "nvar_human": x,
+     "coverage": {"<model>/<method>": {"mean": x, "p5": x}},
+     "sampling_floor": {"<model>/<method>": {"n": N, "mae": x, "mae_sd": x, ...}},
+     "split_half": {"mae": x, "mae_sd": x, "wasserstein": x, "wasserstein_sd": x},
+     "by_country": {"<model>/<method>": {"<ISO3>": {"mae": x, "wasserstein_cal": x}}}}
+
+    Reference rows (model "reference") are in the per-key maps beside the methods.
     """
     out: dict[str, object] = {}
-    for key in ("mae", "mae_cal", "wasserstein", "wasserstein_cal", "nvar", "nvar_cal"):
+    for key in ("mae", "mae_cal", "wasserstein", "wasserstein_cal", "mae_plain",
+                "wasserstein_plain", "nvar", "nvar_cal"):
         out[key] = {
             f"{m}/{k}": _r(v) for m, k, v in summary_frame.select("model", "method", key).iter_rows()
         }
-    out["nvar_human"] = _r(countries["nvar_human"].mean()) if countries.height else None
-    by: dict[str, dict[str, dict[str, float]]] = {}
+    methods = countries.filter(pl.col("model") != "reference")
+    out["nvar_human"] = _r(methods["nvar_human"].mean()) if methods.height else None
+    if coverage is not None:
+        out["coverage"] = {
+            f"{m}/{k}": {"mean": _r(c), "p5": _r(p)}
+            for m, k, c, p in coverage.select("model", "method", "coverage_mean", "coverage_p5").iter_rows()
+        }
+    if floors is not None:
+        out["sampling_floor"] = {k: {f: (int(v) if f == "n" else _r(v)) for f, v in d.items()}
+                                 for k, d in floors.items()}
+    if split_half is not None:
+        out["split_half"] = {k: _r(v) for k, v in split_half.items()}
+    by: dict[str, dict[str, dict[str, float | None]]] = {}
     for model, method, country, mae, w in countries.select(
         "model", "method", "country", "mae", "wasserstein_cal"
     ).iter_rows():
@@ -99,10 +150,32 @@ def metrics_json(summary_frame: pl.DataFrame, countries: pl.DataFrame) -> dict[s
     return out
 
 
-def wilcoxon_table(cells: pl.DataFrame) -> pl.DataFrame:
-    return metrics.wilcoxon_methods(
-        cells.select("model", "country", "method", "question", pl.col("mae").alias("value"))
-    )
+def wilcoxon_table(cells: pl.DataFrame, references: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Wilcoxon signed-rank tests per (model, country) across questions: every pair of
+    methods, and every method against every reference (``vs_reference``; the method
+    is ``method_a``, the reference ``method_b``)."""
+    errors = cells.select("model", "country", "method", "question", pl.col("mae").alias("value"))
+    table = metrics.wilcoxon_methods(errors).with_columns(pl.lit(False).alias("vs_reference"))
+    if references is None or references.is_empty():
+        return table
+    frames = [table]
+    refs = references.select("country", "method", "question", pl.col("mae").alias("value"))
+    for (model,), grp in errors.group_by(["model"], maintain_order=True):
+        for (method,), own in grp.group_by(["method"], maintain_order=True):
+            for (ref,), r in refs.group_by(["method"], maintain_order=True):
+                pair = pl.concat([
+                    own.with_columns(pl.lit("a").alias("method")),
+                    r.with_columns(pl.lit(model).alias("model"), pl.lit("b").alias("method"))
+                    .select(own.columns),
+                ])
+                res = metrics.wilcoxon_methods(pair).with_columns(
+                    pl.lit(method).alias("method_a"), pl.lit(ref).alias("method_b"),
+                    pl.when(pl.col("better") == "a").then(pl.lit(method))
+                    .when(pl.col("better") == "b").then(pl.lit(ref)).otherwise(None).alias("better"),
+                    pl.lit(True).alias("vs_reference"),
+                )
+                frames.append(res.select(table.columns))
+    return pl.concat(frames)
 
 
 def method_tests(cells: pl.DataFrame) -> pl.DataFrame:

@@ -34,11 +34,99 @@ def country_spread(population: pl.DataFrame, human: pl.DataFrame) -> tuple[dict[
     return pred, sd(hum)
 
 
+#: below this mean coverage the report says what it means
+LOW_COVERAGE = 0.5
+REFERENCE_NAMES = {"midpoint": "always the scale midpoint", "uniform": "all answers equally likely",
+                   "other_countries": "the pooled answers of the other countries"}
+
+
+def reference_findings(
+    summary: pl.DataFrame, references: pl.DataFrame, wilcoxon: pl.DataFrame,
+    split_half: dict[str, float] | None, model_names: dict[str, str],
+) -> list[str]:
+    """Where each method stands against the references, floors and reliability."""
+    out: list[str] = []
+    refs = {str(m): r for m, r in zip(references["method"], references.iter_rows(named=True), strict=True)}
+    if refs:
+        parts = [f"{k} ({REFERENCE_NAMES.get(k, k)}) {r['mae']:.3f}" for k, r in refs.items()]
+        out.append("References (no model involved), MAE on the same cells: " + "; ".join(parts) + ".")
+    if split_half:
+        out.append(
+            f"Human split-half: two random halves of each country's respondents differ by MAE "
+            f"{split_half['mae']:.3f} (Wasserstein {split_half['wasserstein']:.3f}); that is the "
+            "survey's own noise at half its size, a floor for any simulator."
+        )
+    for row in summary.iter_rows(named=True):
+        model, method = str(row["model"]), str(row["method"])
+        name = f"{model_names.get(model, model)}, {method}"
+        beats = [k for k, r in refs.items() if row["mae"] < r["mae"]]
+        loses = [k for k, r in refs.items() if row["mae"] >= r["mae"]]
+        if refs:
+            verdict = (f"better than every reference ({', '.join(beats)})" if not loses else
+                       f"no better than any reference ({', '.join(loses)})" if not beats else
+                       f"better than {', '.join(beats)} but not {', '.join(loses)}")
+            w = wilcoxon.filter((pl.col("model") == model) & (pl.col("method_a") == method)
+                                & pl.col("vs_reference")) if "vs_reference" in wilcoxon.columns else wilcoxon.head(0)
+            tests = []
+            for ref in refs:
+                r = w.filter(pl.col("method_b") == ref)
+                if r.height:
+                    won = r.filter((pl.col("p_value") < 0.05) & (pl.col("better") == method)).height
+                    lost = r.filter((pl.col("p_value") < 0.05) & (pl.col("better") == ref)).height
+                    tests.append(f"vs {ref} better in {won}, worse in {lost} of {r.height} countries")
+            out.append(f"{name}: MAE {row['mae']:.3f}, {verdict}"
+                       + (f" (Wilcoxon p<0.05: {'; '.join(tests)})." if tests else "."))
+        floor = row.get("floor_mae")
+        if floor is not None and floor == floor and floor > 0:
+            sd = row["floor_mae_sd"]
+            if row["mae"] < floor - 2 * sd:
+                where = ("below the floor: its personas answer closer to the country average than "
+                         "that many real respondents would, as a simulator of individuals should not.")
+            elif row["mae"] <= floor + 2 * sd:
+                where = ("within the sampling noise of that many personas: sample more personas "
+                         "before reading differences between methods.")
+            else:
+                where = (f"{row['mae'] / floor:.1f}× the floor: the number of personas does not explain "
+                         "its error.")
+            out.append(
+                f"{name}: with {row['n_personas']} personas per country a perfect simulator (each "
+                f"sampled respondent answering as they did) would score MAE {floor:.3f} ± {sd:.3f} "
+                f"(sampling floor); this method's {row['mae']:.3f} is {where}"
+            )
+        cov = row.get("coverage_mean")
+        if cov is not None and cov == cov and cov < LOW_COVERAGE:
+            out.append(
+                f"{name}: mean coverage {cov:.2f} (5th percentile {row['coverage_p5']:.2f}, answer "
+                f"rule {row.get('answer_rule') or '?'}): most of the model's probability goes to replies "
+                "that are not an answer on the scale, so the distributions describe only the part "
+                "of its behaviour that does answer; treat the scores with caution."
+            )
+        if row.get("mae_plain") is not None and row.get("wasserstein_plain") is not None:
+            better = [m for m, a, b in (("MAE", row["mae_plain"], row["mae"]),
+                                        ("Wasserstein", row["wasserstein_plain"], row["wasserstein_cal"]))
+                      if a < b - 1e-12]
+            out.append(
+                f"{name}: mean-preserving calibration gives MAE {row['mae']:.3f} and Wasserstein "
+                f"{row['wasserstein_cal']:.3f}; plain temperature scaling fitted the same way "
+                f"(leave-one-question-out, same grid) gives MAE {row['mae_plain']:.3f} and Wasserstein "
+                f"{row['wasserstein_plain']:.3f}"
+                + (f": plain scaling is better on {' and '.join(better)} here." if better
+                   else ": the mean-preserving calibration is at least as good on both.")
+            )
+    return out
+
+
 def findings(summary: pl.DataFrame, wilcoxon: pl.DataFrame, spread: dict[str, float],
-             human_sd: float, synthetic: bool, model_names: dict[str, str]) -> list[str]:
+             human_sd: float, synthetic: bool, model_names: dict[str, str],
+             references: pl.DataFrame | None = None,
+             split_half: dict[str, float] | None = None) -> list[str]:
     out: list[str] = []
     if summary.is_empty():
         return ["No scores were computed."]
+    if "vs_reference" in wilcoxon.columns:
+        between_methods = wilcoxon.filter(~pl.col("vs_reference"))
+    else:
+        between_methods = wilcoxon
     for (model,), grp in summary.group_by(["model"], maintain_order=True):
         name = model_names.get(str(model), str(model))
         g = grp.sort("mae")
@@ -54,7 +142,7 @@ def findings(summary: pl.DataFrame, wilcoxon: pl.DataFrame, spread: dict[str, fl
                 f"{name}: the gap between methods ({worst['mae'] - best['mae']:.3f}) lies within the "
                 "best method's 95% interval: this run does not separate the methods."
             )
-        w = wilcoxon.filter(pl.col("model") == model)
+        w = between_methods.filter(pl.col("model") == model)
         if w.height:
             sig = w.filter(pl.col("p_value") < 0.05)
             out.append(
@@ -86,6 +174,8 @@ def findings(summary: pl.DataFrame, wilcoxon: pl.DataFrame, spread: dict[str, fl
                 f"{grp.filter(pl.col('method') == method)['wasserstein_cal'][0]:.3f}; the MAE is "
                 "unchanged by construction."
             )
+    if references is not None:
+        out += reference_findings(summary, references, wilcoxon, split_half, model_names)
     if synthetic:
         out.append(
             "The human side of this run is the synthetic demo population (generated from "

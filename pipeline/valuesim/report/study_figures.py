@@ -14,6 +14,7 @@ import polars as pl
 
 from valuesim.report.cultural_map import Overlay, draw_map, save_figure
 
+REFERENCE_ORDER = ("midpoint", "uniform", "other_countries")
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 MARKERS = ("^", "s", "D", "v", "P", "X", "*", "h")
 
@@ -57,43 +58,62 @@ def cultural_map(
                    "joined to their country)")
 
 
-def mae_heatmap(by_country: pl.DataFrame, wilcoxon: pl.DataFrame, path: Path) -> None:
+def mae_heatmap(
+    by_country: pl.DataFrame, wilcoxon: pl.DataFrame, path: Path,
+    references: pl.DataFrame | None = None,
+) -> None:
     """Figure 11: MAE per country x (model, method); bold = best method for that
-    (model, country), * = better than every other method at p < 0.05 (Wilcoxon)."""
+    (model, country), * = better than every other method at p < 0.05 (Wilcoxon).
+    Reference rows (``references``, model "reference") sit below a line, in italics,
+    and never take the bold or the star: they are what the methods are read against."""
     plt = _plt()
     n_models = by_country["model"].n_unique()
     runs = by_country.select("model", "method").unique(maintain_order=True).sort(["model", "method"]).rows()
+    n_methods = len(runs)
+    refs = references if references is not None else pl.DataFrame(schema=by_country.schema)
+    ref_runs = [("reference", m) for m in REFERENCE_ORDER if m in set(refs["method"].to_list())]
+    table = pl.concat([by_country.select("model", "method", "country", "mae"),
+                       refs.select("model", "method", "country", "mae")])
     # columns in ascending MAE of generic prompting, as in the paper (else the first method)
     methods = [k for _, k in runs]
     first = by_country.filter(pl.col("method") == ("generic" if "generic" in methods else methods[0]))
     countries = first.group_by("country").agg(pl.col("mae").mean()).sort("mae")["country"].to_list()
-    grid = np.full((len(runs), len(countries)), np.nan)
-    for r, (model, method) in enumerate(runs):
-        sub = dict(by_country.filter((pl.col("model") == model) & (pl.col("method") == method))
+    rows = [*runs, *ref_runs]
+    grid = np.full((len(rows), len(countries)), np.nan)
+    for r, (model, method) in enumerate(rows):
+        sub = dict(table.filter((pl.col("model") == model) & (pl.col("method") == method))
                    .select("country", "mae").iter_rows())
         grid[r] = [sub.get(c, np.nan) for c in countries]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(countries) + 3), 0.55 * len(runs) + 2))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(countries) + 3), 0.55 * len(rows) + 2))
     im = ax.imshow(grid, cmap="viridis_r", aspect="auto")
-    for r, (model, method) in enumerate(runs):
+    for r, (model, method) in enumerate(rows):
         for c, country in enumerate(countries):
             v = grid[r, c]
             if np.isnan(v):
                 continue
-            same = [i for i, (m, _) in enumerate(runs) if m == model]
-            best = np.nanargmin(grid[same, c]) == same.index(r)
-            sig = best and _significantly_best(wilcoxon, model, country, method)
+            if r >= n_methods:
+                best = sig = False
+            else:
+                same = [i for i, (m, _) in enumerate(runs) if m == model]
+                best = np.nanargmin(grid[same, c]) == same.index(r)
+                sig = best and _significantly_best(wilcoxon, model, country, method)
             ax.text(c, r, f"{v:.3f}{'*' if sig else ''}", ha="center", va="center", fontsize=8.5,
-                    weight="bold" if best else "normal",
+                    weight="bold" if best else "normal", style="italic" if r >= n_methods else "normal",
                     color="white" if v > np.nanmean(grid) else "black")
+    if ref_runs:
+        ax.axhline(n_methods - 0.5, color="white", lw=3)
     ax.set_xticks(range(len(countries)), countries)
-    ax.set_yticks(range(len(runs)), [_run(m, k, n_models) for m, k in runs])
-    ax.set_title("MAE by country and method (bold: best; *: p<0.05 vs every other method)")
+    labels = [_run(m, k, n_models) for m, k in runs] + [f"reference: {k}" for _, k in ref_runs]
+    ax.set_yticks(range(len(rows)), labels)
+    ax.set_title("MAE by country and method (bold: best method; *: p<0.05 vs every other method)")
     fig.colorbar(im, ax=ax, label="MAE (normalized by range)", shrink=0.8)
     fig.tight_layout()
     save_figure(fig, path)
 
 
 def _significantly_best(wilcoxon: pl.DataFrame, model: str, country: str, method: str) -> bool:
+    if "vs_reference" in wilcoxon.columns:
+        wilcoxon = wilcoxon.filter(~pl.col("vs_reference"))
     rows = wilcoxon.filter(
         (pl.col("model") == model) & (pl.col("country") == country)
         & ((pl.col("method_a") == method) | (pl.col("method_b") == method))
@@ -175,8 +195,12 @@ def temperature_curves(temperature: pl.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def sample_size_curve(sample_sizes: pl.DataFrame, path: Path) -> None:
-    """Figure 3: MAE vs number of personas; band = range over repeated subsamples."""
+def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFrame | None = None) -> None:
+    """Figure 3: MAE vs number of personas; band = range over repeated subsamples.
+
+    ``floor`` (n, repeat, country, mae) adds the sampling floor: what a perfect
+    simulator would score with n personas, with its 2.5-97.5% band over resamples.
+    """
     plt = _plt()
     n_models = sample_sizes["model"].n_unique()
     per_rep = sample_sizes.group_by(["model", "method", "n", "repeat"]).agg(pl.col("mae").mean())
@@ -189,8 +213,17 @@ def sample_size_curve(sample_sizes: pl.DataFrame, path: Path) -> None:
         n = grp["n"].to_numpy()
         ax.plot(n, grp["mean"].to_numpy(), marker="o", color=color, label=_run(model, method, n_models))
         ax.fill_between(n, grp["lo"].to_numpy(), grp["hi"].to_numpy(), color=color, alpha=0.15)
-    ax.set_xscale("log", base=2)
     sizes = sorted(stats["n"].unique().to_list())
+    if floor is not None and floor.height:
+        f = (floor.filter(pl.col("n").is_in(sizes)).group_by(["n", "repeat"]).agg(pl.col("mae").mean())
+             .group_by("n").agg(pl.col("mae").mean().alias("mean"),
+                                pl.col("mae").quantile(0.025, "linear").alias("lo"),
+                                pl.col("mae").quantile(0.975, "linear").alias("hi")).sort("n"))
+        n = f["n"].to_numpy()
+        ax.plot(n, f["mean"].to_numpy(), ls="--", marker="x", color="black",
+                label="sampling floor (perfect simulator)")
+        ax.fill_between(n, f["lo"].to_numpy(), f["hi"].to_numpy(), color="black", alpha=0.1)
+    ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("personas sampled per country")
     ax.set_ylabel("MAE (mean over countries)")

@@ -31,8 +31,9 @@ def run(params: Params, **_: object) -> None:
         if not blocks:
             raise DataError(f"{path} has no usable answers to kept questions; re-run simulate")
         fit = fit_loqo(blocks, grid)
-        frames.append(population_rows(model, method, blocks, fit))
-        temperatures[f"{model}/{method}"] = fit_summary(fit)
+        plain = fit_loqo(blocks, grid, mean_preserving=False)
+        frames.append(population_rows(model, method, blocks, fit, plain))
+        temperatures[f"{model}/{method}"] = {**fit_summary(fit), "plain": fit_summary(plain)}
     population = pl.concat(frames) if frames else pl.DataFrame(schema=POPULATION_SCHEMA)
     write_parquet(population.sort(["model", "method", "country", "question"]), CALIBRATED / "population.parquet")
     write_json(

@@ -19,6 +19,7 @@ from valuesim.paths import (
     FIGURES,
     HUMAN_DISTRIBUTIONS,
     MAP_POSITIONS,
+    METRICS,
     REPORT_HTML,
     SELECTED_COUNTRIES,
     SHAPLEY,
@@ -95,6 +96,48 @@ def _map_notes(params: Params, sim_pos: pl.DataFrame) -> list[str]:
     return notes
 
 
+def results_table(summary: pl.DataFrame, references: pl.DataFrame) -> pl.DataFrame:
+    """The report's main table: every (model, method), then the reference rows."""
+    def pm(mean: str, sd: str) -> pl.Expr:
+        return pl.when(pl.col(mean).is_not_null()).then(
+            pl.format("{} ± {}", pl.col(mean).round(3), pl.col(sd).round(3))).otherwise(pl.lit(""))
+
+    methods = summary.select(
+        "model", "method", "answer_rule",
+        pl.col("coverage_mean").alias("coverage"), pl.col("coverage_p5").alias("coverage p5"),
+        pl.col("mae"), pl.col("mae_lo"), pl.col("mae_hi"),
+        pl.col("n_personas").cast(pl.Utf8).fill_null("").alias("N"),
+        pm("floor_mae", "floor_mae_sd").alias("floor MAE"),
+        "wasserstein", "wasserstein_cal", "mae_plain", "wasserstein_plain",
+        "nvar", "nvar_cal", "nvar_human", "n_countries",
+    )
+    refs = references.select(
+        pl.lit("reference").alias("model"), "method", pl.lit("").alias("answer_rule"),
+        pl.lit(None, dtype=pl.Float64).alias("coverage"), pl.lit(None, dtype=pl.Float64).alias("coverage p5"),
+        "mae", "mae_lo", "mae_hi", pl.lit("").alias("N"), pl.lit("").alias("floor MAE"),
+        "wasserstein", "wasserstein_cal", pl.lit(None, dtype=pl.Float64).alias("mae_plain"),
+        pl.lit(None, dtype=pl.Float64).alias("wasserstein_plain"), "nvar", "nvar_cal", "nvar_human",
+        "n_countries",
+    )
+    return pl.concat([methods, refs.cast(methods.schema)])  # type: ignore[arg-type]
+
+
+def floor_table(floor: pl.DataFrame, split_half: dict | None) -> pl.DataFrame:
+    """Sampling floor per n (mean over countries per resample, then over resamples)."""
+    from valuesim.analysis.references import spread
+
+    rows = spread(floor, ["n"]).select(
+        pl.format("sampling floor, n = {}", pl.col("n")).alias("reference"),
+        "mae", "mae_sd", "mae_lo", "mae_hi", "wasserstein", "wasserstein_sd",
+    )
+    if split_half:
+        rows = pl.concat([rows, pl.DataFrame([{
+            "reference": "human split-half", "mae": split_half["mae"], "mae_sd": split_half["mae_sd"],
+            "mae_lo": None, "mae_hi": None, "wasserstein": split_half["wasserstein"],
+            "wasserstein_sd": split_half["wasserstein_sd"]}], schema=rows.schema)])
+    return rows
+
+
 def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     cells = read_parquet(EVAL / "cells.parquet", "evaluate")
     by_country = read_parquet(EVAL / "by_country.parquet", "evaluate")
@@ -112,9 +155,13 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         figs.cultural_map(positions, selected, sim_pos, out / "cultural_map.png")
         made.append(Figure(out / "cultural_map.png", _map_caption(sim_pos)))
         notes += _map_notes(params, sim_pos)
-    figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png")
+    ref_by_country = read_parquet(EVAL / "reference_by_country.parquet", "evaluate")
+    floor = read_parquet(EVAL / "sampling_floor.parquet", "evaluate")
+    figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png", ref_by_country)
     made.append(Figure(out / "mae_heatmap.png", "Figure 11. MAE by country and method; bold marks the "
-                       "best method per model and country, * a significant advantage (Wilcoxon, p<0.05)."))
+                       "best method per model and country, * a significant advantage over every other "
+                       "method (Wilcoxon, p<0.05). Below the line, in italics, the references (no model): "
+                       "the scale midpoint, uniform answers and the pooled answers of the other countries."))
     figs.mae_by_country(by_country, out / "mae_by_country.png")
     made.append(Figure(out / "mae_by_country.png", "MAE of each method per country."))
     figs.nvar_boxplots(cells, out / "normalized_variance.png")
@@ -127,9 +174,11 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     multi = sample_sizes.group_by(["model", "method"]).agg(pl.col("n").n_unique()).filter(pl.col("n") > 1)
     if multi.height:
         figs.sample_size_curve(sample_sizes.join(multi.select("model", "method"), on=["model", "method"]),
-                               out / "sample_size.png")
+                               out / "sample_size.png", floor)
         made.append(Figure(out / "sample_size.png", "Figure 3. MAE vs personas per country; band: "
-                           "range over repeated random subsamples."))
+                           "range over repeated random subsamples. Dashed: the sampling floor, what a "
+                           "perfect simulator (each sampled respondent giving their own answers) scores "
+                           "with that many personas; band 2.5-97.5% over resamples."))
     methods = [c for c in per_q.columns if c not in ("model", "question")]
     if len(methods) >= 2:
         x = "country" if "country" in methods else methods[0]
@@ -150,6 +199,9 @@ def run(params: Params, **_: object) -> None:
     population = read_parquet(CALIBRATED / "population.parquet", "calibrate")
     human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
     temps = read_json(CALIBRATED / "temperatures.json", "calibrate")["temperatures"]
+    ref_summary = read_parquet(EVAL / "reference_summary.parquet", "evaluate")
+    metrics = read_json(METRICS, "evaluate")
+    split_half = metrics.get("split_half")
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".study-", dir=FIGURES))
@@ -158,21 +210,26 @@ def run(params: Params, **_: object) -> None:
         made, notes = _draw(params, tmp)
         spread, human_sd = country_spread(population, human)
         found = findings(summary, wilcoxon, spread, human_sd, bool(meta.get("synthetic")),
-                         _model_names(params))
+                         _model_names(params), ref_summary, split_half)
         temp_table = pl.DataFrame([
-            {"run": k, "T (all questions)": v["overall"], "T (LOQO median)": v["loqo_median"]}
+            {"run": k, "T (all questions)": v["overall"], "T (LOQO median)": v["loqo_median"],
+             "plain T (LOQO median)": (v.get("plain") or {}).get("loqo_median")}
             for k, v in temps.items()
         ])
-        shown = summary.select(
-            "model", "method", "mae", "mae_lo", "mae_hi", "wasserstein", "wasserstein_cal",
-            "nvar", "nvar_cal", "nvar_human", "n_countries",
-        )
+        shown = results_table(summary, ref_summary)
+        floors = floor_table(read_parquet(EVAL / "sampling_floor.parquet", "evaluate"), split_half)
         params_yaml = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
         # figures are embedded from the temporary folder, then the folder takes the final place
         text = page(
             title="valuesim study report", findings=found, provenance=_provenance(meta),
             params_yaml=params_yaml, notes=notes, caveats=CAVEATS,
-            tables=[("Scores per model and method (MAE with 95% bootstrap CI over countries)", table(shown)),
+            tables=[("Scores per model and method, and the references below them (MAE with 95% "
+                     "bootstrap CI over countries; coverage: probability on admissible answers under "
+                     "the answer rule, mean and 5th percentile over answers; floor: the sampling "
+                     "floor at the run's personas per country, ± SD over resamples; plain: plain "
+                     "temperature scaling fitted like the calibration)", table(shown)),
+                    ("Noise floors: a perfect simulator with n personas per country (mean, SD and "
+                     "2.5-97.5% over resamples), and the human split-half", table(floors)),
                     ("Fitted calibration temperatures", table(temp_table))],
             figures=made,
         )

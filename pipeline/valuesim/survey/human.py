@@ -43,12 +43,14 @@ def default_items(bank: QuestionBank) -> list[Item]:
 
 def human_distributions(
     respondents: pl.DataFrame,
-    bank: QuestionBank,
+    bank: QuestionBank | None,
     items: Sequence[Item] | None = None,
     countries: Sequence[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(distributions, summary) frames; see the module docstring and paths.HUMAN_*."""
-    chosen = list(items) if items is not None else default_items(bank)
+    if items is None and bank is None:
+        raise ValueError("human_distributions needs the question bank or the items")
+    chosen = list(items) if items is not None else default_items(bank)  # type: ignore[arg-type]
     numeric = [i.id for i in chosen if i.numeric]
     if numeric:
         raise DataError(f"items {', '.join(numeric)} are numeric and have no answer distribution")
