@@ -31,6 +31,46 @@ def test_trie_of_a_ten_point_scale_scores_1_and_10_apart() -> None:
     assert not trie.ancestors[0, 9]
 
 
+def test_answer_start_trie_takes_the_extension_off_the_prefix() -> None:
+    from valuesim.llm.exact_scoring import answer_logprobs
+
+    # bodies without the end token: "1".."9" one token each, "10" = "1" then "0"
+    bodies = [(33 + d - 1,) for d in range(1, 10)] + [(33, 32)]
+    trie = build_trie(bodies, "answer_start", END)
+    # only "1" has a longer answer starting with it: one context, after "1"
+    assert trie.contexts == ((33,),)
+    assert trie.steps[0] == ((0, 33),)
+    assert trie.steps[9] == ((0, 33), (1, 32))
+    assert trie.stops[0] == (1, (32,))  # "1" loses what continues into "0"
+    assert all(stop == (-1, ()) for stop in trie.stops[1:])
+    # next-token log-probs at slot 0 (after the prompt) and slot 1 (after "1")
+    logp = np.full((2, 50), -np.inf)
+    logp[0, 33], logp[0, 34] = np.log(0.5), np.log(0.3)  # P("1") = .5, P("2") = .3
+    logp[1, 32], logp[1, END] = np.log(0.4), np.log(0.5)  # after "1": "0" .4, end .5
+    per_answer, coverage = answer_logprobs(trie, logp)
+    probs = np.exp(per_answer)
+    assert probs[0] == pytest.approx(0.5 * (1 - 0.4))  # "1" followed by anything but "0"
+    assert probs[9] == pytest.approx(0.5 * 0.4)  # "10"
+    assert probs[1] == pytest.approx(0.3)
+    assert coverage == pytest.approx(0.8)  # P(reply starts with an answer) = .5 + .3
+
+
+def test_answer_eot_and_first_token_tries() -> None:
+    from valuesim.llm.exact_scoring import answer_logprobs
+
+    bodies = [(33,), (33, 32)]  # "1" and "10"
+    eot = build_trie(bodies, "answer_eot", END)
+    assert eot.sequences == ((33, END), (33, 32, END))
+    first = build_trie(bodies, "first_token", END)
+    assert first.contexts == ()
+    logp = np.full((1, 50), -np.inf)
+    logp[0, 33] = np.log(0.6)
+    per_answer, coverage = answer_logprobs(first, logp)
+    # both answers get P("1"); the token is counted once in the coverage
+    assert np.exp(per_answer) == pytest.approx([0.6, 0.6])
+    assert coverage == pytest.approx(0.6)
+
+
 def test_trie_of_single_token_answers_needs_one_context_each() -> None:
     trie = build_trie([(33, END), (34, END)])
     assert trie.contexts == ((33,), (34,))
