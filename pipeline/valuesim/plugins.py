@@ -139,6 +139,7 @@ class ProviderInfo:
     sampling: bool
     text_generation: bool
     batch_api: bool
+    answer_rules: tuple[str, ...] = ()  # what its log-probability estimators measure; first = default
 
 
 def provider_infos(pm: pluggy.PluginManager | None = None) -> list[ProviderInfo]:
@@ -160,6 +161,7 @@ def provider_infos(pm: pluggy.PluginManager | None = None) -> list[ProviderInfo]
                 sampling=caps.sampling,
                 text_generation=caps.text_generation,
                 batch_api=caps.batch_api,
+                answer_rules=tuple(getattr(caps, "answer_rules", ("answer_start",))),
             )
         )
     return rows

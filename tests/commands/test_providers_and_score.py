@@ -56,9 +56,10 @@ def test_providers_lists_builtin_and_plugin_providers(
     assert rows["testprovider"] == {
         "name": "testprovider", "package": "valuesim-testprovider", "version": "0.1",
         "logprobs": True, "top_logprobs": 5, "sampling": True, "text_generation": False,
-        "batch_api": False,
+        "batch_api": False, "answer_rules": ["answer_start"],
     }
     assert rows["transformers"]["logprobs"] is True
+    assert rows["transformers"]["answer_rules"] == ["answer_start", "answer_eot", "first_token"]
     code, out, _ = run_cli(["providers"], capsys)
     assert code == 0
     assert "testprovider" in out

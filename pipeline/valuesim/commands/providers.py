@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         table = Table(title="valuesim providers")
-        for col in ("name", "package", "version", "logprobs", "top-k", "sampling", "text", "batch API"):
+        for col in ("name", "package", "version", "logprobs", "top-k", "sampling", "text", "batch API", "answer rules"):
             table.add_column(col, no_wrap=True)
         yes = {True: "yes", False: "-"}
         for r in rows:
@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
                 r.name, r.package, r.version, yes[r.logprobs],
                 str(r.top_logprobs) if r.top_logprobs else "-",
                 yes[r.sampling], yes[r.text_generation], yes[r.batch_api],
+                ", ".join(r.answer_rules) if r.logprobs or r.top_logprobs else "-",
             )
         console = Console()
         # Piped output has no terminal width; don't squeeze the table into 80 columns.
-        Console(width=max(console.width, 100)).print(table)
+        Console(width=max(console.width, 140)).print(table)
