@@ -3,24 +3,65 @@
 API providers cannot score arbitrary answer strings exactly; they return either the
 top-k log-probabilities of each generated token, sampled replies, or (when asked) a
 distribution written out as JSON. These pure functions map each of those onto the
-admissible answers so that every provider plugin does it the same, documented way.
+admissible answers so that every provider plugin does it the same, documented way,
+and record what the result measures in ``AnswerDistribution.answer_rule``.
 
-Top-k first-token mapping (``from_top_logprobs``):
+Top-k first-token mapping (``from_top_logprobs``, rule ``answer_start``): it reads
+``answer_start`` (README, "Answer probabilities"; ``valuesim.llm.exact_scoring``) as
+closely as two positions of top-k allow. Exactly, P(answer) is P(the reply begins
+with the answer's tokens) x (1 - P(the next token continues them into a longer
+admissible answer)); "1" then ".", a newline or end-of-turn counts as 1, "1" then
+"0" as 10.
 
-* A candidate token counts for an answer when, stripped of surrounding whitespace,
-  it equals the answer (case-insensitively); variants such as ``" 1"`` and ``"1"``
-  are summed.
-* Multi-token answers: when a candidate is a proper prefix of longer answers (``"1"``
-  could start ``"10"``) the split between them is read from the *next* position's
-  top-k, which the API reports for the token actually generated. That is exact when
-  the generated first token is that prefix. When it is not, the split was never
-  observed: the prefix's whole mass goes to the shorter answer (an upper bound) and
-  the longer answers are floored like any answer missing from the top-k.
+* A candidate first token counts for an answer when, stripped of surrounding
+  whitespace, it equals the answer or starts with it followed by a non-alphanumeric
+  character (case-insensitively; a single token "1." counts as 1, the longest
+  matching answer wins, as in :func:`parse_reply`). Variants such as ``" 1"`` and
+  ``"1"`` are summed.
+* Prefixes of longer answers: when a candidate ``t`` with mass p is a proper prefix
+  of longer answers ("1" could start "10"; "1 " and "1." have ended and are not)
+  and the model actually generated ``t`` first, the API reports the next position's top-k q. A longer answer then gets
+  p x (sum of q over continuations that make it: "1" + "0" is 10), and the shorter
+  answer gets p x (1 - sum of q over continuations that make *any* longer
+  admissible answer): everything that does not extend it, tokens outside the top-k
+  and inadmissible continuations ("1" + "5" on a 1-10 scale) included, exactly as
+  the ``answer_start`` definition counts them. The observed split is applied to
+  every variant of the generated token (``" 1"`` as ``"1"``).
+* When the model generated something else first, the split was never observed: the
+  prefix's whole mass goes to the shorter answer (an upper bound on it) and the
+  longer answers are floored like any answer missing from the top-k. The same holds
+  for a longer answer whose continuation is not in the next position's top-k (its
+  mass then counts for the shorter answer).
 * Answers missing from the top-k are *floored*, not zeroed: each gets a probability
   below the smallest observed top-k probability (its true value is at most that) and
   no larger than an even share of the unobserved mass; they are listed in
   ``AnswerDistribution.floored``.
 * ``coverage`` is the observed mass on admissible answers (floors excluded).
+
+How far this is from the exact rule (checked against the local model through a
+wire-format fake server in ``plugins/valuesim-openai/tests/test_openai_matches_local.py``):
+where the model spells answers the way its tokenizer does (its canonical
+tokenisation, which models nearly always emit), every answer whose first token is in the top-k and that is no other
+answer's prefix gets exactly its ``answer_start`` mass (up to the API's rounding of
+log-probabilities); so does a prefix whose split was observed, and every longer
+answer whose continuation is in the next top-k. The estimate differs only where mass
+was not observed: a longer answer's mass moved to its prefix answer, an answer
+missing from the top-k, and the floors. :func:`top_k_tv_bound` turns that into a
+bound on the total-variation distance. The exact rule reads token ids, the estimate
+reads text: a model that spells "10" as the tokens "1", "0" although its tokenizer
+has a single "10" is read as 1 by the exact rule and as 10 here, and a single token
+"1." counts as 1 here but not there. Answers that need more than the prefix and one
+continuation token ("100" after "1", "0") are not observed either: "10" then gets
+p x q as an upper bound and "100" is floored.
+
+Sampled replies (``from_samples``, rule ``answer_start``): a reply counts for an
+answer when it is the answer or starts with it followed by a non-alphanumeric
+character (:func:`parse_reply`). Unlike the exact rule, which counts any
+continuation that does not make a longer admissible answer, a reply "15" on a 1-10
+scale counts for no answer here (it is not "1" followed by a separator).
+
+Verbalized distributions (``from_verbalized``) are what the model states; their
+rule is :data:`~valuesim.llm.types.STATED`.
 """
 
 from __future__ import annotations
@@ -30,14 +71,38 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from valuesim.llm.types import AnswerDistribution, Estimator, Usage
+from valuesim.errors import ProviderError
+from valuesim.llm.types import STATED, AnswerDistribution, Estimator, ScoreRequest, Usage
 
 #: Floors never go below this, so a floored answer is never exactly zero.
 MIN_FLOOR = 1e-12
+#: What the top-k and sampling estimates measure (README, "Answer probabilities").
+RULE = "answer_start"
 
 
 def _norm(text: str) -> str:
     return text.strip().casefold()
+
+
+def check_answer_rule(provider: str, request: ScoreRequest, estimator: Estimator) -> None:
+    """One-line ProviderError unless ``request`` asks for what ``estimator`` measures here.
+
+    The engine refuses such configs before any request (``Capabilities.answer_rules``);
+    this guards a provider called directly, so that it never answers a request for
+    ``answer_eot`` with an ``answer_start`` distribution.
+    """
+    rule = request.decoding.answer_rule
+    if rule is None or (rule == RULE and estimator != "verbalized"):
+        return
+    if estimator == "verbalized":
+        raise ProviderError(
+            f"{provider}: a verbalized distribution is stated by the model, so answer_rule "
+            f"{rule!r} does not apply; remove answer_rule"
+        )
+    raise ProviderError(
+        f"{provider}: the {estimator} estimator measures answer_start only, not answer_rule "
+        f"{rule!r}; set answer_rule to one of: {RULE} (or remove it)"
+    )
 
 
 def from_top_logprobs(
@@ -49,40 +114,38 @@ def from_top_logprobs(
     usage: Usage | None = None,
     estimator: Estimator = "top_logprobs",
 ) -> AnswerDistribution:
-    """Map first-token top-k log-probabilities onto ``answers``.
+    """Map first-token top-k log-probabilities onto ``answers`` (rule ``answer_start``).
 
     ``first`` maps each top-k token to its log-probability; when the same token text
     appears twice (byte-level variants), pass the merged value. ``generated_first``
     is the token the model actually produced at that position and ``following`` the
     top-k of the position after it, used to split a prefix such as ``"1"`` between
-    ``"1"`` and ``"10"``.
+    ``"1"`` and ``"10"`` (see the module docstring).
     """
     norm_answers = [_norm(a) for a in answers]
     mass = [0.0] * len(answers)
     observed = [False] * len(answers)
     probs_first = {tok: math.exp(lp) for tok, lp in first.items()}
     for tok, p in probs_first.items():
-        t = _norm(tok)
-        if not t:
+        if not _norm(tok):
             continue
-        longer = [i for i, a in enumerate(norm_answers) if a != t and a.startswith(t)]
-        exact = [i for i, a in enumerate(norm_answers) if a == t]
-        if not longer:
-            for i in exact:
-                mass[i] += p
+        short = parse_reply(tok, answers)  # the answer this token spells, if any
+        # Answers this token may still grow into: "1" may become "10", but "1 " and
+        # "1." have ended (leading whitespace does not matter, trailing does).
+        t = tok.lstrip().casefold()
+        longer = {i for i, a in enumerate(norm_answers) if len(a) > len(t) and a.startswith(t)}
+        split = _split_prefix(tok, generated_first, following, answers, longer) if longer else None
+        extended = 0.0
+        if split is not None:
+            for i, q in split.items():
+                mass[i] += p * q
                 observed[i] = True
-            continue
-        split = _split_prefix(t, tok, generated_first, following, norm_answers)
-        if split is None:
-            # The continuation was not observed: all mass to the shorter answer (if
-            # admissible); the longer answers stay unobserved and get floored.
-            for i in exact:
-                mass[i] += p
-                observed[i] = True
-            continue
-        for i, share in split.items():
-            mass[i] += p * share
-            observed[i] = True
+            extended = sum(split.values())
+        # Without an observed split (or without longer answers) nothing is taken away:
+        # the whole mass counts for the shorter answer, the longer ones stay unobserved.
+        if short is not None:
+            mass[short] += p * max(0.0, 1.0 - extended)
+            observed[short] = True
     coverage = sum(mass)
     missing = [i for i, seen in enumerate(observed) if not seen]
     floored: list[str] = []
@@ -102,32 +165,70 @@ def from_top_logprobs(
         usage=usage or Usage(),
         floored=tuple(floored),
         flag=flag,
+        answer_rule=RULE,
     )
 
 
 def _split_prefix(
-    norm_tok: str,
     raw_tok: str,
     generated_first: str | None,
     following: Mapping[str, float] | None,
-    norm_answers: Sequence[str],
+    answers: Sequence[str],
+    longer: set[int],
 ) -> dict[int, float] | None:
-    """Shares of a prefix token's mass per answer, from the next position's top-k."""
-    if following is None or generated_first is None or _norm(generated_first) != norm_tok:
+    """Next-token probability of each longer answer after the prefix ``raw_tok``.
+
+    None when the split was not observed (the model generated something else first,
+    so ``following`` is the top-k after another token). Longer answers no observed
+    continuation makes are left out (unobserved).
+    """
+    if following is None or generated_first is None or _norm(generated_first) != _norm(raw_tok):
         return None
     shares: dict[int, float] = {}
     for nxt, lp in following.items():
-        q = math.exp(lp)
-        if nxt[:1].isalnum():
-            # The answer continues: "1" + "0" is "10" (or an inadmissible "15").
-            cont = _norm(raw_tok + nxt)
-            target = [i for i, a in enumerate(norm_answers) if a == cont]
-        else:
-            # Whitespace, punctuation or end of text end the answer at the prefix.
-            target = [i for i, a in enumerate(norm_answers) if a == norm_tok]
-        for i in target:
-            shares[i] = shares.get(i, 0.0) + q
+        # "1" + "0" is 10, "1" + "0." too; "1" + "." is 1 and "1" + "5" no answer:
+        # neither extends "1" into a longer admissible answer.
+        i = parse_reply(raw_tok + nxt, answers)
+        if i is not None and i in longer:
+            shares[i] = shares.get(i, 0.0) + math.exp(lp)
     return shares
+
+
+def top_k_tv_bound(
+    estimate: AnswerDistribution, exact: AnswerDistribution, answers: Sequence[str]
+) -> float:
+    """Largest total-variation distance ``estimate`` (from :func:`from_top_logprobs`)
+    can be from ``exact``, the ``answer_start`` distribution it estimates.
+
+    Write m for the exact unnormalised masses (``probs x coverage``, summing to C)
+    and u for the estimate's (observed masses plus floors, summing to U). Assume
+    each answer is reached through one spelling only, the tokens its tokenizer uses
+    for it, of at most two tokens, and that the top-k log-probabilities are exact.
+    Then u = m except where mass was not observed (module docstring): the
+    ``floored`` answers, with exact mass W and floors F in the estimate. Part V of W
+    belongs to longer answers whose prefix split was not observed and was added to
+    their shorter answer; the rest, D = W - V, is missing from the top-k altogether.
+    So ``|u - m|_1 <= 2V + D + F`` and ``|U - C| = |F - D|``; for non-negative
+    vectors ``|u/U - m/C|_1 <= (|u - m|_1 + |U - C|) / max(U, C)``, hence
+
+        TV = |u/U - m/C|_1 / 2 <= (V + max(D, F)) / max(U, C) <= (W + F) / max(U, C),
+
+    which is what this returns (at most 1). It is 0 when nothing was floored: then
+    the two agree up to rounding. Providers cannot compute it (W needs the exact
+    distribution); it is for checking the estimate against a local model.
+    """
+    if exact.answer_rule != RULE:
+        raise ValueError(f"the top-k estimate reads answer_start, not {exact.answer_rule!r}")
+    floored = set(estimate.floored)
+    share = sum(p for a, p in zip(answers, estimate.probs, strict=True) if a in floored)
+    if estimate.coverage <= 0 or share >= 1.0:
+        return 1.0
+    total = estimate.coverage / (1.0 - share)  # U: observed mass plus floors
+    floors = total * share  # F
+    unobserved = exact.coverage * sum(
+        p for a, p in zip(answers, exact.probs, strict=True) if a in floored
+    )  # W
+    return min(1.0, (unobserved + floors) / max(total, exact.coverage))
 
 
 def parse_reply(text: str, answers: Sequence[str]) -> int | None:
@@ -149,7 +250,11 @@ def parse_reply(text: str, answers: Sequence[str]) -> int | None:
 def from_samples(
     replies: Sequence[str], answers: Sequence[str], *, usage: Usage | None = None
 ) -> AnswerDistribution:
-    """Empirical distribution of sampled replies; coverage is the share that parsed."""
+    """Empirical distribution of sampled replies; coverage is the share that parsed.
+
+    Rule ``answer_start`` as far as text allows: a reply counts when it starts with
+    the answer (:func:`parse_reply`), so "15" on a 1-10 scale counts for no answer.
+    """
     counts = [0] * len(answers)
     for r in replies:
         i = parse_reply(r, answers)
@@ -164,12 +269,14 @@ def from_samples(
             estimator="sampling",
             usage=usage or Usage(),
             flag=f"no admissible answer in {len(replies)} samples",
+            answer_rule=RULE,
         )
     return AnswerDistribution(
         probs=tuple(c / hits for c in counts),
         coverage=hits / n,
         estimator="sampling",
         usage=usage or Usage(),
+        answer_rule=RULE,
     )
 
 
@@ -192,7 +299,8 @@ def from_verbalized(
     """Parse a JSON distribution written by the model; flag the row when it is unusable.
 
     Coverage is the stated mass on admissible answers over all the stated mass, so a
-    model that puts weight on keys outside the scale shows it.
+    model that puts weight on keys outside the scale shows it. The rule is
+    :data:`~valuesim.llm.types.STATED`: the probabilities are the model's own claim.
     """
     found = _JSON_OBJECT.search(text)
     stated: dict[str, float] = {}
@@ -214,10 +322,12 @@ def from_verbalized(
             estimator="verbalized",
             usage=usage or Usage(),
             flag="verbalized reply is not a JSON distribution over the answers",
+            answer_rule=STATED,
         )
     return AnswerDistribution(
         probs=tuple(m / sum(mass) for m in mass),
         coverage=sum(mass) / total_stated,
         estimator="verbalized",
         usage=usage or Usage(),
+        answer_rule=STATED,
     )

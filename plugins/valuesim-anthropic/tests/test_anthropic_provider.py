@@ -48,6 +48,7 @@ def test_sampling_draws_n_replies_with_cached_persona(fake: FakeAnthropic, tmp_p
     p = dict(zip(ANSWERS, dist.probs, strict=True))
     # 12 draws of the cycle 7, 8, 7, 10, 7, off-scale: 6x "7", 2x "8", 2x "10"
     assert dist.estimator == "sampling"
+    assert dist.answer_rule == "answer_start"  # a reply counts when it starts with the answer
     assert dist.coverage == pytest.approx(10 / 12)
     assert (p["7"], p["8"], p["10"], p["1"]) == pytest.approx((0.6, 0.2, 0.2, 0.0))
     assert dist.usage.cached_tokens == 12 * 80
@@ -60,8 +61,20 @@ def test_verbalized_distribution(fake: FakeAnthropic, tmp_path: Path) -> None:
     assert fake.counts["paid"] == 1
     assert "temperature" not in fake.bodies[0]
     assert dist.estimator == "verbalized"
+    assert dist.answer_rule == "stated"
     assert dist.probs[6] == pytest.approx(0.5)
     assert dist.probs[9] == pytest.approx(0.25)
+
+
+def test_answer_rules_other_than_the_estimators_own_are_refused(fake: FakeAnthropic, tmp_path: Path) -> None:
+    spec = ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url=fake.url, answer_rule="answer_eot")
+    with pytest.raises(ProviderError, match="answer_start"):
+        Engine("anthropic", spec, progress=False)  # before any request
+    for decoding in (replace(SAMPLING, answer_rule="first_token"),
+                     Decoding(estimator="verbalized", answer_rule="answer_start")):
+        with pytest.raises(ProviderError, match="answer_rule"):
+            provider(fake, tmp_path).score([replace(make_request(), decoding=decoding)])
+    assert fake.counts["paid"] == 0
 
 
 def test_model_rejecting_temperature(fake: FakeAnthropic, tmp_path: Path) -> None:

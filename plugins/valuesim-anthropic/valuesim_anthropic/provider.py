@@ -84,6 +84,8 @@ class AnthropicProvider:
     def estimator_for(self, request: ScoreRequest) -> Estimator:
         estimator = request.decoding.estimator or self.estimator
         self._check_estimator(estimator)
+        # sampled replies measure answer_start, verbalized ones are stated: no choice
+        est.check_answer_rule("anthropic", request, estimator)
         return estimator
 
     def params(self, request: ScoreRequest) -> dict[str, Any]:

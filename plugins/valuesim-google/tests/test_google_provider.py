@@ -37,12 +37,21 @@ def test_top_logprobs(fake: FakeGemini, tmp_path: Path) -> None:
     assert fake.paths[0].endswith("/models/gemini-2.5-flash:generateContent")
     p = dict(zip(ANSWERS, dist.probs, strict=True))
     assert dist.estimator == "top_logprobs"
+    assert dist.answer_rule == "answer_start"
     assert dist.coverage == pytest.approx(0.55 + 0.25 + 0.1 + 0.04)
     assert p["2"] / p["1"] == pytest.approx(0.65 / 0.25)
     assert dist.floored == ("4",)
     assert 0 < p["4"] < p["3"]
     assert dist.usage.prompt_tokens == 50
     assert dist.usage.cached_tokens == 30
+
+
+def test_only_answer_start_is_offered(fake: FakeGemini, tmp_path: Path) -> None:
+    assert providers()["google"].capabilities.answer_rules == ("answer_start",)
+    req = replace(make_request(), decoding=Decoding(answer_rule="answer_eot"))
+    with pytest.raises(ProviderError, match="set answer_rule to one of: answer_start"):
+        provider(fake, tmp_path).score([req])
+    assert not fake.bodies  # refused before sending
 
 
 def test_multi_token_answer_split_by_second_position(fake: FakeGemini, tmp_path: Path) -> None:

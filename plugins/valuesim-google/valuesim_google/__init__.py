@@ -23,7 +23,10 @@ __all__ = ["GoogleFactory", "register_providers"]
 class GoogleFactory:
     name = "google"
     package = "valuesim-google"
-    capabilities = Capabilities(top_logprobs=20, sampling=True, text_generation=True)
+    # answer_start is all that two positions of top-k can estimate
+    capabilities = Capabilities(
+        top_logprobs=20, sampling=True, text_generation=True, answer_rules=("answer_start",)
+    )
 
     def create(self, spec: ModelSpec, *, state_dir: Path) -> Provider:
         from valuesim_google.provider import GoogleProvider

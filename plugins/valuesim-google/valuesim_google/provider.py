@@ -4,7 +4,9 @@
 used only when the config says so explicitly: ``estimator: sampling`` (or
 ``verbalized``) with ``options.logprobs: false``; nothing falls back silently.
 Multi-token answers ("10") follow ``valuesim.llm.answer_estimates``: two output
-tokens are requested so the second position's top-k splits "1" from "10".
+tokens are requested so the second position's top-k splits "1" from "10". The
+answers measure answer rule ``answer_start`` (the only one the top-k can estimate);
+a request for another rule is refused.
 The SDK never retries (``HttpRetryOptions(attempts=1)``); the engine does.
 """
 
@@ -64,7 +66,8 @@ class GoogleProvider:
         width = min(int(spec.options.get("max_top_logprobs", API_MAX_TOP_LOGPROBS)), API_MAX_TOP_LOGPROBS)
         logprobs = bool(spec.options.get("logprobs", True))
         self.capabilities = Capabilities(
-            top_logprobs=width if logprobs else 0, sampling=True, text_generation=True
+            top_logprobs=width if logprobs else 0, sampling=True, text_generation=True,
+            answer_rules=("answer_start",),
         )
         self.estimator: Estimator = spec.estimator or "top_logprobs"
         self._check_estimator(self.estimator)
@@ -100,6 +103,7 @@ class GoogleProvider:
     def estimator_for(self, request: ScoreRequest) -> Estimator:
         estimator = request.decoding.estimator or self.estimator
         self._check_estimator(estimator)
+        est.check_answer_rule("google", request, estimator)
         return estimator
 
     def _where(self) -> str:

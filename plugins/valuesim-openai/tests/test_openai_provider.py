@@ -57,13 +57,38 @@ def test_narrower_top_k_floors_more(fake: FakeOpenAI, tmp_path: Path) -> None:
 
 
 def test_prefix_answer_split_by_next_token(fake: FakeOpenAI, tmp_path: Path) -> None:
-    # The model starts with "1": the next position says "10" (0.6), "1" (0.3), "15" (0.1).
+    # The model starts with "1" (0.1): the next position says "0" (0.6), end (0.3), "5"
+    # (0.1). answer_start: "10" gets 0.1 x 0.6, and "1" everything that does not go on
+    # into a longer answer, "15" included: 0.1 x (1 - 0.6).
     fake.first_token = "1"
     (dist,) = provider(fake, tmp_path).score([make_request()])
     p = dict(zip(ANSWERS, dist.probs, strict=True))
     assert "10" not in dist.floored
-    assert p["10"] / p["1"] == pytest.approx(0.6 / 0.3)
-    assert dist.coverage == pytest.approx(0.94 - 0.1 * 0.1)  # "15" is off-scale
+    assert dist.answer_rule == "answer_start"
+    assert p["10"] / p["1"] == pytest.approx(0.06 / 0.04)
+    assert p["1"] / p["7"] == pytest.approx(0.04 / 0.6)
+    assert dist.coverage == pytest.approx(0.94)  # all of "1"'s mass is admissible now
+
+
+def test_other_answer_rules_are_refused(fake: FakeOpenAI, tmp_path: Path) -> None:
+    from valuesim.llm.engine import Engine
+
+    # The engine refuses the config before any request ...
+    spec = ModelSpec(provider="openai", model="gpt-4o-mini", base_url=fake.url, answer_rule="answer_eot")
+    with pytest.raises(ProviderError, match="set answer_rule to one of: answer_start") as info:
+        Engine("openai", spec, progress=False)
+    assert "\n" not in str(info.value)
+    # ... and the provider a request that asks anyway, without sending it.
+    for rule, estimator in [("answer_eot", None), ("first_token", "sampling"), ("answer_start", "verbalized")]:
+        req = replace(make_request(), decoding=Decoding(estimator=estimator, answer_rule=rule))  # type: ignore[arg-type]
+        with pytest.raises(ProviderError, match="answer_rule") as info:
+            provider(fake, tmp_path).score([req])
+        assert "\n" not in str(info.value)
+    assert fake.counts["paid"] == 0
+    sampled = replace(make_request(), decoding=Decoding(estimator="sampling", samples=4))
+    verbalized = replace(make_request(), decoding=Decoding(estimator="verbalized"))
+    got = provider(fake, tmp_path).score([sampled, verbalized])
+    assert [d.answer_rule for d in got] == ["answer_start", "stated"]
 
 
 def test_sampling_uses_n_and_parses_replies(fake: FakeOpenAI, tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ class OpenAIFactory:
     name = "openai"
     package = "valuesim-openai"
     # The widest any model offers; a provider reports its own model's flags.
+    # answer_start is all that two positions of top-k can estimate
     capabilities = Capabilities(
-        top_logprobs=20, sampling=True, text_generation=True, batch_api=True
+        top_logprobs=20, sampling=True, text_generation=True, batch_api=True,
+        answer_rules=("answer_start",),
     )
 
     def create(self, spec: ModelSpec, *, state_dir: Path) -> Provider:

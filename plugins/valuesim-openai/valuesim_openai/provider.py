@@ -3,7 +3,9 @@
 Estimators: ``top_logprobs`` (default where the model gives log-probabilities: the
 first generated token's top-k mapped onto the answers, see
 ``valuesim.llm.answer_estimates``), ``sampling`` (``n`` replies in one request) and
-``verbalized`` (a JSON distribution written by the model). The SDK never retries
+``verbalized`` (a JSON distribution written by the model). Both log-probability and
+sampled answers measure answer rule ``answer_start``, the only one two positions of
+top-k can estimate; a request for another rule is refused. The SDK never retries
 (``max_retries=0``): the engine does, honouring ``TransientProviderError.retry_after``.
 """
 
@@ -55,6 +57,7 @@ def model_capabilities(spec: ModelSpec) -> Capabilities:
         sampling=True,
         text_generation=True,
         batch_api=True,
+        answer_rules=("answer_start",),
     )
 
 
@@ -109,6 +112,7 @@ class OpenAIProvider:
     def _estimator_for(self, request: ScoreRequest) -> Estimator:
         estimator = request.decoding.estimator or self.estimator
         self._check_estimator(estimator)
+        est.check_answer_rule("openai", request, estimator)
         return estimator
 
     def body(self, request: ScoreRequest) -> dict[str, Any]:
