@@ -207,3 +207,16 @@ def test_map_notes_say_why_a_method_has_no_position():
     notes = report._map_notes(_params(), empty)
     assert notes[0].startswith("Not on the cultural map: value.")
     assert notes[1].startswith("No map position for generic")
+
+
+def test_a_temperature_on_the_grid_edge_is_called_a_bound():
+    from valuesim.report.findings import temperature_edge_findings
+
+    temps = {"m/value": {"loqo_median": 8.0, "plain": {"loqo_median": 5.1}},
+             "m/generic": {"loqo_median": 2.0, "plain": {"loqo_median": 0.25}}}
+    lines = temperature_edge_findings(temps, 0.25, 8.0, {})
+    assert len(lines) == 2
+    assert "m, value: the fitted mean-preserving temperature (8, " in lines[0]
+    assert "upper edge" in lines[0] and "calibration.t_grid_max" in lines[0]
+    assert "m, generic: the fitted plain temperature (0.25," in lines[1]
+    assert "lower edge" in lines[1] and "calibration.t_grid_min" in lines[1]

@@ -105,14 +105,43 @@ def reference_findings(
             better = [m for m, a, b in (("MAE", row["mae_plain"], row["mae"]),
                                         ("Wasserstein", row["wasserstein_plain"], row["wasserstein_cal"]))
                       if a < b - 1e-12]
+            why = ""
+            if "MAE" in better and "midpoint" in refs:
+                # flattening pulls every mean towards the scale centre
+                why = (f" Plain scaling flattens the distributions and so pulls every mean towards "
+                       f"the scale centre; answering the midpoint alone scores MAE "
+                       f"{refs['midpoint']['mae']:.3f}, so a lower MAE from it is not a better simulator.")
             out.append(
                 f"{name}: mean-preserving calibration gives MAE {row['mae']:.3f} and Wasserstein "
                 f"{row['wasserstein_cal']:.3f}; plain temperature scaling fitted the same way "
                 f"(leave-one-question-out, same grid) gives MAE {row['mae_plain']:.3f} and Wasserstein "
                 f"{row['wasserstein_plain']:.3f}"
                 + (f": plain scaling is better on {' and '.join(better)} here." if better
-                   else ": the mean-preserving calibration is at least as good on both.")
+                   else ": the mean-preserving calibration is at least as good on both.") + why
             )
+    return out
+
+
+def temperature_edge_findings(
+    temperatures: dict[str, dict], t_min: float, t_max: float, model_names: dict[str, str]
+) -> list[str]:
+    """A fitted T on the edge of the search grid is a bound, not an estimate: say so."""
+    out = []
+    for run, fit in temperatures.items():
+        model, method = run.split("/", 1)
+        name = f"{model_names.get(model, model)}, {method}"
+        for label, entry in (("mean-preserving", fit), ("plain", fit.get("plain") or {})):
+            t = entry.get("loqo_median")
+            if t is None:
+                continue
+            edge = "upper" if t >= t_max * (1 - 1e-6) else "lower" if t <= t_min * (1 + 1e-6) else None
+            if edge:
+                out.append(
+                    f"{name}: the fitted {label} temperature ({t:g}, median over held-out questions) "
+                    f"sits on the {edge} edge of the search grid ({t_min:g}-{t_max:g}): the best T may "
+                    f"lie beyond it; widen calibration.t_grid_{'max' if edge == 'upper' else 'min'} to "
+                    "find it."
+                )
     return out
 
 

@@ -25,7 +25,7 @@ from valuesim.paths import (
     SHAPLEY,
 )
 from valuesim.report import study_figures as figs
-from valuesim.report.findings import country_spread, findings
+from valuesim.report.findings import country_spread, findings, temperature_edge_findings
 from valuesim.report.html_page import Figure, page, table
 from valuesim.report.shapley_figure import shapley_figure
 
@@ -211,6 +211,12 @@ def run(params: Params, **_: object) -> None:
         spread, human_sd = country_spread(population, human)
         found = findings(summary, wilcoxon, spread, human_sd, bool(meta.get("synthetic")),
                          _model_names(params), ref_summary, split_half)
+        grid = read_json(CALIBRATED / "temperatures.json", "calibrate").get("grid") or {}
+        if grid:
+            edges = temperature_edge_findings(temps, grid["min"], grid["max"], _model_names(params))
+            # before the closing line about synthetic data, when there is one
+            at = len(found) - 1 if meta.get("synthetic") else len(found)
+            found[at:at] = edges
         temp_table = pl.DataFrame([
             {"run": k, "T (all questions)": v["overall"], "T (LOQO median)": v["loqo_median"],
              "plain T (LOQO median)": (v.get("plain") or {}).get("loqo_median")}
