@@ -16,6 +16,7 @@ from valuesim.errors import ValuesimError
 
 COMMAND_MODULES = (
     "human", "demo", "map", "personas", "prompt", "providers", "score", "bench", "stage",
+    "cache",
 )
 
 
@@ -41,14 +42,22 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    app = build_app()
+    from valuesim.llm.interrupt import Interrupted, handlers_installed, message
+
     debug = "--debug" in (argv if argv is not None else sys.argv)
-    try:
-        # standalone mode: click itself reports usage errors (exit 2) and handles
-        # --help; only our own user errors need turning into one line here.
-        app(args=argv, standalone_mode=True)
-    except ValuesimError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(exc.exit_code) from None
+    # Ctrl-C / SIGTERM: the first stops running engines promptly (what finished is
+    # cached) and ends here with one line and exit 128+signal; a second exits at once.
+    with handlers_installed():
+        try:
+            app = build_app()
+            # standalone mode: click itself reports usage errors (exit 2) and handles
+            # --help; only our own user errors need turning into one line here.
+            app(args=argv, standalone_mode=True)
+        except ValuesimError as exc:
+            if debug:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except Interrupted as exc:
+            typer.echo(message(exc), err=True)
+            raise SystemExit(exc.exit_code) from None

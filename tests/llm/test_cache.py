@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from valuesim.errors import ConfigError
-from valuesim.llm.cache import DB_NAME, ResponseCache, project_root, resolve_cache_dir
+from valuesim.errors import ConfigError, DataError
+from valuesim.llm.cache import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    ResponseCache,
+    decode_row,
+    project_root,
+    resolve_cache_dir,
+)
 from valuesim.llm.types import AnswerDistribution, Usage
 
 
@@ -113,7 +120,7 @@ def test_unusable_locations_fail_clearly(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / DB_NAME).write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError, match=r"unreadable.*move it away"):
+    with pytest.raises(DataError, match=r"unreadable.*move it away"):
         ResponseCache(corrupt)
 
 
@@ -133,3 +140,94 @@ def test_each_provider_gets_a_persistent_state_dir(tmp_path: Path) -> None:
         d = cache.state_dir("transformers")
         assert d == tmp_path / "state" / "transformers"
         assert d.is_dir()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_answers(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.executemany(
+        "INSERT INTO responses VALUES (?, ?)",
+        [(f"old{i}", '{"probs":[0.5,0.5],"coverage":0.9,"estimator":"logprobs"}') for i in range(3)],
+    )
+    conn.commit()
+    conn.close()
+    ten_days_ago = time.time() - 10 * 86400
+    os.utime(tmp_path / DB_NAME, (ten_days_ago, ten_days_ago))
+    with ResponseCache(tmp_path) as cache:
+        assert cache.get_many(["old0"])["old0"].probs == (0.5, 0.5)
+        cache.put_many([("new", dist(1))], provider="inproc", model="m")
+        groups = {(g.provider, g.model): g for g in cache.stats()}
+    assert groups[(None, None)].rows == 3
+    # old rows are dated by the file's last change: at least that old
+    assert groups[(None, None)].oldest == pytest.approx(ten_days_ago, abs=1)
+    assert groups[("inproc", "m")].newest == pytest.approx(time.time(), abs=60)
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+    with ResponseCache(tmp_path) as cache:  # a second open migrates nothing
+        assert cache.prune(older_than_s=5 * 86400, dry_run=True) == 3
+        assert len(cache) == 4
+        assert cache.prune(older_than_s=5 * 86400) == 3
+        assert cache.get_many(["old0", "new"]).keys() == {"new"}
+
+
+def test_prune_by_model_combines_with_age_and_dry_run_deletes_nothing(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path) as cache:
+        cache.put_many([(f"a{i}", dist(i)) for i in range(4)], provider="p", model="a")
+        cache.put_many([(f"b{i}", dist(i)) for i in range(2)], provider="p", model="b")
+        assert cache.prune(model="a", dry_run=True) == 4
+        assert len(cache) == 6
+        assert cache.prune(model="a", older_than_s=3600) == 0  # all are newer
+        assert cache.prune(model="a") == 4
+        assert [(g.model, g.rows) for g in cache.stats()] == [("b", 2)]
+        with pytest.raises(ConfigError, match="nothing to prune"):
+            cache.prune()
+
+
+def test_rows_that_do_not_decode_are_misses_and_counted(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path) as cache:
+        cache.put_many([(f"k{i}", dist(i)) for i in range(4)])
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("UPDATE responses SET value = '{\"probs\": [0.5' WHERE key = 'k0'")
+    conn.execute("UPDATE responses SET value = '{\"p\": [1.0]}' WHERE key = 'k1'")
+    conn.execute("UPDATE responses SET value = '[1, 2]' WHERE key = 'k2'")
+    conn.commit()
+    conn.close()
+    with ResponseCache(tmp_path) as cache:
+        assert cache.get_many([f"k{i}" for i in range(4)]) == {"k3": dist(3)}
+        assert cache.bad_rows == 3
+        report = cache.check()
+        assert (report.rows, report.bad_rows, report.problems, report.ok) == (4, 3, [], False)
+        assert "3 of 4 rows undecodable" in report.summary()
+        assert cache.prune(bad=True) == 3
+        assert cache.check().ok
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"probs": ["a", "b"], "coverage": 1, "estimator": "logprobs"}',
+        '{"probs": [NaN, 1.0], "coverage": 1, "estimator": "logprobs"}',
+        '{"probs": [], "coverage": 1, "estimator": "logprobs"}',
+        '{"probs": [0.5, 0.5], "coverage": 1, "estimator": "logprobs", "usage": 3}',
+        "null",
+        "",
+    ],
+)
+def test_decode_row_rejects_what_would_poison_results(value: str) -> None:
+    assert decode_row(value) is None
+
+
+def test_a_read_only_cache_file_says_so(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes through file permissions")
+    with ResponseCache(tmp_path) as cache:
+        cache.put_many([("a", dist(1))])
+    (tmp_path / DB_NAME).chmod(0o444)
+    try:
+        with ResponseCache(tmp_path) as cache:
+            assert cache.get_many(["a"]) == {"a": dist(1)}
+            with pytest.raises(DataError, match=r"is read-only.*make it writable"):
+                cache.put_many([("b", dist(2))])
+    finally:
+        (tmp_path / DB_NAME).chmod(0o644)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from valuesim.config import ModelSpec
 from valuesim.errors import ProviderError
 from valuesim.llm.cache import ResponseCache
 from valuesim.llm.engine import FLAG_NO_COVERAGE, Engine, cost_of, plan_chunks
+from valuesim.llm.interrupt import RunInterrupted
+from valuesim.llm.paid_journal import JOURNAL_DIR, Paid, RunJournal
 from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import (
     AnswerDistribution,
@@ -99,10 +102,11 @@ def make_engine(
 ) -> Engine:
     kw.setdefault("batch_size", 4)
     kw.setdefault("backoff_s", 0.001)
+    # no real backoff waits unless a test asks for them (sleep=None: the interruptible one)
+    kw.setdefault("sleep", sleeps.append if sleeps is not None else (lambda _: None))
     return Engine(
         factory or Factory(provider), model or spec(concurrency=2), cache_dir,
-        progress=False, log=lambda _: None,
-        sleep=(sleeps.append if sleeps is not None else (lambda _: None)), **kw,  # type: ignore[arg-type]
+        progress=False, log=lambda _: None, **kw,  # type: ignore[arg-type]
     )
 
 
@@ -426,3 +430,191 @@ def test_without_a_cache_dir_nothing_persists(tmp_path: Path) -> None:
     engine.run(reqs)
     assert len(provider.answered) == 6
     engine.close()
+
+
+# -- interrupts and paid-answer carry-over ---------------------------------------------
+
+
+def interrupt_when(event: threading.Event, cancel: threading.Event) -> threading.Thread:
+    """Set ``cancel`` (what the CLI's Ctrl-C handler sets) once ``event`` happens."""
+    t = threading.Thread(target=lambda: (event.wait(30), cancel.set()), daemon=True)
+    t.start()
+    return t
+
+
+def test_a_cancel_abandons_a_hung_call_after_the_grace_and_keeps_finished_chunks(
+    tmp_path: Path,
+) -> None:
+    release, hung = threading.Event(), threading.Event()
+
+    def fault(n: int, reqs: Sequence[ScoreRequest]) -> None:
+        if any(poisoned(r) for r in reqs):
+            hung.set()
+            release.wait(30)
+            raise TransientProviderError("released")
+
+    cancel = threading.Event()
+    interrupt_when(hung, cancel)
+    provider = RecordingProvider(fault=fault)
+    engine = make_engine(provider, tmp_path / "c", model=spec(concurrency=1), cancel=cancel,
+                         grace_s=0.3, sleep=None)
+    reqs = requests_for(engine)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(RunInterrupted, match=r"9 answers received in this run are saved.*6 still to send"):
+            engine.run(reqs)
+    finally:
+        release.set()
+    assert time.monotonic() - t0 < 5  # not the 120 s watchdog, and no retry cycle
+    assert engine.summary.provider_calls == 4  # persons 0-2, the hung call; person 4 never sent
+    engine.close()
+    with ResponseCache(tmp_path / "c") as cache:
+        assert len(cache) == 9
+
+
+def test_a_call_landing_within_the_grace_is_saved(tmp_path: Path) -> None:
+    started = threading.Event()
+
+    def fault(n: int, _: Sequence[ScoreRequest]) -> None:
+        if n == 2:
+            started.set()  # both chunks in flight
+        time.sleep(0.3)  # lands after the cancel, within the grace
+
+    cancel = threading.Event()
+    interrupt_when(started, cancel)
+    provider = RecordingProvider(fault=fault)
+    engine = make_engine(provider, tmp_path / "c", model=spec(concurrency=2), cancel=cancel, grace_s=5)
+    with pytest.raises(RunInterrupted, match="6 answers received"):
+        engine.run(requests_for(engine))
+    assert len(provider.answered) == 6  # two chunks in flight, none started after the cancel
+    engine.close()
+    with ResponseCache(tmp_path / "c") as cache:
+        assert len(cache) == 6
+
+
+def test_a_cancel_ends_a_backoff_wait_at_once(tmp_path: Path) -> None:
+    failed = threading.Event()
+
+    def fault(n: int, _: Sequence[ScoreRequest]) -> None:
+        failed.set()
+        raise TransientProviderError("HTTP 429", retry_after=60)
+
+    cancel = threading.Event()
+    interrupt_when(failed, cancel)
+    engine = make_engine(RecordingProvider(fault=fault), tmp_path / "c", cancel=cancel, sleep=None)
+    t0 = time.monotonic()
+    with pytest.raises(RunInterrupted):
+        engine.run(requests_for(engine, personas=1))
+    assert time.monotonic() - t0 < 3
+    assert engine.summary.provider_calls == 1  # no retry after the cancel
+    engine.close()
+
+
+def test_a_cancel_abandons_a_batch_api_wait(tmp_path: Path) -> None:
+    release, waiting = threading.Event(), threading.Event()
+
+    def fault(n: int, _: Sequence[ScoreRequest]) -> None:
+        waiting.set()  # a batch poller sleeping between polls
+        release.wait(30)
+
+    caps = Capabilities(logprobs=True, batch_api=True)
+    cancel = threading.Event()
+    interrupt_when(waiting, cancel)
+    provider = RecordingProvider(capabilities=caps, fault=fault)
+    engine = make_engine(provider, tmp_path / "c", factory=Factory(provider, caps),
+                         model=spec(batch_api=True), cancel=cancel, grace_s=0.2)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(RunInterrupted):
+            engine.run(requests_for(engine, personas=1))
+    finally:
+        release.set()
+    assert time.monotonic() - t0 < 3
+    engine.close()
+
+
+def interrupted_run(cache_dir: Path, personas: int, **kw: object) -> tuple[int, int]:
+    """Run until a cancel stops it after ``personas`` chunks; its (answers, tokens) paid."""
+    cancel = threading.Event()
+    answered = threading.Event()
+
+    def fault(n: int, _: Sequence[ScoreRequest]) -> None:
+        if n > personas:
+            answered.set()
+            cancel.wait(30)  # hangs past the grace: paid nowhere
+            raise TransientProviderError("released")
+
+    interrupt_when(answered, cancel)
+    provider = RecordingProvider(fault=fault)
+    engine = make_engine(provider, cache_dir, model=spec(concurrency=1), cancel=cancel, grace_s=0.1, **kw)
+    with pytest.raises(RunInterrupted):
+        engine.run(requests_for(engine))
+    engine.close()
+    return engine.summary.sent, engine.summary.prompt_tokens + engine.summary.completion_tokens
+
+
+def test_a_run_reports_what_an_interrupted_run_paid_once(tmp_path: Path) -> None:
+    prices = {"m": {"input": 2.0, "output": 10.0}}
+    answers, tokens = interrupted_run(tmp_path / "c", 2, prices=prices)
+    assert (answers, tokens) == (6, 6 * 101)
+
+    engine = make_engine(RecordingProvider(), tmp_path / "c", carry_over=True, prices=prices)
+    engine.run(requests_for(engine))
+    s = engine.summary
+    assert (s.cache_hits, s.sent) == (6, 9)
+    assert (s.earlier_runs, s.earlier_answers, s.earlier_tokens) == (1, 6, 606)
+    assert s.earlier_cost_usd == pytest.approx(6 * (100 * 2.0 + 10.0) / 1e6)
+    assert s.prompt_tokens + s.completion_tokens == 15 * 101  # this run's 9 and the earlier 6
+    assert s.cost_usd == pytest.approx(15 * (100 * 2.0 + 10.0) / 1e6)
+    assert "(incl. 6 answers paid by an interrupted run: 606 tokens, $0.0013)" in s.line()
+    engine.close()
+
+    engine = make_engine(RecordingProvider(), tmp_path / "c", carry_over=True)
+    engine.run(requests_for(engine))
+    assert engine.summary.earlier_runs == 0  # reported once
+    assert "incl." not in engine.summary.line()
+    engine.close()
+    assert list((tmp_path / "c" / JOURNAL_DIR).iterdir()) == []
+
+
+def test_carry_over_leaves_live_runs_other_models_and_non_reporting_engines_alone(
+    tmp_path: Path,
+) -> None:
+    interrupted_run(tmp_path / "c", 1)
+    journal = tmp_path / "c" / JOURNAL_DIR
+    (dead,) = journal.iterdir()
+    # a damaged line is skipped, not fatal
+    with dead.open("a") as fh:
+        fh.write('{"provider": "inproc", "model": "m", "answ\n')
+    # a run still going (its journal locked) and one of another model
+    live = RunJournal(journal, "inproc", "m")
+    live.record(Paid(answers=5, prompt_tokens=500))
+    other = RunJournal(journal, "inproc", "other-model")
+    other.record(Paid(answers=7))
+    other.release()
+
+    # an engine whose summary nobody prints (valuesim score) reports nothing
+    quiet = make_engine(RecordingProvider(), tmp_path / "c")
+    quiet.run(requests_for(quiet, personas=1, questions=1)[:1])
+    assert quiet.summary.earlier_runs == 0
+    quiet.close()
+    assert len(list(journal.iterdir())) == 3  # its own journal is gone, the others stay
+
+    engine = make_engine(RecordingProvider(), tmp_path / "c", carry_over=True)
+    engine.run(requests_for(engine))
+    assert (engine.summary.earlier_runs, engine.summary.earlier_answers) == (1, 3)
+    engine.close()
+    assert sorted(journal.iterdir()) == sorted([live.path, other.path])
+    live.release()
+
+
+def test_the_interruptible_sleep_for_batch_pollers_ends_on_a_cancel() -> None:
+    from valuesim.llm import interrupt
+
+    cancel = threading.Event()
+    threading.Timer(0.1, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(interrupt.Interrupted):
+        interrupt.sleep(30, cancel)
+    assert time.monotonic() - t0 < 2
+    interrupt.sleep(0.01, threading.Event())  # no cancel: an ordinary sleep

@@ -8,6 +8,14 @@ it returns. A run killed at any point therefore loses at most the chunks in flig
 and never pays for a finished one twice. Transient failures (429, 5xx, timeouts)
 are retried with exponential backoff, honouring ``retry_after``; a permanent
 failure stops the run after everything finished has been saved.
+
+Interrupts (:mod:`valuesim.llm.interrupt`): every wait here (a call's watchdog, a
+backoff sleep, the main loop) watches the cancel event, so Ctrl-C or SIGTERM stops
+new calls at once, gives calls in flight ``grace_s`` to land (their answers are
+paid for), abandons the rest, and raises :class:`RunInterrupted` saying what was
+saved. What each run paid is journalled (:mod:`valuesim.llm.paid_journal`) until a
+completed run's summary reports it, so a killed run's tokens and cost show up in
+the next run's summary instead of nowhere.
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tqdm import tqdm
 
 from valuesim.errors import ProviderError
+from valuesim.llm import interrupt
 from valuesim.llm.cache import ResponseCache, resolve_cache_dir
+from valuesim.llm.interrupt import Interrupted, RunInterrupted
+from valuesim.llm.paid_journal import JOURNAL_DIR, Paid, RunJournal
 from valuesim.llm.provider import Provider, ProviderFactory, TransientProviderError
 from valuesim.llm.types import (
     ANSWER_RULES,
@@ -51,6 +62,10 @@ FLAG_NO_COVERAGE = "coverage 0: no probability on any admissible answer"
 # How often a run without a progress bar (not a terminal: DVC, CI) logs a line.
 _LOG_EVERY_S = 30.0
 _MAX_BACKOFF_S = 60.0
+# How often waits look at the cancel event: the bound on reacting to Ctrl-C.
+_POLL_S = 0.1
+# After Ctrl-C, how long calls in flight may still land: they are paid for either way.
+GRACE_S = 2.0
 
 #: Provider options about transport (timeouts, batch polling, which variable holds the
 #: key): they never change an answer, so they are not part of the cache key. Device,
@@ -189,7 +204,12 @@ def plan_chunks(
 
 @dataclass
 class RunSummary:
-    """What one :meth:`Engine.run` did. ``cost_usd`` and tokens count this run's calls only."""
+    """What one :meth:`Engine.run` did.
+
+    Tokens and ``cost_usd`` count this run's calls plus, for an engine that carries
+    them over, those of earlier runs that were interrupted or killed before any
+    summary reported them (``earlier_*`` say how much of the total that is).
+    """
 
     provider: str
     model: str
@@ -205,16 +225,41 @@ class RunSummary:
     cost_usd: float = 0.0
     wall_s: float = 0.0
     flagged: int = 0
+    bad_cache_rows: int = 0  # cached answers that did not decode and were scored again
+    earlier_runs: int = 0  # interrupted runs whose paid answers this summary reports
+    earlier_answers: int = 0
+    earlier_tokens: int = 0
+    earlier_cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
+    def add_earlier(self, paid: Paid) -> None:
+        """Report what interrupted runs paid for and never reported."""
+        self.earlier_runs += paid.runs
+        self.earlier_answers += paid.answers
+        self.earlier_tokens += paid.prompt_tokens + paid.completion_tokens
+        self.earlier_cost_usd += paid.cost_usd
+        self.prompt_tokens += paid.prompt_tokens
+        self.completion_tokens += paid.completion_tokens
+        self.cached_tokens += paid.cached_tokens
+        self.cost_usd += paid.cost_usd
+
     def line(self) -> str:
+        earlier = ""
+        if self.earlier_runs:
+            runs = "an interrupted run" if self.earlier_runs == 1 else f"{self.earlier_runs} interrupted runs"
+            earlier = (
+                f" (incl. {self.earlier_answers} answers paid by {runs}: "
+                f"{self.earlier_tokens} tokens, ${self.earlier_cost_usd:.4f})"
+            )
         return (
             f"{self.provider}/{self.model}: {self.requests} requests, {self.cache_hits} cached, "
             f"{self.sent} sent in {self.provider_calls} calls ({self.retries} retries), "
-            f"{self.prompt_tokens + self.completion_tokens} tokens, ${self.cost_usd:.4f}, "
-            f"{self.flagged} flagged, {self.wall_s:.1f}s"
+            f"{self.prompt_tokens + self.completion_tokens} tokens, ${self.cost_usd:.4f}{earlier}, "
+            f"{self.flagged} flagged, "
+            + (f"{self.bad_cache_rows} unreadable cached answers re-scored, " if self.bad_cache_rows else "")
+            + f"{self.wall_s:.1f}s"
         )
 
 
@@ -280,9 +325,17 @@ class Engine:
         progress: bool | None = None,
         retry_flagged: bool = False,
         backoff_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         log: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        grace_s: float = GRACE_S,
+        carry_over: bool = False,
     ) -> None:
+        """``sleep``: replaces the backoff wait (tests); by default it is an interruptible
+        wait. ``cancel``: the event that stops a run (default: the CLI's signal
+        handler's, :data:`valuesim.llm.interrupt.CANCEL`). ``carry_over``: this
+        engine's summaries report what interrupted runs paid (the pipeline's engines,
+        whose summaries are printed; see :meth:`from_params`)."""
         if isinstance(provider, str):
             from valuesim.plugins import get_provider_factory
 
@@ -310,6 +363,11 @@ class Engine:
         self.backoff_s = backoff_s
         self._sleep = sleep
         self._log = log if log is not None else _stderr
+        self._cancel = cancel if cancel is not None else interrupt.CANCEL
+        self._halt = threading.Event()  # this run's own stop (an interrupt seen here)
+        self.grace_s = grace_s
+        self.carry_over = carry_over
+        self._journal: RunJournal | None = None
         self._provider: Provider | None = None
         self._provider_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -335,7 +393,7 @@ class Engine:
             max_retries=sim.max_retries,
             timeout_s=sim.timeout_s,
             prices=sim.prices,
-            **kwargs,  # type: ignore[arg-type]
+            **{"carry_over": True, **kwargs},  # type: ignore[arg-type]
         )
 
     # -- requests and keys -------------------------------------------------------
@@ -375,27 +433,52 @@ class Engine:
     # -- running -----------------------------------------------------------------
 
     def run(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
-        """One distribution per request, in order; only cache misses reach the provider."""
+        """One distribution per request, in order; only cache misses reach the provider.
+
+        Raises :class:`RunInterrupted` on a cancel (Ctrl-C), after saving what finished.
+        """
         t0 = time.perf_counter()
         self.summary = summary = RunSummary(provider=self.factory.name, model=self.spec.model)
-        keys = [self.key(r) for r in requests]
-        found = self.cache.get_many(keys) if self.cache is not None else {}
-        if self.retry_flagged:
-            found = {k: v for k, v in found.items() if not v.flag}
-        todo: dict[str, ScoreRequest] = {}
-        for k, r in zip(keys, requests, strict=True):
-            if k not in found:
-                todo.setdefault(k, r)
-        summary.requests = len(requests)
-        summary.unique_requests = len(set(keys))
-        summary.cache_hits = sum(k in found for k in keys)
+        self._halt = threading.Event()
+        journal = self._journal = (
+            RunJournal(self.cache.directory / JOURNAL_DIR, self.factory.name, self.spec.model)
+            if self.cache is not None else None
+        )
+        earlier = Paid()
         try:
+            if journal is not None and self.carry_over:
+                earlier = journal.take_over_dead()
+            keys = [self.key(r) for r in requests]
+            bad_before = self.cache.bad_rows if self.cache is not None else 0
+            found = self.cache.get_many(keys) if self.cache is not None else {}
+            if self.cache is not None and self.cache.bad_rows > bad_before:
+                # the counter is per cache object: this run's share is the difference
+                summary.bad_cache_rows = self.cache.bad_rows - bad_before
+                self._log(f"{self.label}: {summary.bad_cache_rows} cached answers were unreadable "
+                          "and will be re-scored")
+            if self.retry_flagged:
+                found = {k: v for k, v in found.items() if not v.flag}
+            todo: dict[str, ScoreRequest] = {}
+            for k, r in zip(keys, requests, strict=True):
+                if k not in found:
+                    todo.setdefault(k, r)
+            summary.requests = len(requests)
+            summary.unique_requests = len(set(keys))
+            summary.cache_hits = sum(k in found for k in keys)
             if todo:
                 found.update(self._send(todo))
+        except BaseException:
+            # Not reported: this run's journal (and those it took over) wait for the next run.
+            if journal is not None:
+                journal.release()
+            raise
         finally:
             summary.wall_s = time.perf_counter() - t0
         results = [found[k] for k in keys]
         summary.flagged = sum(bool(r.flag) for r in results)
+        if journal is not None:
+            summary.add_earlier(earlier)
+            journal.finish()  # the caller reports this summary: nothing left unreported
         return results
 
     def _send(self, todo: Mapping[str, ScoreRequest]) -> dict[str, AnswerDistribution]:
@@ -418,17 +501,24 @@ class Engine:
         # return without calling the provider (a worker may pick one up before the
         # main thread gets to cancel it).
         stop = threading.Event()
+        interrupted: Interrupted | None = None
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="valuesim-engine")
+        submitted: list[Future[dict[str, AnswerDistribution]]] = []
         try:
-            pending: set[Future[dict[str, AnswerDistribution]]] = {
-                pool.submit(self._run_chunk, provider, chunk, local, stop) for chunk in chunks
-            }
+            submitted.extend(pool.submit(self._run_chunk, provider, chunk, local, stop) for chunk in chunks)
+            pending = set(submitted)
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                # A timeout, so a cancel set by another thread is seen too (the
+                # signal handler also raises Interrupted right here).
+                finished, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                if self._stopping():
+                    raise Interrupted(signum=interrupt.received_signal())
                 for fut in finished:
                     if fut.cancelled():
                         continue
                     exc = fut.exception()
+                    if isinstance(exc, Interrupted):
+                        raise exc
                     if exc is not None:
                         if failure is None:
                             failure = exc
@@ -442,10 +532,33 @@ class Engine:
                 if not self.progress and time.monotonic() - last_log > _LOG_EVERY_S:
                     last_log = time.monotonic()
                     self._log(f"{self.label}: {len(done)}/{len(todo)} sent")
+        except Interrupted as exc:
+            interrupted = exc
+        except BaseException:
+            # e.g. a plain KeyboardInterrupt where no handler is installed (a notebook)
+            self._halt.set()
+            raise
         finally:
-            # On Ctrl-C: drop queued chunks; chunks in flight finish and store themselves.
-            pool.shutdown(wait=True, cancel_futures=True)
+            # On Ctrl-C: workers see the halt, drop queued chunks, give calls in flight
+            # grace_s to land and store themselves, abandon the rest.
+            if interrupted is not None:
+                self._halt.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            # Wait in slices, not in one blocking join: the main thread must keep
+            # running bytecode so that a second Ctrl-C's handler runs (and exits) at once.
+            # (done() also counts the futures shutdown cancelled; wait() does not.)
+            while running := [f for f in submitted if not f.done()]:
+                wait(running, timeout=_POLL_S)
+            pool.shutdown(wait=True)  # the workers have nothing left: this returns at once
             bar.close()
+        if interrupted is not None:
+            s = self.summary
+            raise RunInterrupted(
+                f"{self.label}: {s.sent} answers received in this run are saved in the response "
+                f"cache ({s.prompt_tokens + s.completion_tokens} tokens, ${s.cost_usd:.4f}), "
+                f"{len(todo) - s.sent} still to send; rerun the same command to resume",
+                signum=interrupted.signum,
+            ) from None
         if failure is not None:
             saved = len(done) + self.summary.cache_hits
             note = f"{saved} finished answers are cached; rerun to resume"
@@ -465,7 +578,7 @@ class Engine:
         local: bool,
         stop: threading.Event,
     ) -> dict[str, AnswerDistribution]:
-        if stop.is_set():
+        if stop.is_set() or self._stopping():
             return {}
         try:
             return self._score_chunk(provider, chunk, local)
@@ -482,7 +595,7 @@ class Engine:
             stop=stop_after_attempt(self.max_retries + 1),
             retry=retry_if_exception_type(TransientProviderError),
             wait=self._wait,
-            sleep=self._sleep,
+            sleep=self._retry_sleep,
             before_sleep=self._count_retry,
             reraise=True,
         )
@@ -491,29 +604,43 @@ class Engine:
             n = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
             raise ProviderError(f"provider {self.factory.name} returned {n} results for {len(reqs)} requests")
         results = [_checked(self.factory.name, r, d) for r, d in zip(reqs, raw, strict=True)]
+        paid = Paid(answers=len(results))
+        for r in results:
+            paid.prompt_tokens += r.usage.prompt_tokens
+            paid.completion_tokens += r.usage.completion_tokens
+            paid.cached_tokens += r.usage.cached_tokens
+            paid.cost_usd += cost_of(r.usage, self.price)
         if self.cache is not None:
-            self.cache.put_many(zip(keys, results, strict=True))
+            self.cache.put_many(
+                zip(keys, results, strict=True), provider=self.factory.name, model=self.spec.model
+            )
+        if self._journal is not None:
+            self._journal.record(paid)
         with self._stats_lock:
             s = self.summary
-            s.sent += len(results)
-            for r in results:
-                s.prompt_tokens += r.usage.prompt_tokens
-                s.completion_tokens += r.usage.completion_tokens
-                s.cached_tokens += r.usage.cached_tokens
-                s.cost_usd += cost_of(r.usage, self.price)
+            s.sent += paid.answers
+            s.prompt_tokens += paid.prompt_tokens
+            s.completion_tokens += paid.completion_tokens
+            s.cached_tokens += paid.cached_tokens
+            s.cost_usd += paid.cost_usd
         return dict(zip(keys, results, strict=True))
 
     def _attempt(
         self, provider: Provider, reqs: list[ScoreRequest], local: bool
     ) -> list[AnswerDistribution]:
+        if self._stopping():
+            raise Interrupted(signum=interrupt.received_signal())  # start nothing new
         with self._stats_lock:
             self.summary.provider_calls += 1
-        if local or self.spec.batch_api:
-            # In-process models don't hang; a batch API call waits minutes to hours by
-            # design and bounds itself (the provider's batch_wait_s, resumable by id).
+        if local:
+            # In-process models don't hang, and a computation cannot be abandoned
+            # safely: an interrupt stops a local run between chunks.
             return provider.score(reqs)
-        # A watchdog thread per call: a hung server must not hang the run. The
-        # abandoned call keeps its daemon thread until the SDK gives up on its own.
+        # A watchdog thread per call: a hung server must not hang the run, nor hold
+        # up an interrupt. The abandoned call keeps its daemon thread until the SDK
+        # gives up on its own. A batch API call waits minutes to hours by design and
+        # bounds itself (the provider's batch_wait_s, resumable by id): no timeout.
+        timeout = None if self.spec.batch_api else self.timeout_s
         box: dict[str, object] = {}
 
         def call() -> None:
@@ -524,12 +651,44 @@ class Engine:
 
         t = threading.Thread(target=call, name="valuesim-provider-call", daemon=True)
         t.start()
-        t.join(self.timeout_s)
-        if t.is_alive():
-            raise TransientProviderError(f"no answer within {self.timeout_s:g}s")
+        self._watch(t, timeout)
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
         return box["value"]  # type: ignore[return-value]
+
+    def _stopping(self) -> bool:
+        return self._halt.is_set() or self._cancel.is_set()
+
+    def _watch(self, call: threading.Thread, timeout: float | None) -> None:
+        """Wait for a provider call in short slices; raise on its timeout or an interrupt.
+
+        After an interrupt the call gets ``grace_s`` more: its answer is paid for, and
+        keeping it spares the next run from paying again.
+        """
+        start = time.monotonic()
+        grace_end: float | None = None
+        while True:
+            call.join(_POLL_S)
+            if not call.is_alive():
+                return
+            now = time.monotonic()
+            if self._stopping():
+                grace_end = grace_end if grace_end is not None else now + self.grace_s
+                if now >= grace_end:
+                    raise Interrupted(signum=interrupt.received_signal())
+            elif timeout is not None and now - start >= timeout:
+                raise TransientProviderError(f"no answer within {timeout:g}s")
+
+    def _retry_sleep(self, seconds: float) -> None:
+        """The backoff wait; an interrupt ends it at once (nothing is in flight then)."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            end = time.monotonic() + seconds
+            while not self._stopping() and (left := end - time.monotonic()) > 0:
+                self._halt.wait(min(_POLL_S, left))
+        if self._stopping():
+            raise Interrupted(signum=interrupt.received_signal())
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

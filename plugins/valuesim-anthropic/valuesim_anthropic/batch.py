@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from valuesim.errors import ProviderError
+from valuesim.llm import interrupt
 from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import AnswerDistribution, ScoreRequest
 
@@ -88,4 +89,4 @@ def _wait(provider: AnthropicProvider, batch_id: str, state_path: Path) -> None:
                 "rerun to resume it (its id is saved)",
                 retry_after=poll_s,
             )
-        time.sleep(poll_s)
+        interrupt.sleep(poll_s)  # ends at once on Ctrl-C

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from valuesim.errors import ProviderError
+from valuesim.llm import interrupt
 from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import AnswerDistribution, ScoreRequest
 
@@ -116,4 +117,4 @@ def _wait(provider: OpenAIProvider, batch_id: str, state_path: Path) -> Any:
                 "rerun to resume it (its id is saved)",
                 retry_after=poll_s,
             )
-        time.sleep(poll_s)
+        interrupt.sleep(poll_s)  # ends at once on Ctrl-C
