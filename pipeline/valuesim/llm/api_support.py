@@ -1,18 +1,25 @@
 """Small pieces every API provider plugin needs: keys, timeouts, Retry-After, redaction.
 
 Keys are read from environment variables only, when the provider is created, so a
-missing key fails before the first request. Nothing here logs; callers pass every
-message that may echo a server response through :func:`redact`.
+missing key fails before the first request. A provider's own variable (for example
+``OPENAI_API_KEY``) goes only to that provider's own host; any other server gets a key
+only from an explicit ``options.api_key_env`` (see :func:`resolve_endpoint`). Nothing
+here logs; callers pass every message that may echo a server response through
+:func:`redact`, and every URL they show through :func:`redact_url`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from valuesim.errors import ProviderError
 
@@ -33,8 +40,118 @@ def api_key_from_env(
     raise ProviderError(f"{provider}: no API key; set {names} in the environment")
 
 
+# What the SDKs get instead of a key when none may be sent: they insist on a string,
+# and this one is recognisably not a secret in a server's logs.
+NO_KEY = "valuesim-no-key"
+# Query parameters whose values are credentials (Google takes ``?key=``, others
+# ``api_key=``, signed URLs ``sig=``/``token=``); matched on the lower-cased name.
+_SECRET_PARAM = re.compile(r"key|token|secret|pass|auth|sig|credential|session", re.IGNORECASE)
+# A URL in prose: no trailing sentence punctuation, which belongs to the text.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)\]]")
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` fit to show: userinfo (``user:pw@``) and credential query values become ``***``."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return "<malformed URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_urls_in(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`redact_url`."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); no DNS lookup."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a provider sends requests, and the key it may send there (None: no key)."""
+
+    url: str
+    key: str | None
+
+    @property
+    def where(self) -> str:
+        """The URL as it may appear in errors, logs and reports."""
+        return redact_url(self.url)
+
+    @property
+    def sdk_key(self) -> str:
+        """The key for the SDK constructor: a placeholder when no key may be sent."""
+        return self.key or NO_KEY
+
+
+def resolve_endpoint(
+    provider: str,
+    *,
+    base_url: str | None,
+    default_url: str,
+    env_vars: Sequence[str],
+    api_key_env: object = None,
+) -> Endpoint:
+    """The endpoint and key for a provider; ProviderError before any request when unsafe.
+
+    Without ``base_url`` the provider's own ``default_url`` is used (passed to the SDK
+    explicitly so an ambient ``*_BASE_URL`` variable cannot redirect the key). The
+    provider's own ``env_vars`` are read only when the URL's host is the default one:
+    an inherited ``OPENAI_API_KEY`` must not reach a local vLLM or a proxy. Any other
+    host gets a key only from ``api_key_env``, which the user named on purpose. A key
+    is never sent over plain http except to a loopback address.
+    """
+    url = base_url or default_url
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProviderError(
+            f"{provider}: base_url {redact_url(url)!r} is not an http(s) URL; "
+            "write it like https://host:port/v1"
+        )
+    if api_key_env:
+        key = api_key_from_env(provider, [str(api_key_env)])
+    elif parts.hostname == urlsplit(default_url).hostname:
+        key = api_key_from_env(provider, env_vars)
+    else:
+        key = None
+    if key and parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ProviderError(
+            f"{provider}: refusing to send an API key over plain http to {redact_url(url)}; "
+            "use an https:// base_url (plain http is allowed only to localhost)"
+        )
+    return Endpoint(url=url, key=key)
+
+
 def redact(message: str, *secrets: str | None) -> str:
-    """``message`` with every secret (and its longer fragments) replaced by ``***``."""
+    """``message`` with every secret (and its longer fragments) and URL credential removed."""
+    message = redact_urls_in(message)
     for s in secrets:
         if s and len(s) >= 4:
             message = message.replace(s, "***")

@@ -12,6 +12,7 @@ import yaml
 
 from valuesim.analysis.blocks import read_json, read_parquet
 from valuesim.config import Params
+from valuesim.errors import DataError
 from valuesim.paths import (
     CALIBRATED,
     EVAL,
@@ -96,6 +97,17 @@ def _map_notes(params: Params, sim_pos: pl.DataFrame) -> list[str]:
     return notes
 
 
+def _shown_params(params: Params) -> dict:
+    """The configuration as the report prints it, with credentials removed from URLs."""
+    from valuesim.llm.api_support import redact_url
+
+    shown = params.model_dump(mode="json")
+    for spec in shown.get("models", {}).values():
+        if spec.get("base_url"):
+            spec["base_url"] = redact_url(spec["base_url"])
+    return shown
+
+
 def results_table(summary: pl.DataFrame, references: pl.DataFrame) -> pl.DataFrame:
     """The report's main table: every (model, method), then the reference rows."""
     def pm(mean: str, sd: str) -> pl.Expr:
@@ -138,6 +150,15 @@ def floor_table(floor: pl.DataFrame, split_half: dict | None) -> pl.DataFrame:
     return rows
 
 
+def _read_positions() -> pl.DataFrame:
+    """The map stage's country positions; a damaged file names itself and its stage."""
+    try:
+        return pl.read_csv(MAP_POSITIONS)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{MAP_POSITIONS} is unreadable ({why}); rerun `dvc repro map`") from exc
+
+
 def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     cells = read_parquet(EVAL / "cells.parquet", "evaluate")
     by_country = read_parquet(EVAL / "by_country.parquet", "evaluate")
@@ -150,8 +171,8 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     made: list[Figure] = []
 
     if MAP_POSITIONS.exists():
-        positions = pl.read_csv(MAP_POSITIONS)
-        selected = read_json(SELECTED_COUNTRIES, "map")["countries"]
+        positions = _read_positions()
+        selected = read_json(SELECTED_COUNTRIES, "map", keys=("countries",))["countries"]
         figs.cultural_map(positions, selected, sim_pos, out / "cultural_map.png")
         made.append(Figure(out / "cultural_map.png", _map_caption(sim_pos)))
         notes += _map_notes(params, sim_pos)
@@ -198,7 +219,7 @@ def run(params: Params, **_: object) -> None:
     wilcoxon = read_parquet(EVAL / "wilcoxon.parquet", "evaluate")
     population = read_parquet(CALIBRATED / "population.parquet", "calibrate")
     human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
-    temps = read_json(CALIBRATED / "temperatures.json", "calibrate")["temperatures"]
+    temps = read_json(CALIBRATED / "temperatures.json", "calibrate", keys=("temperatures",))["temperatures"]
     ref_summary = read_parquet(EVAL / "reference_summary.parquet", "evaluate")
     metrics = read_json(METRICS, "evaluate")
     split_half = metrics.get("split_half")
@@ -224,7 +245,7 @@ def run(params: Params, **_: object) -> None:
         ])
         shown = results_table(summary, ref_summary)
         floors = floor_table(read_parquet(EVAL / "sampling_floor.parquet", "evaluate"), split_half)
-        params_yaml = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+        params_yaml = yaml.safe_dump(_shown_params(params), sort_keys=False)
         # figures are embedded from the temporary folder, then the folder takes the final place
         text = page(
             title="valuesim study report", findings=found, provenance=_provenance(meta),

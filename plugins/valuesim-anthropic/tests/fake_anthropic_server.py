@@ -43,6 +43,7 @@ class FakeAnthropic:
     counts: Counter[str] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # x-api-key of each request
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_fail_ids: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -77,15 +78,21 @@ class _Handler(JSONHandler):
     def do_POST(self) -> None:
         self._route("POST", self.read_body())
 
+    def _key(self) -> str:
+        """The key as sent: ``x-api-key`` (the API's header) or a Bearer token (newer SDKs)."""
+        bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        return self.headers.get("x-api-key", "") or bearer
+
     def _route(self, method: str, raw: bytes) -> None:
         fake = self.server.fake
         path = self.path.split("?")[0]
         with fake.lock:
             fake.counts[path] += 1
             fake.counts["total"] += 1
+            fake.keys.append(self._key())
             fake.attempts[method + path + raw.decode()] += 1
             odd = fake.attempts[method + path + raw.decode()] % 2 == 1
-        key = self.headers.get("x-api-key", "")
+        key = self._key()
         if fake.fault == "badkey":
             self.send_json(*_error(401, "authentication_error", f"invalid x-api-key {key}"))
         elif fake.fault == "hang":

@@ -59,7 +59,8 @@ def test_key_never_reaches_cache_or_errors(fake: FakeAnthropic, tmp_path: Path) 
     with engine(fake, tmp_path) as e:
         e.run(requests(e)[:2])
     fake.fault = "badkey"  # the server echoes the key in its 401 message
-    with engine(fake, tmp_path) as e, pytest.raises(ProviderError, match="HTTP 401") as info:
+    with engine(fake, tmp_path, api_key_env="ANTHROPIC_API_KEY") as e, \
+            pytest.raises(ProviderError, match="HTTP 401") as info:
         e.run(requests(e))
     assert FAKE_KEY not in str(info.value)
     files = [f for f in tmp_path.rglob("*") if f.is_file()]

@@ -111,16 +111,29 @@ def test_missing_key_fails_before_any_request(
     fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    with pytest.raises(ProviderError, match="set ANTHROPIC_API_KEY"):
-        provider(fake, tmp_path)
+    with pytest.raises(ProviderError, match="set ANTHROPIC_API_KEY"):  # api.anthropic.com
+        AnthropicProvider(ModelSpec(provider="anthropic", model="claude-haiku-4-5"), state_dir=tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "  ")  # blank counts as missing
-    with pytest.raises(ProviderError, match="set ANTHROPIC_API_KEY"):
-        provider(fake, tmp_path)
+    with pytest.raises(ProviderError, match="set ANTHROPIC_API_KEY"):  # named for another server
+        provider(fake, tmp_path, options={"api_key_env": "ANTHROPIC_API_KEY"})
     assert fake.counts["total"] == 0
 
 
+def test_inherited_key_stays_home_and_named_key_is_sent(
+    fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    provider(fake, tmp_path).generate([ChatMessage("user", "Hi")], max_tokens=4)
+    assert fake.keys == ["valuesim-no-key"]  # ANTHROPIC_API_KEY is for api.anthropic.com only
+    monkeypatch.setenv("PROXY_KEY", "proxy-secret")
+    provider(fake, tmp_path, options={"api_key_env": "PROXY_KEY"}).generate([ChatMessage("user", "Hi")])
+    assert fake.keys[-1] == "proxy-secret"
+    with pytest.raises(ProviderError, match="refusing to send an API key over plain http"):
+        AnthropicProvider(ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url="http://192.0.2.1",
+                                    options={"api_key_env": "PROXY_KEY"}), state_dir=tmp_path)
+
+
 def test_errors_are_classified_and_key_free(fake: FakeAnthropic, tmp_path: Path) -> None:
-    p = provider(fake, tmp_path, options={"timeout_s": 0.2})
+    p = provider(fake, tmp_path, options={"timeout_s": 0.2, "api_key_env": "ANTHROPIC_API_KEY"})
     fake.fault = "badkey"
     with pytest.raises(ProviderError, match="HTTP 401") as info:
         p.score([sampled()])

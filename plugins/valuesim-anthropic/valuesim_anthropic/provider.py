@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from valuesim.errors import ProviderError
 from valuesim.llm import answer_estimates as est
-from valuesim.llm.api_support import RetryMemo, api_key_from_env, call_sdk, timeout_s
+from valuesim.llm.api_support import RetryMemo, call_sdk, resolve_endpoint, timeout_s
 from valuesim.llm.types import (
     AnswerDistribution,
     Capabilities,
@@ -32,6 +32,8 @@ KNOWN_OPTIONS = frozenset({
     "batch_poll_s", "batch_wait_s",
 })
 ESTIMATORS = ("sampling", "verbalized")
+# ANTHROPIC_API_KEY is sent only to this host; other servers need options.api_key_env.
+DEFAULT_URL = "https://api.anthropic.com"
 
 
 class AnthropicProvider:
@@ -52,11 +54,17 @@ class AnthropicProvider:
         self.state_dir = state_dir
         self.estimator: Estimator = spec.estimator or "sampling"
         self._check_estimator(self.estimator)
-        env_var = str(spec.options.get("api_key_env", "ANTHROPIC_API_KEY"))
-        self._key = api_key_from_env("anthropic", [env_var])
+        self.endpoint = resolve_endpoint(
+            "anthropic", base_url=spec.base_url, default_url=DEFAULT_URL,
+            env_vars=["ANTHROPIC_API_KEY"], api_key_env=spec.options.get("api_key_env"),
+        )
+        self._key = self.endpoint.key
         self.timeout_s = timeout_s(spec.options)
+        # An explicit api_key (the placeholder when none may be sent) also stops the
+        # SDK from reading ANTHROPIC_API_KEY/ANTHROPIC_AUTH_TOKEN or a profile itself.
         self.client = anthropic.Anthropic(
-            api_key=self._key, base_url=spec.base_url, timeout=self.timeout_s, max_retries=0
+            api_key=self.endpoint.sdk_key, base_url=self.endpoint.url,
+            timeout=self.timeout_s, max_retries=0,
         )
         self._requests = RetryMemo()
         self._samples = RetryMemo()
@@ -69,7 +77,7 @@ class AnthropicProvider:
             )
 
     def _where(self) -> str:
-        return self.spec.base_url or "api.anthropic.com"
+        return self.endpoint.where
 
     def call(self, fn: Callable[[], Any]) -> Any:
         import anthropic

@@ -93,7 +93,7 @@ def test_key_never_reaches_cache_or_errors(fake: FakeGemini, tmp_path: Path) -> 
     with engine(fake, tmp_path) as e:
         e.run(requests(e)[:2])
     fake.fault = "badkey"  # the server quotes the key back in its error message
-    with engine(fake, tmp_path) as e, pytest.raises(ProviderError) as info:
+    with engine(fake, tmp_path, api_key_env="GEMINI_API_KEY") as e, pytest.raises(ProviderError) as info:
         e.run(requests(e))
     assert FAKE_KEY not in str(info.value)
     assert FAKE_KEY[5:20] not in str(info.value)

@@ -74,8 +74,12 @@ def test_key_from_google_api_key_and_thinking_budget(
 ) -> None:
     monkeypatch.delenv("GEMINI_API_KEY")
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-other-key")
+    home = GoogleProvider(ModelSpec(provider="google", model="gemini-2.5-flash"), state_dir=tmp_path)
+    assert home.endpoint.key == "AIza-other-key"  # the fallback variable, for Google's own host
     provider(fake, tmp_path, options={"thinking_budget": 0}).score([make_request()])
-    assert fake.keys == ["AIza-other-key"]
+    assert fake.keys == ["valuesim-no-key"]  # neither variable reaches another server
+    provider(fake, tmp_path, options={"api_key_env": "GOOGLE_API_KEY"}).score([make_request("named?")])
+    assert fake.keys[-1] == "AIza-other-key"
     # The SDK sends this field in snake_case; the API's JSON parser accepts both spellings.
     assert fake.bodies[0]["generationConfig"]["thinkingConfig"] in ({"thinkingBudget": 0}, {"thinking_budget": 0})
 
@@ -112,6 +116,17 @@ def test_verbalized_and_generate(fake: FakeGemini, tmp_path: Path) -> None:
     assert fake.bodies[-1]["generationConfig"]["maxOutputTokens"] == 64
 
 
+def test_plain_http_key_is_refused_before_any_request(
+    fake: FakeGemini, key: str, tmp_path: Path
+) -> None:
+    # 192.0.2.1 is a documentation address that is never contacted: the refusal comes first
+    spec = ModelSpec(provider="google", model="gemini-2.5-flash", base_url="http://192.0.2.1/",
+                     options={"api_key_env": "GEMINI_API_KEY"})
+    with pytest.raises(ProviderError, match="refusing to send an API key over plain http"):
+        GoogleProvider(spec, state_dir=tmp_path)
+    GoogleProvider(spec.model_copy(update={"options": {}}), state_dir=tmp_path)  # no key: allowed
+
+
 def test_missing_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
@@ -120,7 +135,7 @@ def test_missing_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_errors_are_classified_and_key_free(fake: FakeGemini, tmp_path: Path) -> None:
-    p = provider(fake, tmp_path, options={"timeout_s": 0.3})
+    p = provider(fake, tmp_path, options={"timeout_s": 0.3, "api_key_env": "GEMINI_API_KEY"})
     fake.fault = "badkey"
     with pytest.raises(ProviderError, match="HTTP 400") as info:
         p.score([make_request()])

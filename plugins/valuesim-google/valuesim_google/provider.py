@@ -21,8 +21,8 @@ from valuesim.errors import ProviderError
 from valuesim.llm import answer_estimates as est
 from valuesim.llm.api_support import (
     RetryMemo,
-    api_key_from_env,
     redact,
+    resolve_endpoint,
     retry_after_seconds,
     timeout_s,
 )
@@ -43,6 +43,8 @@ KNOWN_OPTIONS = frozenset({
     "timeout_s", "api_key_env", "logprobs", "max_top_logprobs", "max_tokens", "thinking_budget",
 })
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# KEY_VARS are sent only to this host; other servers need options.api_key_env.
+DEFAULT_URL = "https://generativelanguage.googleapis.com/"
 API_MAX_TOP_LOGPROBS = 20
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -71,16 +73,20 @@ class GoogleProvider:
         )
         self.estimator: Estimator = spec.estimator or "top_logprobs"
         self._check_estimator(self.estimator)
-        env = spec.options.get("api_key_env")
-        self._key = api_key_from_env("google", [str(env)] if env else list(KEY_VARS))
+        self.endpoint = resolve_endpoint(
+            "google", base_url=spec.base_url, default_url=DEFAULT_URL,
+            env_vars=KEY_VARS, api_key_env=spec.options.get("api_key_env"),
+        )
+        self._key = self.endpoint.key
         self.timeout_s = timeout_s(spec.options)
         # vertexai=False: an ambient GOOGLE_GENAI_USE_VERTEXAI must not reroute requests
         # (and credentials) away from the key read above.
         self.client = genai.Client(
             vertexai=False,
-            api_key=self._key,
+            # never None: the SDK would read GEMINI_API_KEY/GOOGLE_API_KEY itself
+            api_key=self.endpoint.sdk_key,
             http_options=types.HttpOptions(
-                base_url=spec.base_url,
+                base_url=self.endpoint.url,
                 timeout=max(1, int(self.timeout_s * 1000)),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
@@ -107,7 +113,7 @@ class GoogleProvider:
         return estimator
 
     def _where(self) -> str:
-        return self.spec.base_url or "generativelanguage.googleapis.com"
+        return self.endpoint.where
 
     # ----- calls ------------------------------------------------------------------------
 

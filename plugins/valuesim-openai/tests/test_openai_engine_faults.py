@@ -77,7 +77,7 @@ def test_key_never_reaches_cache_or_errors(fake: FakeOpenAI, tmp_path: Path) -> 
     with engine(fake, tmp_path) as e:
         e.run(requests(e)[:2])
     fake.fault = "badkey"
-    with engine(fake, tmp_path) as e, pytest.raises(ProviderError) as info:
+    with engine(fake, tmp_path, api_key_env="OPENAI_API_KEY") as e, pytest.raises(ProviderError) as info:
         e.run(requests(e))
     assert FAKE_KEY not in str(info.value)
     for f in tmp_path.rglob("*"):

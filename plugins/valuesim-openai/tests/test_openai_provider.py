@@ -164,6 +164,42 @@ def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert dist.coverage > 0.9
 
 
+def test_inherited_key_is_not_sent_to_another_host(fake: FakeOpenAI, tmp_path: Path) -> None:
+    provider(fake, tmp_path).score([make_request()])  # OPENAI_API_KEY is set (the key fixture)
+    assert fake.auth_headers == ["Bearer valuesim-no-key"]
+
+
+def test_key_over_plain_http_to_remote_host_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VLLM_KEY", "vllm-secret")
+    # a documentation address, never contacted: the refusal comes before any request
+    spec = ModelSpec(provider="openai", model="m", base_url="http://192.0.2.1/v1",
+                     options={"api_key_env": "VLLM_KEY"})
+    with pytest.raises(ProviderError, match=r"refusing to send an API key over plain http to http://192\.0\.2\.1/v1"):
+        OpenAIProvider(spec, state_dir=tmp_path)
+    assert OpenAIProvider(spec.model_copy(update={"options": {}}), state_dir=tmp_path).endpoint.key is None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-home")
+    home = ModelSpec(provider="openai", model="m", base_url="http://api.openai.com/v1")
+    with pytest.raises(ProviderError, match="plain http"):
+        OpenAIProvider(home, state_dir=tmp_path)
+
+
+def test_ambient_base_url_variable_cannot_redirect_the_key(
+    key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # the SDK would follow it
+    p = OpenAIProvider(ModelSpec(provider="openai", model="gpt-4o-mini"), state_dir=tmp_path)
+    assert str(p.client.base_url).startswith("https://api.openai.com/v1")
+    assert p.endpoint.key == key
+
+
+def test_base_url_must_be_http(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    spec = ModelSpec(provider="openai", model="m", base_url="localhost:8000/v1")
+    with pytest.raises(ProviderError, match="not an http\\(s\\) URL"):
+        OpenAIProvider(spec, state_dir=tmp_path)
+
+
 def test_key_from_custom_env_var(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, tmp_path: Path) -> None:
     monkeypatch.setenv("VLLM_KEY", "vllm-secret")
     provider(fake, tmp_path, options={"api_key_env": "VLLM_KEY"}).score([make_request()])
@@ -172,7 +208,8 @@ def test_key_from_custom_env_var(monkeypatch: pytest.MonkeyPatch, fake: FakeOpen
 
 def test_rejected_key_is_not_echoed(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.fault = "badkey"
-    p = provider(fake, tmp_path)
+    # the fake is not api.openai.com: OPENAI_API_KEY goes there only when named explicitly
+    p = provider(fake, tmp_path, options={"api_key_env": "OPENAI_API_KEY"})
     with pytest.raises(ProviderError, match="HTTP 401") as info:
         p.score([make_request()])
     assert FAKE_KEY not in str(info.value)

@@ -21,8 +21,8 @@ from valuesim.errors import ProviderError
 from valuesim.llm import answer_estimates as est
 from valuesim.llm.api_support import (
     RetryMemo,
-    api_key_from_env,
     call_sdk,
+    resolve_endpoint,
     timeout_s,
 )
 from valuesim.llm.types import (
@@ -44,6 +44,8 @@ KNOWN_OPTIONS = frozenset({
 })
 # Reasoning models refuse logprobs and temperature and want max_completion_tokens.
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+# OPENAI_API_KEY is sent only to this host; other servers need options.api_key_env.
+DEFAULT_URL = "https://api.openai.com/v1"
 API_MAX_TOP_LOGPROBS = 20
 
 
@@ -81,16 +83,19 @@ class OpenAIProvider:
             "top_logprobs" if self.capabilities.top_logprobs else "sampling"
         )
         self._check_estimator(self.estimator)
-        env_var = str(spec.options.get("api_key_env", "OPENAI_API_KEY"))
-        # Local OpenAI-compatible servers usually need no key; the SDK insists on one.
-        key = api_key_from_env("openai", [env_var], optional=spec.base_url is not None)
-        self._key = key
+        # Local OpenAI-compatible servers usually need no key, and must not get the
+        # user's OpenAI key just because it is in the environment.
+        self.endpoint = resolve_endpoint(
+            "openai", base_url=spec.base_url, default_url=DEFAULT_URL,
+            env_vars=["OPENAI_API_KEY"], api_key_env=spec.options.get("api_key_env"),
+        )
+        self._key = self.endpoint.key
         self.timeout_s = timeout_s(spec.options)
         self._reasoning = bool(REASONING_MODEL.match(spec.model))
         self._memo = RetryMemo()
         self.client = openai.OpenAI(
-            api_key=key or "no-key",
-            base_url=spec.base_url,
+            api_key=self.endpoint.sdk_key,
+            base_url=self.endpoint.url,
             timeout=self.timeout_s,
             max_retries=0,
         )
@@ -207,7 +212,7 @@ class OpenAIProvider:
     # ----- errors ---------------------------------------------------------------------
 
     def _where(self) -> str:
-        return self.spec.base_url or "api.openai.com"
+        return self.endpoint.where
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run one SDK call, translating its errors (keys redacted) for the engine."""
