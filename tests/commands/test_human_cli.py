@@ -96,3 +96,16 @@ def test_missing_source(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "error: WVS source" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_demo_aggregates_source() -> None:
+    """The same sources as `personas show --source`: the demo aggregates give the
+    synthetic population the extract stage draws (here 300 per country)."""
+    out = _run(
+        "human", "--source", "data/demo/aggregates.json", "--countries", "JPN",
+        "--questions", "Q6", "--demo-n", "300",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    [record] = json.loads(out.stdout)
+    assert record["country"] == "JPN"
+    assert 250 < record["n"] <= 300  # Q6 answered by most of the 300

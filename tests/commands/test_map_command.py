@@ -50,6 +50,21 @@ def test_csv_all_and_plot(source, capsys, tmp_path):
     assert "wrote" in err
 
 
+def test_plot_creates_one_missing_folder_and_says_so(source, capsys, tmp_path):
+    code, _, err = _run(capsys, str(source), "--plot", str(tmp_path / "a" / "b" / "m.png"))
+    assert code == 2
+    assert f"neither {tmp_path / 'a' / 'b'} nor {tmp_path / 'a'} exists" in err
+    assert not (tmp_path / "a").exists()
+    code, _, err = _run(capsys, str(source), "--plot", str(tmp_path / "new" / "m.png"))
+    assert code == 0
+    assert f"created directory {tmp_path / 'new'}" in err
+    assert (tmp_path / "new" / "m.png").stat().st_size > 0
+    (tmp_path / "file").write_text("x")
+    code, _, err = _run(capsys, str(source), "--plot", str(tmp_path / "file" / "m.png"))
+    assert code == 2
+    assert "is not a directory" in err
+
+
 def test_table_is_default(source, capsys):
     code, out, _ = _run(capsys, str(source), "--countries", "PRI")
     assert code == 0

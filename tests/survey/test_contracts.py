@@ -82,6 +82,28 @@ def test_respondents_broken(
     assert body["failures"]
 
 
+def test_duplicated_respondents_fail_naming_country_and_fix(
+    twn: pl.DataFrame, bank: QuestionBank, tmp_path: Path
+) -> None:
+    """A table with 50 respondents twice (as an old extract produced) fails the contract
+    with the country, the count and the fix, even when the expected count was doubled."""
+    doubled = pl.concat([twn, twn.head(50)])
+    with pytest.raises(
+        ContractError, match=r"duplicated respondents: TWN 50 \(.*data\.drop_duplicates: true"
+    ):
+        validate_respondents(
+            doubled,
+            bank,
+            expected_counts={"TWN": 1273},
+            contracts_dir=CONTRACTS,
+            report_dir=tmp_path,
+        )
+    body = json.loads((tmp_path / "respondents.json").read_text())
+    assert body["duplicated"] == {"TWN": 50}
+    failed = {(f["table"], f["kwargs"].get("column")) for f in body["failures"]}
+    assert failed == {("respondents", "respondent_id"), ("country_counts", "duplicated")}
+
+
 def test_respondents_row_counts(twn: pl.DataFrame, bank: QuestionBank, tmp_path: Path) -> None:
     with pytest.raises(ContractError, match="country_counts"):
         validate_respondents(

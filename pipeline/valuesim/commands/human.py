@@ -13,7 +13,7 @@ import typer
 from valuesim.errors import ConfigError
 from valuesim.survey.bank import load_bank
 from valuesim.survey.human import as_records, human_distributions
-from valuesim.survey.readers import read_source, select_countries
+from valuesim.survey.readers import DEMO_RESPONDENTS_PER_COUNTRY, load_source, select_countries
 
 
 class Format(StrEnum):
@@ -32,7 +32,10 @@ def register(app: typer.Typer) -> None:
         source: Annotated[
             str,
             typer.Option(
-                "--source", "-s", help="WVS-7 files: directory, .csv(.gz), .sav, .dta or .parquet"
+                "--source",
+                "-s",
+                help="WVS-7 files (directory, .csv(.gz), .sav, .dta, .parquet) or demo "
+                "aggregates (.json: a synthetic population, as the pipeline's extract draws it)",
             ),
         ],
         countries: Annotated[
@@ -47,6 +50,15 @@ def register(app: typer.Typer) -> None:
         bank_path: Annotated[
             str, typer.Option("--bank", help="question bank")
         ] = "data/questions/wvs7.yaml",
+        demo_n: Annotated[
+            int, typer.Option("--demo-n", help="respondents per country (demo source)", min=1)
+        ] = DEMO_RESPONDENTS_PER_COUNTRY,
+        drop_duplicates: Annotated[
+            bool,
+            typer.Option(
+                "--drop-duplicates", help="drop rows identical to an earlier one (with a warning)"
+            ),
+        ] = False,
     ) -> None:
         """Print weighted mean, distribution, n and missing share per country and question."""
         bank = load_bank(bank_path)
@@ -60,7 +72,8 @@ def register(app: typer.Typer) -> None:
         numeric = [i.id for i in items if i.numeric]
         if numeric:
             raise ConfigError(f"{', '.join(numeric)} is numeric and has no answer distribution")
-        result = select_countries(read_source(source, bank), country_list)
+        source_result = load_source(source, bank, demo_n=demo_n, drop_duplicates=drop_duplicates)
+        result = select_countries(source_result, country_list)
         distributions, summary = human_distributions(
             result.respondents, bank, items=items, countries=country_list
         )

@@ -4,39 +4,62 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from valuesim.errors import ConfigError
+
+if TYPE_CHECKING:  # polars and the bank load lazily: `valuesim --help` stays fast
+    import polars as pl
+
+    from valuesim.survey.bank import QuestionBank
 
 DEFAULT_BANK = "data/questions/wvs7.yaml"
 FORMATS = ("table", "json", "csv")
 COLUMNS = ("country", "secular", "self_expression", "n")
 
 
-def _load_respondents(source: str, bank, n_demo: int, seed: int):
+def _load_respondents(source: str, bank: QuestionBank, n_demo: int, seed: int) -> pl.DataFrame:
     """Real WVS files, the extract's respondents.parquet, or demo aggregates (.json)."""
     import polars as pl
 
-    p = Path(source)
-    if p.suffix == ".json":
-        from valuesim.survey.demo import generate
+    from valuesim.survey.readers import load_source
 
-        return generate(p, bank, n_demo, seed)
+    p = Path(source)
     if p.suffix == ".parquet" and p.is_file():
         cols = pl.read_parquet_schema(p)
         if {"country", "respondent_id", "weight"} <= set(cols):
             return pl.read_parquet(p)
-    from valuesim.survey.readers import read_source
+    return load_source(source, bank, demo_n=n_demo, seed=seed).respondents
 
-    return read_source(p, bank).respondents
+
+def _plot_path(plot: str) -> Path:
+    """Where ``--plot`` writes. A missing parent folder is created (and said so) only
+    when its own parent exists: one new folder is what a user asks for by naming it,
+    a missing chain is more likely a typo in the path."""
+    path = Path(plot)
+    parent = path.parent
+    if parent.is_dir():
+        return path
+    if parent.exists():
+        raise ConfigError(f"--plot {plot}: {parent} is not a directory; choose another path")
+    if not parent.parent.is_dir():
+        raise ConfigError(
+            f"--plot {plot}: neither {parent} nor {parent.parent} exists; "
+            f"create {parent} first or fix the path"
+        )
+    parent.mkdir()
+    typer.echo(f"created directory {parent}", err=True)
+    return path
 
 
 def register(app: typer.Typer) -> None:
     @app.command("map")
     def map_cmd(
         source: str = typer.Option(
-            ..., "--source",
+            ...,
+            "--source",
             help="WVS-7 files (directory or file), data/interim/respondents.parquet, "
             "or demo aggregates (.json)",
         ),
@@ -62,6 +85,7 @@ def register(app: typer.Typer) -> None:
         chosen = [c.strip().upper() for c in countries.split(",") if c.strip()] if countries else []
         if countries is not None and not chosen:
             raise ConfigError("--countries is empty; give ISO3 codes such as JPN,TWN or use --all")
+        plot_path = _plot_path(plot) if plot else None
         bank = load_bank(questions)
         respondents = _load_respondents(source, bank, demo_n, seed)
         result = build_map(respondents, bank, min_items=min_items, select=chosen or [])
@@ -79,8 +103,8 @@ def register(app: typer.Typer) -> None:
                     f"{row['country']:<8}{row['secular']:>10.3f}"
                     f"{row['self_expression']:>11.3f}{row['n']:>7d}"
                 )
-        if plot:
+        if plot_path is not None:
             from valuesim.report.cultural_map import draw_map
 
-            draw_map(result.positions, chosen, path=plot)
+            draw_map(result.positions, chosen, path=plot_path)
             typer.echo(f"wrote {plot}", err=True)

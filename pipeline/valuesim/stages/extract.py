@@ -10,26 +10,22 @@ from valuesim import paths
 from valuesim.config import Params
 from valuesim.stages._io import write_json, write_parquet
 from valuesim.survey.bank import load_bank
-from valuesim.survey.readers import CITATION, ExtractResult, read_source
+from valuesim.survey.readers import CITATION, load_source
 
 log = logging.getLogger(__name__)
 
 
-def _demo(params: Params) -> ExtractResult:
-    from valuesim.survey import demo  # lazy: only the demo path needs the generator
-
-    data = params.data
-    bank = load_bank(data.questions)
-    sample = demo.sample(data.source, bank, data.demo_respondents_per_country, seed=0)
-    return ExtractResult(sample.respondents, sample.missing_counts, data.source, synthetic=True)
-
-
 def run(params: Params, **_: Any) -> None:
     data = params.data
-    if data.is_demo:
-        result = _demo(params)
-    else:
-        result = read_source(data.source, load_bank(data.questions))
+    drop = data.drop_duplicates
+    # the demo aggregates (.json) or real WVS files, through the helper the commands use
+    result = load_source(
+        data.source,
+        load_bank(data.questions),
+        demo_n=data.demo_respondents_per_country,
+        seed=0,
+        drop_duplicates=drop,
+    )
     meta = {
         "synthetic": result.synthetic,
         "source": result.source,

@@ -184,11 +184,13 @@ def _write_report(report: ContractReport, report_dir: Path, context: Mapping[str
     return path
 
 
-def _finish(report: ContractReport, report_dir: Path, context: Mapping[str, Any]) -> ContractReport:
+def _finish(
+    report: ContractReport, report_dir: Path, context: Mapping[str, Any], hint: str = ""
+) -> ContractReport:
     path = _write_report(report, report_dir, context)
     if not report.success:
         raise ContractError(
-            f"data contract {report.suite} failed, {report.summary()}; details in {path}"
+            f"data contract {report.suite} failed, {hint}{report.summary()}; details in {path}"
         )
     return report
 
@@ -203,7 +205,16 @@ def validate_respondents(
 ) -> ContractReport:
     """Check the extracted respondents against ``respondents.yaml``."""
     spec = load_contract("respondents", contracts_dir)
-    counts = respondents.group_by("country").agg(n=pl.len().cast(pl.Int64)).sort("country")
+    # copies of a respondent beyond the first, per country: the reader refuses them, so
+    # any here mean a respondents table that did not come from a current extract
+    counts = (
+        respondents.group_by("country")
+        .agg(
+            n=pl.len().cast(pl.Int64),
+            duplicated=(pl.len() - pl.col("respondent_id").n_unique()).cast(pl.Int64),
+        )
+        .sort("country")
+    )
     expected = expected_counts if expected_counts is not None else dict(counts.iter_rows())
     counts = counts.with_columns(
         expected_n=pl.col("country").replace_strict(
@@ -213,11 +224,23 @@ def validate_respondents(
     frames = {"respondents": respondents, "country_counts": counts}
     values = {"min_rows": MIN_ROWS_PER_COUNTRY}
     report = _gx_validate(frames, spec, values, bank)
+    duplicated = dict(
+        counts.filter(pl.col("duplicated") > 0).select("country", "duplicated").iter_rows()
+    )
     context = {
         "rows": respondents.height,
         "countries": dict(counts.select("country", "n").iter_rows()),
+        "duplicated": duplicated,
     }
-    return _finish(report, report_dir, context)
+    hint = (
+        "duplicated respondents: "
+        + ", ".join(f"{c} {n}" for c, n in duplicated.items())
+        + " (remove them from the source, or set data.drop_duplicates: true, and rerun "
+        "extract); "
+        if duplicated
+        else ""
+    )
+    return _finish(report, report_dir, context, hint)
 
 
 def validate_human(

@@ -10,11 +10,19 @@ Output (the extract contract, see ``valuesim.paths.RESPONDENTS``): ``country``
 or 1.0 with a logged warning when the file has none), then one Int64 column per bank
 item with the substantive code, null when missing. Missing answers are counted by
 reason in ``missing_counts`` (country, item, reason, n).
+
+Respondent identity is the file's own ``D_INTERVIEW`` (row numbers only where a country
+has no usable ids). A respondent present twice, the same data in two files, and a CSV
+cut off mid-row are errors: counting them would silently inflate n.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +45,8 @@ CITATION = (
     "JD Systems Institute & WVSA Secretariat. doi:10.14281/18241.20"
 )
 SUFFIXES = (".csv", ".csv.gz", ".sav", ".dta", ".parquet")
+# the demo population size per country, as params data.demo_respondents_per_country
+DEMO_RESPONDENTS_PER_COUNTRY = 1200
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,6 @@ def _header(path: Path) -> list[str]:
 
 def _separator(path: Path) -> str:
     """WVS CSV exports exist with ',' and ';' separators; sniff the header line."""
-    import gzip
-
     opener = gzip.open if _suffix(path) == ".csv.gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
@@ -129,6 +137,8 @@ def _read_columns(path: Path, columns: list[str]) -> pl.DataFrame:
         # so that missing answers can still be counted by reason
         frame, _ = reader(str(path), usecols=columns, user_missing=True, apply_value_formats=False)
         return pl.from_pandas(frame)
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot read {path} as {kind}: {str(exc).splitlines()[0]}") from exc
 
@@ -153,6 +163,8 @@ def _to_int(frame: pl.DataFrame, column: str, where: str) -> pl.Series:
 
 def _read_file(path: Path, bank: QuestionBank) -> pl.DataFrame:
     """One file -> country, D_INTERVIEW (Utf8 or null), weight, raw Int64 codes."""
+    if _suffix(path) in (".csv", ".csv.gz"):
+        _complete_csv(path, _separator(path))  # first: polars would read a cut-off file
     header = _header(path)
     # official CSV/SAV use upper-case names; some Stata exports are lower-case
     by_upper = {c.upper(): c for c in header if c}
@@ -206,45 +218,189 @@ def _read_file(path: Path, bank: QuestionBank) -> pl.DataFrame:
     return frame
 
 
-def _respondent_ids(frame: pl.DataFrame) -> pl.DataFrame:
-    """``<ISO3>-<D_INTERVIEW>``; per country, the row number when interview ids repeat
-    (URY's v5.0 file has one id for all 1,000 rows)."""
-    row = pl.int_range(pl.len()).over("country") + 1
-    unique_iv = pl.col(INTERVIEW).is_not_null().all().over("country") & (
-        pl.col(INTERVIEW).n_unique().over("country") == pl.len().over("country")
+def _complete_csv(path: Path, separator: str) -> None:
+    """Refuse a CSV (plain or gzipped) whose last row is cut off.
+
+    polars fills a short last row with nulls without a word, so an interrupted copy or
+    download would pass as missing answers. The last line must have as many fields as
+    the header; a gzip stream that ends early is refused too.
+    """
+    opener = gzip.open if _suffix(path) == ".csv.gz" else open
+    newlines, first, tail = 0, b"", b""
+    try:
+        with opener(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                if not first:
+                    first = chunk.split(b"\n", 1)[0]
+                newlines += chunk.count(b"\n")
+                buf = tail + chunk
+                # keep only the last line (with its newline, if any)
+                cut = buf.rfind(b"\n", 0, len(buf) - 1)
+                tail = buf[cut + 1 :] if cut >= 0 else buf
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is damaged or cut off ({exc}); copy or download it again") from exc
+    lineno = newlines if tail.endswith(b"\n") else newlines + 1
+    last = tail.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    if not last or lineno <= 1:
+        return
+    width = len(
+        next(
+            csv.reader([first.decode("utf-8", errors="replace").rstrip("\r")], delimiter=separator)
+        )
     )
+    fields = len(next(csv.reader([last], delimiter=separator)))
+    if fields < width:
+        raise DataError(
+            f"{path} line {lineno} has {fields} of {width} fields: the file is cut off; "
+            f"copy or download it again"
+        )
+
+
+def _usable_ids(frame: pl.DataFrame) -> bool:
+    """Interview ids identify respondents when every row has one and they are not one
+    value for the whole file (URY's v5.0 file has one id for all 1,000 rows)."""
+    iv = frame.get_column(INTERVIEW)
+    return iv.null_count() == 0 and (iv.n_unique() > 1 or frame.height <= 1)
+
+
+def _fingerprint(frame: pl.DataFrame) -> str:
+    """Order-independent digest of a file's respondents: country + interview ids where
+    usable, else every value read, so that a renamed or re-compressed copy matches."""
+    cols = ["country", INTERVIEW] if _usable_ids(frame) else frame.columns
+    hashes = frame.select(cols).hash_rows(seed=0).sort()
+    return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
+
+
+def _refuse_repeated_files(files: list[Path], frames: list[pl.DataFrame]) -> None:
+    """The same data read twice (one country file under two names) is an error."""
+    seen: dict[str, Path] = {}
+    for path, frame in zip(files, frames, strict=True):
+        key = _fingerprint(frame)
+        if key in seen:
+            raise DataError(f"{seen[key]} and {path} hold the same respondents; remove one of them")
+        seen[key] = path
+
+
+def _deduplicate(frame: pl.DataFrame, where: str, drop_duplicates: bool) -> pl.DataFrame:
+    """Find respondents present more than once; drop identical rows on request.
+
+    Identity is country + ``D_INTERVIEW`` where the ids are usable, else the whole row
+    (countries numbered by row, see :func:`_respondent_ids`). A repeated id whose rows
+    differ is never dropped: which row is right can't be told from the file.
+    """
+    values = [c for c in frame.columns if c != "_file"]
+    usable = {c: _usable_ids(part) for (c,), part in frame.group_by("country", maintain_order=True)}
+    frame = frame.with_columns(
+        _key=pl.when(pl.col("country").replace_strict(usable, return_dtype=pl.Boolean))
+        .then(pl.concat_str(pl.col("country"), pl.col(INTERVIEW), separator="\x1f"))
+        .otherwise(pl.struct(values).hash(seed=0).cast(pl.Utf8))
+    )
+    flags = {
+        "_repeated": ~pl.col("_key").is_first_distinct(),
+        "_identical": ~pl.struct(values).is_first_distinct(),
+    }
+    frame = frame.with_columns(**flags)
+    if drop_duplicates:
+        dropped = frame.filter("_identical")
+        if dropped.height:
+            log.warning(
+                "dropped %d identical duplicate rows (data.drop_duplicates): %s",
+                dropped.height,
+                _per_country(dropped),
+            )
+            frame = frame.filter(~pl.col("_identical")).with_columns(**flags)
+    dups = frame.filter("_repeated")
+    if dups.height:
+        first = dups.row(0, named=True)
+        conflicting = dups.filter(~pl.col("_identical")).height
+        what = (
+            f"{conflicting} repeat an interview id (D_INTERVIEW) with different answers"
+            if conflicting
+            else "identical rows"
+        )
+        fix = (
+            "fix or remove them in the file"
+            if drop_duplicates or conflicting
+            else "remove them from the file, or drop identical rows with params "
+            "data.drop_duplicates: true (`valuesim human --drop-duplicates`)"
+        )
+        raise DataError(
+            f"duplicated respondents in {where}: {_per_country(dups)} "
+            f"(e.g. {first['_file']}; {what}); {fix}"
+        )
+    return frame.drop("_key", "_repeated", "_identical")
+
+
+def _per_country(frame: pl.DataFrame) -> str:
+    counts = frame.group_by("country").len().sort("country")
+    return ", ".join(f"{c} {n}" for c, n in counts.iter_rows())
+
+
+def _respondent_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """``<ISO3>-<D_INTERVIEW>``; per country, the row number where the file has no
+    usable interview ids (absent, or one value for all rows as in URY's v5.0 file)."""
+    usable = {c: _usable_ids(part) for (c,), part in frame.group_by("country", maintain_order=True)}
+    row = pl.int_range(pl.len()).over("country") + 1
     ids = (
-        pl.when(unique_iv)
+        pl.when(pl.col("country").replace_strict(usable, return_dtype=pl.Boolean))
         .then(pl.col("country") + "-" + pl.col(INTERVIEW))
         .otherwise(pl.col("country") + "-row" + row.cast(pl.Utf8).str.zfill(6))
     )
-    fallback = frame.filter(~frame.select(unique_iv).to_series()).get_column("country").unique()
-    if fallback.len():
+    fallback = sorted(c for c, ok in usable.items() if not ok)
+    if fallback:
         log.warning(
-            "interview ids (D_INTERVIEW) absent or not unique for %s; using row numbers",
-            ", ".join(sorted(fallback.to_list())),
+            "no usable interview ids (D_INTERVIEW absent, empty or one value for all rows) "
+            "for %s; respondents are numbered by row and duplicates found as identical rows",
+            ", ".join(fallback),
         )
     return frame.with_columns(ids.alias("respondent_id")).drop(INTERVIEW)
 
 
-def read_source(path: str | Path, bank: QuestionBank) -> ExtractResult:
-    """Read real WVS-7 data at ``path`` into the extract contract's tables."""
+def read_source(
+    path: str | Path, bank: QuestionBank, *, drop_duplicates: bool = False
+) -> ExtractResult:
+    """Read real WVS-7 data at ``path`` into the extract contract's tables.
+
+    Duplicated respondents are an error naming the country and count, unless
+    ``drop_duplicates`` (params ``data.drop_duplicates``) is set, which drops rows
+    identical to an earlier one with a warning. The same data in two files is always
+    an error naming both.
+    """
     files = source_files(path)
     frames = [_read_file(f, bank) for f in files]
+    _refuse_repeated_files(files, frames)
     try:
-        frame = pl.concat(frames, how="vertical")
+        frame = pl.concat(
+            [f.with_columns(_file=pl.lit(p.name)) for p, f in zip(files, frames, strict=True)],
+            how="vertical",
+        )
     except pl.exceptions.PolarsError as exc:  # e.g. a file whose column types differ
         raise DataError(f"files in {path} do not fit together: {str(exc).splitlines()[0]}") from exc
-    frame = _respondent_ids(frame)
-    if frame.get_column("respondent_id").is_duplicated().any():
-        dup = frame.filter(pl.col("respondent_id").is_duplicated()).get_column("respondent_id")[0]
-        raise DataError(f"respondent {dup} appears more than once in {path}; is a file duplicated?")
+    frame = _respondent_ids(_deduplicate(frame, str(path), drop_duplicates)).drop("_file")
     items = bank.items
     recoded, counts = recode(frame, items, str(path))
     respondents = recoded.select(
         "country", "respondent_id", "weight", *[pl.col(i.id).cast(pl.Int64) for i in items]
     ).sort("country", maintain_order=True)
     return ExtractResult(respondents=respondents, missing_counts=counts, source=str(path))
+
+
+def load_source(
+    source: str | Path,
+    bank: QuestionBank,
+    *,
+    demo_n: int = DEMO_RESPONDENTS_PER_COUNTRY,
+    seed: int = 0,
+    drop_duplicates: bool = False,
+) -> ExtractResult:
+    """Any respondent source a command takes: the demo aggregates (``.json``, a
+    synthetic population drawn as the extract stage draws it) or real WVS files."""
+    if str(source).endswith(".json"):
+        from valuesim.survey import demo  # lazy: only the demo path needs the generator
+
+        sample = demo.sample(str(source), bank, demo_n, seed=seed)
+        return ExtractResult(sample.respondents, sample.missing_counts, str(source), synthetic=True)
+    return read_source(source, bank, drop_duplicates=drop_duplicates)
 
 
 def select_countries(result: ExtractResult, countries: list[str]) -> ExtractResult:
