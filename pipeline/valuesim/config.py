@@ -7,14 +7,16 @@ unknown keys so that a typo in params fails loudly instead of being ignored.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -38,8 +40,20 @@ METHODS: tuple[str, ...] = (
 )
 
 
+# Enum-like settings, shared with the CLI options that override them (valuesim score).
+ESTIMATORS: tuple[str, ...] = ("logprobs", "top_logprobs", "sampling", "verbalized")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Numbers and switches are strict: YAML `true` is a bool, and pydantic's lax mode would
+# otherwise take it as 1 (`n_per_country: true` -> one persona) or 1.0. Floats still
+# accept integers (`timeout_s: 120`).
+Seed = Annotated[int, Field(ge=0, strict=True)]  # numpy seeds must be >= 0
+Count = Annotated[int, Field(ge=1, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class DataParams(_Strict):
@@ -48,7 +62,9 @@ class DataParams(_Strict):
     # of per-country CSV(.gz) files, the cross-national CSV, .sav, .dta or .parquet.
     source: str = "data/demo/aggregates.json"
     questions: str = "data/questions/wvs7.yaml"
-    demo_respondents_per_country: int = Field(1200, gt=0)
+    demo_respondents_per_country: int = Field(1200, gt=0, strict=True)
+    # Drop rows identical to an earlier one (with a warning); off: duplicates are an error.
+    drop_duplicates: bool = Field(False, strict=True)
 
     @property
     def is_demo(self) -> bool:
@@ -57,7 +73,10 @@ class DataParams(_Strict):
 
 class CountryParams(_Strict):
     # An explicit ISO3 list, or "hull" (countries on the convex hull of the map).
-    select: list[str] | Literal["hull"] = Field(default_factory=lambda: list(DEFAULT_COUNTRIES))
+    # an empty list would leave every later stage with nothing to do
+    select: list[str] | Literal["hull"] = Field(
+        default_factory=lambda: list(DEFAULT_COUNTRIES), min_length=1
+    )
     extra: list[str] = Field(default_factory=list)
 
     @field_validator("select", "extra")
@@ -71,13 +90,13 @@ class CountryParams(_Strict):
 
 
 class FilterParams(_Strict):
-    max_missing: float = Field(0.20, gt=0, le=1)
+    max_missing: float = Field(0.20, gt=0, le=1, strict=True)
 
 
 class MapParams(_Strict):
     # A respondent needs at least this many of the five items of a dimension to be scored.
-    min_items: int = Field(3, ge=1, le=5)
-    zones: bool = True
+    min_items: int = Field(3, ge=1, le=5, strict=True)
+    zones: Flag = True
 
 
 class DescriptorParams(_Strict):
@@ -95,12 +114,12 @@ class DescriptorParams(_Strict):
     generator_model: str = "smollm2"
     path: str = "data/descriptors/value_handwritten.yaml"
     sociodemographic_path: str = "data/descriptors/sociodemographic.yaml"
-    max_retries: int = Field(3, ge=0)
+    max_retries: int = Field(3, ge=0, strict=True)
 
 
 class PersonaParams(_Strict):
-    n_per_country: int = Field(6, gt=0)
-    seed: int = 0
+    n_per_country: Count = 6
+    seed: Seed = 0
 
 
 class PromptParams(_Strict):
@@ -113,30 +132,35 @@ class ModelSpec(_Strict):
     revision: str | None = None
     base_url: str | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
-    estimator: Literal["logprobs", "top_logprobs", "sampling", "verbalized"] | None = None
+    estimator: Literal[ESTIMATORS] | None = None  # type: ignore[valid-type]
     # What an answer's probability measures (README, "Answer probabilities"); None:
     # the provider's default (answer_start for the built-in and OpenAI providers).
     answer_rule: Literal["answer_start", "answer_eot", "first_token"] | None = None
-    samples: int = Field(20, gt=0)
-    temperature: float | None = None
-    concurrency: int = Field(8, gt=0)
-    batch_api: bool = False
+    samples: Count = 20
+    temperature: float | None = Field(None, ge=0, strict=True)
+    concurrency: Count = 8
+    batch_api: Flag = False
     options: dict[str, Any] = Field(default_factory=dict)
 
 
 class SimulateParams(_Strict):
-    methods: list[str] = Field(default_factory=lambda: ["generic", "country", "value"])
+    # empty lists would make the DVC matrix empty and calibrate/evaluate score nothing
+    methods: list[str] = Field(
+        default_factory=lambda: ["generic", "country", "value"], min_length=1
+    )
     # names of entries in the top-level `models` section (a list, so DVC's matrix
     # can fan out over it)
-    models: list[str] = Field(default_factory=lambda: ["smollm2"])
+    models: list[str] = Field(default_factory=lambda: ["smollm2"], min_length=1)
     cache_dir: str = ".valuesim-cache"
-    batch_size: int = Field(32, gt=0)
-    max_retries: int = Field(4, ge=0)
-    timeout_s: float = Field(120.0, gt=0)
+    batch_size: Count = 32
+    max_retries: int = Field(4, ge=0, strict=True)
+    timeout_s: float = Field(120.0, gt=0, strict=True)
     # price per million tokens, by model name: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
-    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    prices: dict[str, dict[str, Annotated[float, Field(ge=0, strict=True)]]] = Field(
+        default_factory=dict
+    )
     # also ask the Inglehart-Welzel map items (Figure 1); kept out of the metrics
-    map_items: bool = True
+    map_items: Flag = True
 
     @field_validator("methods")
     @classmethod
@@ -148,18 +172,28 @@ class SimulateParams(_Strict):
 
 
 class CalibrationParams(_Strict):
-    t_grid_min: float = Field(0.25, gt=0)
-    t_grid_max: float = Field(8.0, gt=0)
-    t_grid_size: int = Field(60, ge=5)
+    t_grid_min: float = Field(0.25, gt=0, strict=True)
+    t_grid_max: float = Field(8.0, gt=0, strict=True)
+    t_grid_size: int = Field(60, ge=5, strict=True)
+
+    @model_validator(mode="after")
+    def _grid_order(self) -> CalibrationParams:
+        if self.t_grid_min >= self.t_grid_max:
+            raise ValueError(
+                f"t_grid_min ({self.t_grid_min}) must be below t_grid_max ({self.t_grid_max})"
+            )
+        return self
 
 
 class AnalysisParams(_Strict):
-    sample_sizes: list[int] = Field(default_factory=lambda: [1, 2, 3, 6])
-    subsample_repeats: int = Field(20, gt=0)
-    bootstrap: int = Field(1000, gt=0)
-    shapley: bool = False
-    shapley_permutations: int = Field(8, gt=0)
-    seed: int = 0
+    # personas per country for the sample-size curve (Figure 3); sizes above
+    # personas.n_per_country are skipped by the curve (see sample_size_warnings)
+    sample_sizes: list[Count] = Field(default_factory=lambda: [1, 2, 3, 6], min_length=1)
+    subsample_repeats: Count = 20
+    bootstrap: Count = 1000
+    shapley: Flag = False
+    shapley_permutations: Count = 8
+    seed: Seed = 0
 
 
 def _default_models() -> dict[str, ModelSpec]:
@@ -189,8 +223,41 @@ class Params(_Strict):
         return self
 
 
+def sample_size_warnings(params: Params) -> list[str]:
+    """Settings that validate but quietly do less than asked, as one-line warnings.
+
+    Sample sizes above personas.n_per_country are a warning, not an error: the curve
+    (valuesim.analysis.curves.sample_size_curve) skips a size for a country with fewer
+    personas, which is also what happens where a country has fewer respondents than
+    n_per_country, so the study still runs; the user learns that the point is missing.
+    """
+    n = params.personas.n_per_country
+    above = sorted({s for s in params.analysis.sample_sizes if s > n})
+    if not above:
+        return []
+    return [
+        f"analysis.sample_sizes {', '.join(map(str, above))} exceed personas.n_per_country ({n}): "
+        "the sample-size curve has no points there; lower them or raise n_per_country"
+    ]
+
+
+def check_option(model: type[BaseModel], field: str, value: Any, option: str) -> Any:
+    """Validate a CLI option with the params field it overrides (same domain, one line).
+
+    E.g. ``check_option(PersonaParams, "seed", -5, "--seed")`` raises
+    ConfigError("--seed -5: Input should be greater than or equal to 0").
+    """
+    info = model.model_fields[field]
+    try:
+        return TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(f"{option} {value}: {exc.errors()[0]['msg']}") from exc
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Parse and validate params; raise ConfigError with a one-line message."""
+    """Parse and validate params; raise ConfigError with a one-line message.
+
+    Warnings (see :func:`sample_size_warnings`) go to stderr, one line each."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"params file {p} not found; run from the project root or pass --params")
@@ -199,9 +266,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         hint = " (typo? unknown keys are rejected)" if err["type"] == "extra_forbidden" else ""
         raise ConfigError(f"{p}: {loc}: {err['msg']}{hint}") from exc
+    for line in sample_size_warnings(params):
+        print(f"warning: {p}: {line}", file=sys.stderr)
+    return params

@@ -13,6 +13,7 @@ import yaml
 
 from valuesim import plugins
 from valuesim.cli import main
+from valuesim.llm.simulation import run_stats_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
 from simulate_project import make_project
@@ -93,7 +94,7 @@ def test_score_prints_what_simulate_computes_for_the_same_prompt(
     row = answers.filter((pl.col("persona_id") == "DEU-1:value") & (pl.col("question") == "Q6"))
     assert row["probs"][0].to_list() == list(result["distribution"].values())
     assert row["coverage"][0] == result["coverage"]
-    assert json.loads(Path("data/simulated/fake/value/summary.json").read_text())["cache_hits"] == 1
+    assert json.loads(run_stats_path("fake", "value").read_text())["cache_hits"] == 1
 
     paid = len((project / "paid.log").read_text().splitlines())
     code, out, _ = run_cli(args, capsys)

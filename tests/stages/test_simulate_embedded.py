@@ -10,6 +10,7 @@ import pytest
 from simulate_project import QUESTIONS, make_project
 
 from valuesim.config import Params
+from valuesim.llm.simulation import run_stats_path
 from valuesim.personas.build import write_persona_tables
 from valuesim.stages import simulate
 
@@ -41,12 +42,12 @@ def test_embedded_model_tiny_run_and_a_rerun_without_model_calls(
     assert set(answers["estimator"]) == {"logprobs"}
     assert (answers["probs"].list.sum() - 1).abs().max() < 1e-6  # type: ignore[operator]
     assert answers["coverage"].is_between(0, 1, closed="right").all()
-    first = json.loads((out / "summary.json").read_text())
+    first = json.loads(run_stats_path("smollm2", "value").read_text())
     assert (first["sent"], first["cache_hits"]) == (6, 0)
     assert first["prompt_tokens"] > 0
     tables = {n: (out / n).read_bytes() for n in ("answers.parquet", "population.parquet")}
 
     simulate.run(params, model="smollm2", method="value")
-    second = json.loads((out / "summary.json").read_text())
+    second = json.loads(run_stats_path("smollm2", "value").read_text())
     assert (second["sent"], second["provider_calls"], second["cache_hits"]) == (0, 0, 6)
     assert {n: (out / n).read_bytes() for n in tables} == tables

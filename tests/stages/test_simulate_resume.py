@@ -20,6 +20,7 @@ import yaml
 from simulate_project import COUNTRIES, PER_COUNTRY, QUESTIONS, make_project
 
 from valuesim.llm.cache import ResponseCache
+from valuesim.llm.simulation import run_stats_path
 
 N_REQUESTS = len(COUNTRIES) * PER_COUNTRY * len(QUESTIONS)
 BATCH, CONCURRENCY = 2, 2
@@ -92,7 +93,7 @@ def test_a_killed_simulate_resumes_without_repeating_or_losing_a_request(
         a = pl.read_parquet(clean / "data/simulated/fake/value" / name)
         b = pl.read_parquet(killed / "data/simulated/fake/value" / name)
         assert a.equals(b), name
-    summary = json.loads((killed / "data/simulated/fake/value/summary.json").read_text())
+    summary = json.loads((killed / run_stats_path("fake", "value")).read_text())
     assert (summary["cache_hits"], summary["sent"]) == (saved, N_REQUESTS - saved)
 
     # and a third run pays for nothing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import typer
 
-from valuesim.config import load_params
+from valuesim.config import PersonaParams, check_option, load_params
 from valuesim.personas.build import check_kind
 from valuesim.personas.preview import country_personas
 from valuesim.survey.bank import load_bank
@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the first N personas of a kind for one country, as the model sees them."""
         check_kind(kind)
+        if seed is not None:  # the same domain as personas.seed: a one-line error, not a traceback
+            seed = check_option(PersonaParams, "seed", seed, "--seed")
         params = load_params(params_file)
         bank = load_bank(params.data.questions)
         rows = country_personas(params, bank, country, source=source, seed=seed).filter(

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         """Score one prompt: probability of each answer, coverage and estimator."""
         import polars as pl
 
-        from valuesim.config import ModelSpec, load_params
+        from valuesim.config import ESTIMATORS, ModelSpec, load_params
         from valuesim.llm.engine import Engine
         from valuesim.personas.preview import country_personas
         from valuesim.prompts import check_guidance, check_method, persona_kind, render
@@ -48,9 +48,8 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("table", "json"):
             raise ConfigError(f"unknown format {fmt!r}; use --format table or --format json")
-        estimators = ("logprobs", "top_logprobs", "sampling", "verbalized")
-        if estimator is not None and estimator not in estimators:
-            raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(estimators)}")
+        if estimator is not None and estimator not in ESTIMATORS:
+            raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
         if answer_rule is not None and answer_rule not in ANSWER_RULES:
             raise ConfigError(
                 f"unknown answer rule {answer_rule!r}; choose one of: {', '.join(ANSWER_RULES)}"

@@ -102,6 +102,25 @@ def empty_cells(answers: pl.DataFrame, population: pl.DataFrame) -> list[str]:
     return sorted(f"{c}/{q}" for c, q in missing.iter_rows())
 
 
+# Per-run statistics of the simulate stage (cache hits, sent, calls, retries, tokens,
+# cost, wall time). They depend on the cache state and the machine, so they stay out of
+# the DVC-hashed data/simulated/ outputs; this folder is git-ignored, no DVC output and
+# no stage's dependency, and holds the latest run of each (model, method).
+RUNS = Path("reports/runs")
+
+
+def run_stats_path(model: str, method: str) -> Path:
+    return RUNS / f"{model}-{method}.json"
+
+
+def write_run_stats(path: Path, stats: Mapping[str, object]) -> None:
+    """Replace ``path`` atomically with ``stats`` (informational; nothing reads it back)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
 def write_outputs(
     out_dir: Path,
     answers: pl.DataFrame,

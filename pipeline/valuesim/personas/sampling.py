@@ -29,8 +29,9 @@ def country_rng(seed: int, country: str) -> np.random.Generator:
 def sample_respondents(
     respondents: pl.DataFrame, countries: Sequence[str], n_per_country: int, seed: int
 ) -> pl.DataFrame:
-    """``n_per_country`` respondents per country (all of them where there are fewer),
-    in draw order, with a ``draw`` column (0, 1, ...) per country."""
+    """``n_per_country`` respondents per country (all of them where there are fewer:
+    see :func:`shortfall_warnings`), in draw order, with a ``draw`` column (0, 1, ...)
+    per country."""
     for col in ("country", "respondent_id", "weight"):
         if col not in respondents.columns:
             raise DataError(f"respondents have no {col!r} column; rerun the extract stage")
@@ -54,3 +55,18 @@ def sample_respondents(
         )
         parts.append(pool[idx.tolist()].with_columns(pl.Series("draw", range(k), dtype=pl.Int64)))
     return pl.concat(parts, how="vertical")
+
+
+def shortfall_warnings(sample: pl.DataFrame, n_per_country: int) -> list[str]:
+    """One line per country of ``sample`` that has fewer than ``n_per_country`` personas.
+
+    sample_respondents takes every respondent of such a country rather than failing
+    (the study still runs), so the stage says so instead of capping silently.
+    """
+    counts = sample.group_by("country").len().sort("country")
+    return [
+        f"{country} has {k} respondents, fewer than personas.n_per_country ({n_per_country}); "
+        f"using all {k}"
+        for country, k in counts.iter_rows()
+        if k < n_per_country
+    ]

@@ -21,13 +21,13 @@ def run(params: Params, **_: object) -> None:
     cal = params.calibration
     grid = temperature_grid(cal.t_grid_min, cal.t_grid_max, cal.t_grid_size)
     human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
-    kept = read_json(KEPT_QUESTIONS, "human")["kept"]
+    kept = read_json(KEPT_QUESTIONS, "human", keys=("kept",))["kept"]
     frames = []
     temperatures: dict[str, object] = {}
     for (model, method), path in simulated_runs(
         SIMULATED, params.simulate.models, params.simulate.methods
     ).items():
-        blocks = build_blocks(pl.read_parquet(path), human, kept)
+        blocks = build_blocks(read_parquet(path, "simulate"), human, kept)
         if not blocks:
             raise DataError(f"{path} has no usable answers to kept questions; re-run simulate")
         fit = fit_loqo(blocks, grid)

@@ -65,7 +65,7 @@ def map_positions(runs: dict[tuple[str, str], Path], transform_path: Path) -> pl
         path = answers_path.with_name("map_answers.parquet")
         if not path.exists():
             continue
-        expected = expected_map_items(pl.read_parquet(path))
+        expected = expected_map_items(read_parquet(path, "simulate"))
         for (country,), grp in expected.group_by(["country"], maintain_order=True):
             try:
                 secular, self_expression = transform.project_expected(
@@ -92,7 +92,7 @@ def run(params: Params, **_: object) -> None:
     an = params.analysis
     population = read_parquet(CALIBRATED / "population.parquet", "calibrate")
     human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
-    kept = read_json(KEPT_QUESTIONS, "human")["kept"]
+    kept = read_json(KEPT_QUESTIONS, "human", keys=("kept",))["kept"]
     respondents = read_parquet(RESPONDENTS, "extract")
     cells = scores.score_cells(population, human)
     countries = scores.by_country(cells)
@@ -100,7 +100,7 @@ def run(params: Params, **_: object) -> None:
 
     sample_frames, temp_frames = [], []
     runs = simulated_runs(SIMULATED, params.simulate.models, params.simulate.methods)
-    answers = {key: pl.read_parquet(path) for key, path in runs.items()}
+    answers = {key: read_parquet(path, "simulate") for key, path in runs.items()}
     run_n = {key: personas_per_country(a) for key, a in answers.items() if persona_kind(key[1])[0]}
     for (model, method), frame in answers.items():
         blocks = build_blocks(frame, human, kept)

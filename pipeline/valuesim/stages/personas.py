@@ -7,6 +7,7 @@ each prompting method finds its personas in one file.
 from __future__ import annotations
 
 import json
+import sys
 
 import polars as pl
 
@@ -15,8 +16,26 @@ from valuesim.errors import DataError
 from valuesim.paths import GENERATED_DESCRIPTORS, PERSONAS, RESPONDENTS, SELECTED_COUNTRIES
 from valuesim.personas import descriptors
 from valuesim.personas.build import build_personas, write_persona_tables
-from valuesim.personas.sampling import sample_respondents
+from valuesim.personas.sampling import sample_respondents, shortfall_warnings
 from valuesim.survey.bank import load_bank
+
+
+def _countries() -> list[str]:
+    try:
+        data = json.loads(SELECTED_COUNTRIES.read_text(encoding="utf-8"))
+        return list(data["countries"])
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as exc:
+        raise DataError(
+            f"{SELECTED_COUNTRIES} is unreadable ({type(exc).__name__}: {exc}); rerun `dvc repro map`"
+        ) from exc
+
+
+def _respondents() -> pl.DataFrame:
+    try:
+        return pl.read_parquet(RESPONDENTS)
+    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{RESPONDENTS} is unreadable ({why}); rerun `dvc repro extract`") from exc
 
 
 def run(params: Params, **_: object) -> None:
@@ -24,12 +43,13 @@ def run(params: Params, **_: object) -> None:
     for p, stage in ((RESPONDENTS, "extract"), (SELECTED_COUNTRIES, "map")):
         if not p.exists():
             raise DataError(f"{p} not found; run the {stage} stage first (dvc repro {stage})")
-    countries = json.loads(SELECTED_COUNTRIES.read_text())["countries"]
+    countries = _countries()
     value_set = descriptors.load(GENERATED_DESCRIPTORS, bank, kind="value")
     socio_set = descriptors.load(params.descriptors.sociodemographic_path, bank, kind="sociodemographic")
-    sample = sample_respondents(
-        pl.read_parquet(RESPONDENTS), countries, params.personas.n_per_country, params.personas.seed
-    )
+    n = params.personas.n_per_country
+    sample = sample_respondents(_respondents(), countries, n, params.personas.seed)
+    for line in shortfall_warnings(sample, n):
+        print(f"warning: personas: {line}", file=sys.stderr)
     personas = build_personas(sample, bank, value_set, socio_set)
     write_persona_tables(personas, PERSONAS.parent)
     print(f"personas: {sample.height} respondents x {personas.height // max(sample.height, 1)} "

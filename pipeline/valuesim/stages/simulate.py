@@ -2,7 +2,9 @@
 
 Plans every prompt of the method for the selected countries, kept questions and
 personas, runs them through the engine (cached, resumable) and writes
-``data/simulated/<model>/<method>/{answers,population}.parquet`` and ``summary.json``.
+``data/simulated/<model>/<method>/{answers,population}.parquet`` and ``summary.json``
+(what the answers determine), and the run's statistics (cache hits, calls, tokens,
+cost, time) to ``reports/runs/<model>-<method>.json`` (not a DVC output).
 With ``simulate.map_items`` it also asks the Inglehart-Welzel map items (for the
 methods where that is meaningful, see ``valuesim.map_items``) and writes them to
 ``map_answers.parquet``, apart from the target answers that the metrics read.
@@ -20,6 +22,11 @@ from valuesim.errors import ConfigError, DataError
 from valuesim.paths import KEPT_QUESTIONS, SELECTED_COUNTRIES, personas_for, simulated_dir
 from valuesim.survey.bank import load_bank
 
+# Run statistics that the answers fix; the rest of the engine's RunSummary (cache_hits,
+# sent, provider_calls, retries, tokens, cost_usd, wall_s) depends on the cache and the
+# machine and goes to valuesim.llm.simulation.run_stats_path.
+ANSWER_DETERMINED = ("requests", "unique_requests", "flagged")
+
 
 def _pick(given: str | None, choices: list[str], what: str) -> str:
     if given is not None:
@@ -29,10 +36,29 @@ def _pick(given: str | None, choices: list[str], what: str) -> str:
     raise ConfigError(f"several {what}s in params ({', '.join(choices)}); pass --{what} NAME")
 
 
-def _read_json(path: Path, stage: str) -> dict[str, object]:
+def _read_json(path: Path, stage: str, key: str) -> object:
+    """``key`` of a stage's JSON output; a missing or damaged file is one line naming it.
+
+    (Not valuesim.analysis.blocks.read_json: that module is no dependency of this stage,
+    and making it one would rerun every paid-for simulation when the analysis changes.)
+    """
     if not path.exists():
         raise DataError(f"{path} not found; run the {stage} stage first (dvc repro {stage})")
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is unreadable (invalid JSON: {exc}); rerun `dvc repro {stage}`") from exc
+    if not isinstance(data, dict) or key not in data:
+        raise DataError(f"{path} is unreadable (no {key!r} key); rerun `dvc repro {stage}`")
+    return data[key]
+
+
+def _read_personas(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path} is unreadable ({why}); rerun `dvc repro personas`") from exc
 
 
 def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
@@ -42,7 +68,9 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         check_coverage,
         empty_cells,
         population_frame,
+        run_stats_path,
         write_outputs,
+        write_run_stats,
     )
     from valuesim.map_items import map_answers_frame, plan_map_prompts
     from valuesim.prompts import check_method, persona_kind, plan_prompts
@@ -53,13 +81,13 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         known = ", ".join(sorted(params.models)) or "none"
         raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
     bank = load_bank(params.data.questions)
-    kept = _read_json(KEPT_QUESTIONS, "human")["kept"]
-    countries = _read_json(SELECTED_COUNTRIES, "map")["countries"]
+    kept = _read_json(KEPT_QUESTIONS, "human", "kept")
+    countries = _read_json(SELECTED_COUNTRIES, "map", "countries")
     kind, _ = persona_kind(method)
     if kind is None:
         personas = pl.DataFrame()  # country-level methods need no personas
     elif personas_for(method).exists():
-        personas = pl.read_parquet(personas_for(method))
+        personas = _read_personas(personas_for(method))
     else:
         raise DataError(
             f"{personas_for(method)} not found; run the personas stage first (dvc repro personas)"
@@ -85,6 +113,10 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
     check_coverage(answers, label, engine.answer_rule)
     population = population_frame(answers)
     empty = empty_cells(answers, population)
+    # summary.json is a DVC output: only what the answers determine goes in, so two runs
+    # that give the same answers (cold or warm cache, any machine) hash the same and
+    # later stages do not rerun. How this run went (cache hits, calls, tokens, cost,
+    # time) goes to a side file that is no DVC output and no stage's dependency.
     report = {
         "model": model,
         "method": method,
@@ -97,8 +129,9 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         "countries": len(countries),
         "questions": len(kept),  # type: ignore[arg-type]
         "map_prompts": len(map_prompts),  # included in requests
-        **{k: v for k, v in summary.to_json().items() if k not in ("provider", "model")},
+        **{k: v for k, v in summary.to_json().items() if k in ANSWER_DETERMINED},
         "empty_cells": empty,
     }
     write_outputs(simulated_dir(model, method), answers, population, report, map_answers)
+    write_run_stats(run_stats_path(model, method), {"model": model, "method": method, **summary.to_json()})
     print(f"{label}: {summary.line()} -> {simulated_dir(model, method)}")
