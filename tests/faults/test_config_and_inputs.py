@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from fault_checks import one_error_line
 
 CLI = [sys.executable, "-c", "from valuesim.cli import main; main()"]
 
@@ -20,15 +21,6 @@ CLI = [sys.executable, "-c", "from valuesim.cli import main; main()"]
 def valuesim(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """The command failed with exactly one `error:` line on stderr and no traceback."""
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), proc.stderr
-    return lines[0]
 
 
 def write_params(directory: Path, root: Path, text: str = "") -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fault_checks import one_error_line
 
 from valuesim.testing import JSONHandler, local_http_server
 
@@ -93,14 +94,6 @@ def _score(root: Path, params: Path, *args: str, env: dict[str, str] | None = No
                           env={**base, "OPENAI_API_KEY": INHERITED, **(env or {})})
 
 
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), proc.stderr
-    return lines[0]
-
 
 def test_inherited_openai_key_is_not_sent_to_a_local_server(
     server: tuple[Recorder, str], tmp_path: Path, root: Path
@@ -133,7 +126,7 @@ def test_key_over_plain_http_to_a_remote_host_is_refused_before_any_request(
     keyed = {"provider": "openai", "model": "remote", "base_url": UNROUTABLE,
              "options": {"api_key_env": "LOCAL_VLLM_KEY"}}
     params = _params(tmp_path, root, {"keyed": keyed, "keyless": {**keyed, "options": {}}})
-    line = _one_error_line(_score(root, params, "--model", "keyed", env=proxy))
+    line = one_error_line(_score(root, params, "--model", "keyed", env=proxy))
     assert line == (
         f"error: openai: refusing to send an API key over plain http to {UNROUTABLE}; "
         "use an https:// base_url (plain http is allowed only to localhost)"
@@ -155,7 +148,7 @@ def test_password_in_base_url_is_not_printed(
     port = url.rsplit(":", 1)[1]
     proc = _score(root, _params(tmp_path, root), "--provider", "openai", "--model", "local",
                   "--base-url", f"http://user:secret@127.0.0.1:{port}/v1")
-    line = _one_error_line(proc)
+    line = one_error_line(proc)
     assert rec.requests, "the server was reached"
     assert f"http://***@127.0.0.1:{port}/v1" in line
     assert "secret" not in proc.stderr + proc.stdout
