@@ -109,7 +109,7 @@ def brute_force(
 
     bodies = {ans: tok(ans, add_special_tokens=False)["input_ids"] for ans in request.answers}
     raw = []
-    for ans, body in bodies.items():
+    for body in bodies.values():
         if rule == "first_token":
             raw.append(math.exp(float(logp_after([])[body[0]])))
             continue

@@ -217,9 +217,11 @@ def test_a_temperature_on_the_grid_edge_is_called_a_bound():
     lines = temperature_edge_findings(temps, 0.25, 8.0, {})
     assert len(lines) == 2
     assert "m, value: the fitted mean-preserving temperature (8, " in lines[0]
-    assert "upper edge" in lines[0] and "calibration.t_grid_max" in lines[0]
+    assert "upper edge" in lines[0]
+    assert "calibration.t_grid_max" in lines[0]
     assert "m, generic: the fitted plain temperature (0.25," in lines[1]
-    assert "lower edge" in lines[1] and "calibration.t_grid_min" in lines[1]
+    assert "lower edge" in lines[1]
+    assert "calibration.t_grid_min" in lines[1]
 
 
 def test_the_report_prints_server_urls_without_credentials():
@@ -227,5 +229,6 @@ def test_the_report_prints_server_urls_without_credentials():
         "tiny": {"provider": "openai", "model": "m", "base_url": "http://user:s3cret@10.0.0.5:8000/v1?api_key=k3y"}}})
     shown = report._shown_params(params)
     url = shown["models"]["tiny"]["base_url"]
-    assert "s3cret" not in url and "k3y" not in url
+    assert "s3cret" not in url
+    assert "k3y" not in url
     assert "10.0.0.5:8000/v1" in url

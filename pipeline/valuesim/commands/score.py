@@ -40,11 +40,10 @@ def register(app: typer.Typer) -> None:
 
         from valuesim.config import ESTIMATORS, ModelSpec, load_params
         from valuesim.llm.engine import Engine
+        from valuesim.llm.types import ANSWER_RULES
         from valuesim.personas.preview import country_personas
         from valuesim.prompts import check_guidance, check_method, persona_kind, render
         from valuesim.survey.bank import load_bank
-
-        from valuesim.llm.types import ANSWER_RULES
 
         if fmt not in ("table", "json"):
             raise ConfigError(f"unknown format {fmt!r}; use --format table or --format json")
