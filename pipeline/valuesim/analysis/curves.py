@@ -90,8 +90,11 @@ def temperature_curve(
 
 def per_question(cells: pl.DataFrame) -> pl.DataFrame:
     """MAE per (model, question) for each method, averaged over countries (Figure 8)."""
-    return (
+    wide = (
         cells.group_by(["model", "question", "method"]).agg(pl.col("mae").mean())
+        .sort(["model", "question", "method"])
         .pivot(on="method", index=["model", "question"], values="mae")
         .sort(["model", "question"])
     )
+    # method columns in a fixed order: the output is hashed by DVC
+    return wide.select("model", "question", *sorted(c for c in wide.columns if c not in ("model", "question")))

@@ -262,7 +262,13 @@ def split_half(
 
 def spread(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """Mean over countries per repeat, then mean, SD and 2.5/97.5% over repeats."""
-    per_rep = frame.group_by([*by, "repeat"]).agg(pl.col("mae").mean(), pl.col("wasserstein").mean())
+    # sorted, and groups kept in order: float sums in a fixed order give byte-identical
+    # outputs from run to run (DVC hashes them)
+    per_rep = (
+        frame.sort([*by, "repeat", "country"])
+        .group_by([*by, "repeat"], maintain_order=True)
+        .agg(pl.col("mae").mean(), pl.col("wasserstein").mean())
+    )
     aggs = []
     for col in ("mae", "wasserstein"):
         aggs += [
@@ -271,5 +277,5 @@ def spread(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
             pl.col(col).quantile(0.975, "linear").alias(f"{col}_hi"),
         ]
     if by:
-        return per_rep.group_by(list(by)).agg(aggs).sort(list(by))
+        return per_rep.group_by(list(by), maintain_order=True).agg(aggs).sort(list(by))
     return per_rep.select(aggs)
