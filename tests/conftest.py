@@ -1,4 +1,8 @@
-"""Shared fixtures. Real WVS files are read by path and never copied into the repo."""
+"""Shared pytest fixtures. Real WVS files are read by path and never copied into the repo.
+
+The helpers behind fixtures live in tests/fixtures/ (see its __init__.py); this file
+only turns them into pytest fixtures.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,19 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_WVS = (ROOT / ".." / "shared" / "data" / "wvs7").resolve()
+from tests.fixtures.paths import ROOT, SHARED_WVS, SHIPPED_BANK
+from valuesim.survey.bank import QuestionBank, load_bank
 
 
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def shipped_bank() -> QuestionBank:
+    """The WVS-7 question bank the project ships (data/questions/wvs7.yaml)."""
+    return load_bank(SHIPPED_BANK)
 
 
 @pytest.fixture(scope="session")

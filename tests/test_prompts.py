@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from valuesim.config import METHODS
 from valuesim.errors import ConfigError, DataError
 from valuesim.llm.types import ChatMessage
+from valuesim.methods import METHOD_NAMES
 from valuesim.personas.build import SCHEMA
 from valuesim.prompts import (
     PromptUnit,
@@ -91,7 +91,7 @@ def test_all_table1_templates_are_there() -> None:
     )
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_one_prompt_per_method_is_pinned(bank: QuestionBank, method: str) -> None:
     units = plan_prompts(method, personas_frame(["JPN"], 1), bank, ["Q6"], ["JPN"])
     assert len(units) == 1
@@ -103,7 +103,7 @@ def test_one_prompt_per_method_is_pinned(bank: QuestionBank, method: str) -> Non
 
 
 @pytest.mark.parametrize("guidance", guidance_keys())
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_every_method_renders_with_every_guidance(bank: QuestionBank, method: str, guidance: str) -> None:
     units = plan_prompts(method, personas_frame(["JPN", "DEU"]), bank, ["Q6", "Q49"], ["JPN", "DEU"], guidance)
     per_country = 1 if method in ("default", "generic", "country") else 2

@@ -16,7 +16,7 @@ from valuesim.errors import ValuesimError
 
 COMMAND_MODULES = (
     "human", "demo", "map", "personas", "prompt", "providers", "score", "bench", "stage",
-    "cache",
+    "cache", "ask",
 )
 
 

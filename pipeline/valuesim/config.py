@@ -23,22 +23,13 @@ from pydantic import (
 )
 
 from valuesim.errors import ConfigError
+from valuesim.methods import METHOD_NAMES, unknown_method_message
 
 # The paper's ten countries where WVS-7 files exist, with documented substitutes for
 # the four that have none here (README, "Country selection").
 DEFAULT_COUNTRIES: tuple[str, ...] = (
     "JPN", "TWN", "PRI", "COL", "JOR", "ROU", "ZWE", "NZL", "DEU", "AUS",
 )
-
-PERSONA_METHODS = ("sociodemographic", "value", "fewshot")
-BASE_METHODS = ("default", "generic", "country")
-# A persona method with the "_nonat" suffix leaves nationality out of the prompt.
-METHODS: tuple[str, ...] = (
-    *BASE_METHODS,
-    *PERSONA_METHODS,
-    *(f"{m}_nonat" for m in PERSONA_METHODS),
-)
-
 
 # Enum-like settings, shared with the CLI options that override them (valuesim score).
 ESTIMATORS: tuple[str, ...] = ("logprobs", "top_logprobs", "sampling", "verbalized")
@@ -166,8 +157,8 @@ class SimulateParams(_Strict):
     @classmethod
     def _known_methods(cls, v: list[str]) -> list[str]:
         for m in v:
-            if m not in METHODS:
-                raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+            if m not in METHOD_NAMES:  # the table of methods: valuesim.methods
+                raise ValueError(unknown_method_message(m))
         return v
 
 

@@ -1,7 +1,7 @@
 """The plugin contract.
 
 A plugin is a module named in the ``valuesim`` entry-point group that implements
-one or both hooks below with ``@valuesim.hookimpl``. Built-in providers and
+one or both hooks below with ``@valuesim.hookimpl`` (defined here). Built-in providers and
 generators register through the same hooks as external ones.
 """
 
@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from valuesim.llm.provider import ProviderFactory
-    from valuesim.personas.generators import DescriptorGeneratorFactory
+    from valuesim.contracts import DescriptorGeneratorFactory, ProviderFactory
 
 hookspec = pluggy.HookspecMarker("valuesim")
+#: Marker for plugin implementations (re-exported as ``valuesim.hookimpl``).
+hookimpl = pluggy.HookimplMarker("valuesim")
 
 
 @hookspec

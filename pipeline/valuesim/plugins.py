@@ -20,8 +20,7 @@ from valuesim import hookspecs
 from valuesim.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
-    from valuesim.llm.provider import ProviderFactory
-    from valuesim.personas.generators import DescriptorGeneratorFactory
+    from valuesim.contracts import DescriptorGeneratorFactory, ProviderFactory
 
 ENTRY_POINT_GROUP = "valuesim"
 ALLOW_ENV = "VALUESIM_PLUGINS"

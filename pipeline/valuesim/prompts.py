@@ -11,10 +11,12 @@ System message: the guidance; for persona methods followed by a blank line and
     Respond with ONLY the single integer (1-4):
 
 The persona comes first and the question last, so all questions of one persona share
-a prefix (KV-cache and provider prompt-cache reuse). Guidance wordings are data
-(``data/prompts/guidance.yaml``): the 14 templates of the paper's Table 1 verbatim,
-the default assistant prompt, our generic (no country) wording, and the country-free
-wording used by the ``*_nonat`` methods (a Table 1 template would name the country).
+a prefix (KV-cache and provider prompt-cache reuse). Guidance wordings are package
+data (``valuesim/resources/guidance.yaml``): the 14 templates of the paper's Table 1
+verbatim, the default assistant prompt, our generic (no country) wording, and the
+country-free wording used by the methods that leave nationality out (a Table 1
+template would name the country). Which wording a method uses is its row in
+:mod:`valuesim.methods`.
 """
 
 from __future__ import annotations
@@ -22,20 +24,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import polars as pl
 import yaml
 
-from valuesim.config import METHODS, PERSONA_METHODS
 from valuesim.errors import ConfigError, DataError
 from valuesim.llm.types import ChatMessage
+from valuesim.methods import get_method
 from valuesim.survey.bank import Item, QuestionBank
 from valuesim.survey.countries import country_name
 
-GUIDANCE_FILE = Path(__file__).resolve().parents[2] / "data" / "prompts" / "guidance.yaml"
+GUIDANCE_FILE: Traversable = files("valuesim.resources") / "guidance.yaml"
 DEFAULT_GUIDANCE = "social_science"
-NONAT = "_nonat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class Guidance:
 
 
 @cache
-def load_guidance(path: Path = GUIDANCE_FILE) -> Guidance:
+def load_guidance(path: Traversable = GUIDANCE_FILE) -> Guidance:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Guidance(
@@ -74,12 +76,6 @@ def guidance_keys() -> tuple[str, ...]:
     return tuple(load_guidance().templates)
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    return method
-
-
 def check_guidance(key: str) -> str:
     keys = guidance_keys()
     if key not in keys:
@@ -87,25 +83,16 @@ def check_guidance(key: str) -> str:
     return key
 
 
-def persona_kind(method: str) -> tuple[str | None, bool]:
-    """(persona kind or None, nationality shown) for a method: value_nonat -> (value, False)."""
-    check_method(method)
-    base = method.removesuffix(NONAT)
-    if base in PERSONA_METHODS:
-        return base, not method.endswith(NONAT)
-    return None, method == "country"
-
-
 def system_message(method: str, guidance: str, country: str, persona: str | None = None) -> str:
-    kind, nationality = persona_kind(method)
+    m = get_method(method)
     check_guidance(guidance)
     g = load_guidance()
-    if method == "default":
+    if m.opening == "default":
         return g.default
-    if method == "generic":
+    if m.opening == "generic":
         return g.generic
-    text = g.templates[guidance].replace("{country}", country_name(country)) if nationality else g.country_free
-    if kind is None:
+    text = g.templates[guidance].replace("{country}", country_name(country)) if m.nationality else g.country_free
+    if m.persona is None:
         return text
     if persona is None:
         raise DataError(f"method {method} needs a persona")
@@ -161,7 +148,8 @@ def plan_prompts(
     (persona_id ``"{country}:{method}"``); persona methods one per persona of that
     kind and nationality flag. All inputs are checked before anything is rendered.
     """
-    kind, nationality = persona_kind(method)
+    m = get_method(method)
+    kind, nationality = m.persona, m.nationality
     check_guidance(guidance)
     items = [bank.item(q) for q in question_ids]
     for item in items:

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from planted import (
+from tests.fixtures.planted import (
     BIASED,
     COMPRESSED,
     COUNTRIES,

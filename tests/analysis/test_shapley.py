@@ -366,15 +366,14 @@ def test_orders_must_cover_the_persona_items(project: Path) -> None:
 
 def test_stage_reads_only_the_params_dvc_declares(project: Path) -> None:
     """The enabled path, which the unit suite's DVC declaration test cannot run."""
-    import sys
-
     import yaml
 
-    sys.path.insert(0, str(ROOT / "tests" / "integration"))
-    try:
-        from test_dvc_declarations import Record, _covered, _declared_params, _spy_model
-    finally:
-        sys.path.remove(str(ROOT / "tests" / "integration"))
+    from tests.integration.test_dvc_declarations import (
+        Record,
+        _covered,
+        _declared_params,
+        _spy_model,
+    )
     from valuesim.stages import shapley
 
     make_project(project, human_at_minimum=False)

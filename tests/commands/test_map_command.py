@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from iw_population import make_population
+from tests.fixtures.iw_population import make_population
 from valuesim.cli import main
 from valuesim.survey.bank import load_bank
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +10,10 @@ import polars as pl
 import pytest
 import yaml
 
+from tests.fixtures.simulate_project import make_project
 from valuesim import plugins
+from valuesim.answer_tables import run_stats_path
 from valuesim.cli import main
-from valuesim.llm.simulation import run_stats_path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-from simulate_project import make_project
 
 
 @pytest.fixture

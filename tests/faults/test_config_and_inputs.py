@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from fault_checks import one_error_line
+
+from tests.fixtures.fault_checks import one_error_line
 
 CLI = [sys.executable, "-c", "from valuesim.cli import main; main()"]
 
@@ -135,8 +136,7 @@ def test_personas_warns_per_country_when_respondents_are_fewer_than_asked(
 ) -> None:
     import json
 
-    from tests.personas.conftest import make_respondents
-
+    from tests.fixtures.personas import make_respondents
     from valuesim.config import Params
     from valuesim.paths import PERSONAS, RESPONDENTS, SELECTED_COUNTRIES
     from valuesim.stages import descriptors as descriptors_stage

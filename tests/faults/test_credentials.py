@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
-from fault_checks import one_error_line
 
+from tests.fixtures.fault_checks import one_error_line
 from valuesim.testing import JSONHandler, local_http_server
 
 pytest.importorskip("valuesim_openai", reason="the OpenAI provider plugin is not installed")

@@ -9,7 +9,6 @@ line per answered request to VALUESIM_TEST_LOG: what the run paid for.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures import simulate_project
 from valuesim.llm.cache import ResponseCache
 from valuesim.testing import JSONHandler, local_http_server
 
@@ -40,11 +40,6 @@ INTERRUPT_LINE = re.compile(
     r"rerun the same command to resume$"
 )
 
-_spec = importlib.util.spec_from_file_location("simulate_project", ROOT / "tests/stages/simulate_project.py")
-assert _spec is not None
-assert _spec.loader is not None
-simulate_project = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(simulate_project)
 N_REQUESTS = len(simulate_project.COUNTRIES) * simulate_project.PER_COUNTRY * len(simulate_project.QUESTIONS)
 BATCH, CONCURRENCY = 2, 2
 

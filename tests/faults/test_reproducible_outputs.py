@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.stages.simulate_project import COUNTRIES, make_project
+
+from tests.fixtures.simulate_project import COUNTRIES, make_project
 
 CLI = [sys.executable, "-c", "from valuesim.cli import main; main()"]
 OUT = Path("data/simulated/fake/sociodemographic")

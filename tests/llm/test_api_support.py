@@ -7,14 +7,16 @@ import time
 
 import pytest
 
+from valuesim.contracts import TransientProviderError
 from valuesim.errors import ProviderError
 from valuesim.llm.api_support import (
     RetryMemo,
     api_key_from_env,
+    http_status_error,
     redact,
     retry_after_seconds,
-    timeout_s,
 )
+from valuesim.llm.provider_options import ProviderOptions
 
 
 def test_key_from_first_set_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,10 +49,26 @@ def test_retry_after_forms() -> None:
 
 
 def test_timeout_option() -> None:
-    assert timeout_s({}) == 120.0
-    assert timeout_s({"timeout_s": "5"}) == 5.0
-    with pytest.raises(ProviderError, match="timeout_s"):
-        timeout_s({"timeout_s": 0})
+    assert ProviderOptions.parse("p", {}).timeout_s == 120.0
+    assert ProviderOptions.parse("p", {"timeout_s": "5"}).timeout_s == 5.0
+    for bad in (0, -1, "soon", None):
+        with pytest.raises(ProviderError, match="timeout_s must be a positive number") as info:
+            ProviderOptions.parse("p", {"timeout_s": bad})
+        assert "\n" not in str(info.value)
+
+
+def test_http_status_errors_are_classified_and_redacted() -> None:
+    key = "sk-secret-0123456789abcdef"
+    rate = http_status_error("p", "https://x", 429, "slow", headers={"Retry-After": "3"}, key=key)
+    assert isinstance(rate, TransientProviderError)
+    assert rate.retry_after == 3.0
+    assert isinstance(http_status_error("p", "https://x", 503, "busy"), TransientProviderError)
+    quota = http_status_error("p", "https://x", 429, "no money", code="insufficient_quota")
+    assert not isinstance(quota, TransientProviderError)
+    assert "check billing" in str(quota)
+    denied = http_status_error("p", "https://x", 401, f"bad key {key}", key=key)
+    assert not isinstance(denied, TransientProviderError)
+    assert str(denied) == "p: HTTP 401 from https://x: bad key ***; check the API key in the environment"
 
 
 def test_retry_memo_pays_each_request_once() -> None:

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from valuesim.config import ModelSpec
+from valuesim.contracts import TransientProviderError
 from valuesim.errors import ProviderError
 from valuesim.llm.cache import ResponseCache
 from valuesim.llm.engine import FLAG_NO_COVERAGE, Engine, cost_of, plan_chunks
 from valuesim.llm.interrupt import RunInterrupted
 from valuesim.llm.paid_journal import JOURNAL_DIR, Paid, RunJournal
-from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import (
     AnswerDistribution,
     Capabilities,

@@ -1,16 +1,11 @@
-"""The answer trie and bench helpers (no model needed)."""
+"""The answer trie and the exact-scoring helpers (no model needed)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from valuesim.llm.bench import country_means, reference_subset, total_variation
 from valuesim.llm.exact_scoring import build_trie
-from valuesim.llm.types import AnswerDistribution, ChatMessage
-from valuesim.prompts import PromptUnit
 
 END = 2
 
@@ -75,50 +70,6 @@ def test_trie_of_single_token_answers_needs_one_context_each() -> None:
     trie = build_trie([(33, END), (34, END)])
     assert trie.contexts == ((33,), (34,))
     assert np.array_equal(trie.ancestors, np.eye(2, dtype=bool))
-
-
-def test_reference_subset_is_evenly_spaced_and_total() -> None:
-    assert reference_subset(10, 0) == list(range(10))
-    assert reference_subset(3, 6) == [0, 1, 2]
-    sub = reference_subset(100, 5)
-    assert sub[0] == 0
-    assert sub[-1] == 99
-    assert len(sub) == 5
-
-
-def test_total_variation() -> None:
-    assert total_variation([1, 0], [0, 1]) == 1.0
-    assert total_variation([0.5, 0.5], [0.5, 0.5]) == 0.0
-    assert total_variation([0.2, 0.8], [0.4, 0.6]) == pytest.approx(0.2)
-
-
-def test_country_means_average_expected_answers_over_personas() -> None:
-    msgs = (ChatMessage("user", "q"),)
-    units = [
-        PromptUnit("a", "JPN", "Q1", msgs, ("1", "2", "3", "4")),
-        PromptUnit("b", "JPN", "Q1", msgs, ("1", "2", "3", "4")),
-    ]
-    dists = [
-        AnswerDistribution((1.0, 0.0, 0.0, 0.0), 1.0, "logprobs"),
-        AnswerDistribution((0.0, 0.0, 0.5, 0.5), 1.0, "logprobs"),
-    ]
-    assert country_means(units, dists) == {("JPN", "Q1"): pytest.approx((1.0 + 3.5) / 2)}
-
-
-def test_bench_refuses_unknown_and_remote_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from valuesim.cli import main
-
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        "models:\n"
-        "  smollm2: {provider: transformers, model: embedded}\n"
-        "  remote: {provider: openai, model: gpt-4o-mini}\n"
-    )
-    for model, match in (("nope", "not defined"), ("remote", "local transformers provider")):
-        with pytest.raises(SystemExit) as exc:
-            main(["bench", "--params", str(params), "--model", model])
-        assert exc.value.code == 2
-        assert match in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("logp", [-np.inf, -2000.0])

@@ -213,11 +213,23 @@ def test_prefix_reuse_equals_whole_prompts(fp32: TransformersProvider) -> None:
 
 @pytest.mark.slow
 def test_fp32_is_deterministic(fp32: TransformersProvider) -> None:
-    fp32._prefixes.clear()
+    fp32.clear_prefix_cache()
     first = [d.to_json() for d in fp32.score(REQUESTS)]
-    fp32._prefixes.clear()
+    fp32.clear_prefix_cache()
     again = [d.to_json() for d in fp32.score(REQUESTS)]
     assert first == again
+
+
+@pytest.mark.slow
+def test_clear_prefix_cache_starts_cold(fp32: TransformersProvider) -> None:
+    """The public prefix-cache API: a repeated prompt reuses its prefix until cleared."""
+    fp32.score(REQUESTS[:1])
+    warm = fp32.score(REQUESTS[:1])[0]
+    fp32.clear_prefix_cache()
+    cold = fp32.score(REQUESTS[:1])[0]
+    assert warm.usage.cached_tokens > 0
+    assert cold.usage.cached_tokens == 0
+    assert cold.probs == pytest.approx(warm.probs, abs=1e-5)
 
 
 @pytest.mark.slow
@@ -256,7 +268,7 @@ def test_bf16_is_close_to_fp32_and_repeatable(fp32: TransformersProvider, tmp_pa
     bf16 = providers()["transformers"].create(spec, state_dir=tmp_path)
     assert bf16.revision != fp32.revision  # precision changes answers
     a, b = bf16.score(REQUESTS), fp32.score(REQUESTS)
-    bf16._prefixes.clear()
+    bf16.clear_prefix_cache()
     assert [d.to_json() for d in bf16.score(REQUESTS)] == [d.to_json() for d in a]
     for x, y in zip(a, b, strict=True):
         assert 0.5 * sum(abs(p - q) for p, q in zip(x.probs, y.probs, strict=True)) < 0.15

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from tests.personas.conftest import make_respondents
 
+from tests.fixtures.personas import make_respondents
 from valuesim.errors import ConfigError, DataError
 from valuesim.personas.build import SCHEMA, build_personas, persona_text
 from valuesim.personas.descriptors import DescriptorSet

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.personas.conftest import socio_set_dict, value_set_dict
 
+from tests.fixtures.personas import socio_set_dict, value_set_dict
 from valuesim.errors import DataError
 from valuesim.personas import descriptors
 from valuesim.survey.bank import QuestionBank

@@ -14,15 +14,15 @@ from pathlib import Path
 import pluggy
 import pytest
 import yaml
-from tests.personas.conftest import value_set_dict
 
+from tests.fixtures.personas import value_set_dict
 from valuesim import hookimpl, hookspecs
 from valuesim.config import DescriptorParams, ModelSpec
+from valuesim.contracts import GenerationRequest, TransientProviderError
 from valuesim.errors import ConfigError, DataError, ProviderError
-from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import Capabilities, ChatMessage
 from valuesim.personas import generators
-from valuesim.personas.generators import GenerationRequest, request_from_params
+from valuesim.personas.generation import get_generator, request_from_params
 from valuesim.survey.bank import QuestionBank
 
 VALID = yaml.safe_dump(value_set_dict()["items"])
@@ -100,7 +100,7 @@ def test_both_builtin_generators_register_through_the_hook() -> None:
 def test_llm_generator_retries_invalid_output_then_succeeds(tiny_bank: QuestionBank, tmp_path: Path) -> None:
     factory = CannedFactory([INVALID, "```yaml\n" + VALID + "```"])
     name, req = llm_request(tiny_bank, factory, tmp_path)
-    ds = generators.get_generator(name, req.plugin_manager).generate(req)
+    ds = get_generator(name).generate(req)
     assert name == "llm"
     assert ds.items == value_set_dict()["items"]
     assert ds.meta["variant"] == "modular"
@@ -137,9 +137,9 @@ def test_llm_generator_rides_out_transient_errors(tiny_bank: QuestionBank, tmp_p
 
 def test_provider_without_text_generation_is_refused_before_any_call(tiny_bank: QuestionBank, tmp_path: Path) -> None:
     factory = CannedFactory([VALID], text=False)
-    _, req = llm_request(tiny_bank, factory, tmp_path)
+    # refused while the request is built, before the generator or the model is touched
     with pytest.raises(ProviderError, match="cannot generate text"):
-        generators.LLMGenerator().generate(req)
+        llm_request(tiny_bank, factory, tmp_path)
     assert factory.created == 0
 
 
@@ -147,9 +147,8 @@ def test_unknown_provider_is_named(tiny_bank: QuestionBank, tmp_path: Path) -> N
     factory = CannedFactory([VALID])
     dp = DescriptorParams(variant="nohedge", generator_model="x")
     models = {"x": ModelSpec(provider="nowhere", model="m")}
-    _, req = request_from_params(dp, models, tiny_bank, state_dir=tmp_path, pm=plugin_manager(factory))
     with pytest.raises(ProviderError, match=r"unknown provider 'nowhere'.*installed: canned"):
-        generators.LLMGenerator().generate(req)
+        request_from_params(dp, models, tiny_bank, state_dir=tmp_path, pm=plugin_manager(factory))
 
 
 @pytest.mark.parametrize(
@@ -184,7 +183,7 @@ def test_static_generator_serves_handwritten(shipped_bank: QuestionBank, root: P
     dp = DescriptorParams(path=str(root / "data/descriptors/value_handwritten.yaml"))
     name, req = request_from_params(dp, MODELS, shipped_bank, state_dir=tmp_path, pm=plugin_manager(CannedFactory([])))
     assert name == "static"
-    ds = generators.get_generator(name, req.plugin_manager).generate(req)
+    ds = get_generator(name).generate(req)
     assert set(ds.items) == {i.id for i in shipped_bank.persona_items}
     broken = tmp_path / "broken.yaml"
     data = yaml.safe_load((root / "data/descriptors/value_handwritten.yaml").read_text())

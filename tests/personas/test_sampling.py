@@ -4,8 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
-from tests.personas.conftest import make_respondents
 
+from tests.fixtures.personas import make_respondents
 from valuesim.errors import DataError
 from valuesim.personas.sampling import sample_respondents
 from valuesim.survey.bank import QuestionBank

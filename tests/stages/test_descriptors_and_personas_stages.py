@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from tests.personas.conftest import make_respondents
 
+from tests.fixtures.personas import make_respondents
 from valuesim.config import Params
 from valuesim.errors import DataError, ProviderError
 from valuesim.paths import GENERATED_DESCRIPTORS, PERSONAS, RESPONDENTS, SELECTED_COUNTRIES

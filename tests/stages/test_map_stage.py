@@ -6,12 +6,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from iw_population import make_population
+from tests.fixtures.iw_population import make_population
 from valuesim.config import CountryParams, DataParams, MapParams, Params
+from valuesim.culturalmap.transform import IWTransform
 from valuesim.errors import DataError
 from valuesim.stages import map as map_stage
 from valuesim.survey.bank import load_bank
-from valuesim.survey.inglehart_welzel import IWTransform
 
 ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "data" / "questions" / "wvs7.yaml"

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from simulate_project import COUNTRIES, PER_COUNTRY, QUESTIONS, make_project, write_personas
 
+from tests.fixtures.simulate_project import (
+    COUNTRIES,
+    PER_COUNTRY,
+    QUESTIONS,
+    make_project,
+    write_personas,
+)
 from valuesim import plugins
+from valuesim.answer_tables import run_stats_path
 from valuesim.config import Params
+from valuesim.culturalmap.expectations import AIMS, DIRECT_ITEMS
 from valuesim.errors import ConfigError, DataError, ProviderError
 from valuesim.llm.engine import FLAG_NO_COVERAGE
-from valuesim.llm.simulation import run_stats_path
 from valuesim.stages import simulate
-from valuesim.survey.map_expectations import AIMS, DIRECT_ITEMS
 
 # per country or persona: the direct map items, the four autonomy sources, the first
 # aim and one second-aim follow-up per possible first choice

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from simulate_project import QUESTIONS, make_project
 
+from tests.fixtures.simulate_project import QUESTIONS, make_project
+from valuesim.answer_tables import run_stats_path
 from valuesim.config import Params
-from valuesim.llm.simulation import run_stats_path
 from valuesim.personas.build import write_persona_tables
 from valuesim.stages import simulate
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import polars as pl
 import yaml
-from simulate_project import COUNTRIES, PER_COUNTRY, QUESTIONS, make_project
 
+from tests.fixtures.simulate_project import COUNTRIES, PER_COUNTRY, QUESTIONS, make_project
+from valuesim.answer_tables import run_stats_path
 from valuesim.llm.cache import ResponseCache
-from valuesim.llm.simulation import run_stats_path
 
 N_REQUESTS = len(COUNTRIES) * PER_COUNTRY * len(QUESTIONS)
 BATCH, CONCURRENCY = 2, 2

@@ -9,9 +9,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from study_data import COUNTRIES, MAP_WEIGHTS, QUESTIONS, SECULAR, SELF_EXPRESSION, build_study
+from tests.fixtures.study_data import (
+    COUNTRIES,
+    MAP_WEIGHTS,
+    QUESTIONS,
+    SECULAR,
+    SELF_EXPRESSION,
+    build_study,
+)
 from valuesim.config import Params
+from valuesim.culturalmap.positions import MAP_POSITION_SCHEMA
 from valuesim.errors import DataError
+from valuesim.report.captions import map_notes
+from valuesim.report.tables import shown_params
 from valuesim.stages import calibrate, evaluate, report
 
 
@@ -200,11 +210,11 @@ def test_missing_inputs_fail_with_a_hint(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_map_notes_say_why_a_method_has_no_position():
-    empty = pl.DataFrame(schema=evaluate.MAP_POSITION_SCHEMA)
+    empty = pl.DataFrame(schema=MAP_POSITION_SCHEMA)
     off = Params.model_validate({**_params().model_dump(), "simulate": {
         **_params().simulate.model_dump(), "map_items": False}})
-    assert "human positions only" in report._map_notes(off, empty)[0]
-    notes = report._map_notes(_params(), empty)
+    assert "human positions only" in map_notes(off, empty)[0]
+    notes = map_notes(_params(), empty)
     assert notes[0].startswith("Not on the cultural map: value.")
     assert notes[1].startswith("No map position for generic")
 
@@ -227,7 +237,7 @@ def test_a_temperature_on_the_grid_edge_is_called_a_bound():
 def test_the_report_prints_server_urls_without_credentials():
     params = Params.model_validate({**_params().model_dump(), "models": {
         "tiny": {"provider": "openai", "model": "m", "base_url": "http://user:s3cret@10.0.0.5:8000/v1?api_key=k3y"}}})
-    shown = report._shown_params(params)
+    shown = shown_params(params)
     url = shown["models"]["tiny"]["base_url"]
     assert "s3cret" not in url
     assert "k3y" not in url

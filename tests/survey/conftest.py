@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.paths import SHIPPED_BANK
 from valuesim.survey.bank import QuestionBank, load_bank
 from valuesim.survey.readers import ExtractResult, read_source
 
-ROOT = Path(__file__).resolve().parents[2]
 FEW = ("JPN", "TWN", "COL")
 
 
 @pytest.fixture(scope="session")
 def bank() -> QuestionBank:
-    return load_bank(ROOT / "data/questions/wvs7.yaml")
+    return load_bank(SHIPPED_BANK)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
-"""Study analyses over simulated answers: calibration fits, scores, curves.
+"""Study analyses over simulated answers: scores, references and floors, curves, Shapley.
 
 Everything here reuses the simulated persona-level distributions; nothing calls a
-model. The stage modules (calibrate, evaluate) only wire these functions to files.
+model. ``metrics`` holds the per-distribution scores; the calibration fit lives in
+:mod:`valuesim.calibration`. The stage modules (evaluate, shapley) only read, call
+these functions, and write.
 """

@@ -8,7 +8,6 @@ curves are array code over these blocks.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from valuesim import metrics
+from valuesim.analysis import metrics
+from valuesim.artifacts import missing
 from valuesim.errors import DataError
 
 FloatArray = NDArray[np.float64]
@@ -43,43 +43,6 @@ class QuestionBlock:
         np.add.at(out, self.country_index, persona_probs)
         counts = np.bincount(self.country_index, minlength=len(self.countries))
         return out / counts[:, None]
-
-
-def _unreadable(path: Path, stage: str, why: str) -> DataError:
-    return DataError(f"{path} is unreadable ({why}); rerun `dvc repro {stage}`")
-
-
-def read_parquet(path: Path, stage: str) -> pl.DataFrame:
-    """A stage output table; a missing or damaged file is a one-line DataError that
-    names the file and the stage that makes it (instead of a polars traceback)."""
-    if not path.exists():
-        raise DataError(f"{path} not found; run `dvc repro {stage}` first")
-    try:
-        return pl.read_parquet(path)
-    # a truncated or overwritten file fails in the Rust reader: ComputeError, OSError,
-    # or (for some corruptions) a PanicException, which is not an Exception subclass
-    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _unreadable(path, stage, f"not a parquet table: {first}") from exc
-
-
-def read_json(path: Path, stage: str, keys: tuple[str, ...] = ()) -> dict:
-    """A stage output JSON object, with ``keys`` checked present; a missing, damaged
-    or incomplete file is a one-line DataError naming the file and its stage."""
-    if not path.exists():
-        raise DataError(f"{path} not found; run `dvc repro {stage}` first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _unreadable(path, stage, f"invalid JSON: {exc}") from exc
-    except OSError as exc:
-        raise _unreadable(path, stage, exc.strerror or type(exc).__name__) from exc
-    if not isinstance(data, dict):
-        raise _unreadable(path, stage, f"a JSON {type(data).__name__}, not an object")
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise _unreadable(path, stage, f"no {', '.join(repr(k) for k in missing)} key")
-    return data
 
 
 def build_blocks(
@@ -125,8 +88,6 @@ def simulated_runs(root: Path, models: list[str], methods: list[str]) -> dict[tu
         for method in methods:
             path = root / model / method / "answers.parquet"
             if not path.exists():
-                raise DataError(
-                    f"{path} not found; run `dvc repro simulate` (model {model}, method {method})"
-                )
+                raise missing(path, "simulate", f"model {model}, method {method}")
             runs[(model, method)] = path
     return runs

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from valuesim import metrics
+from valuesim.analysis import metrics
 from valuesim.analysis.blocks import QuestionBlock
-from valuesim.analysis.calibrate import calibrated_population
+from valuesim.calibration.fit import calibrated_population
 
 
 def sample_size_curve(

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from valuesim import metrics
+from valuesim.analysis import metrics
 from valuesim.errors import DataError
 from valuesim.personas.sampling import sample_respondents
 from valuesim.survey.bank import Answer, Item

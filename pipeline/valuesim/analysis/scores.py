@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from valuesim import metrics
+from valuesim.analysis import metrics
 from valuesim.errors import DataError
 
 SCORE_SCHEMA = {

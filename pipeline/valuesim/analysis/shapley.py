@@ -244,7 +244,7 @@ def run_shapley(
     ``summary``: data/human/summary.parquet. All coalitions' prompts go to the engine
     in one run, so identical prompts are scored once and cached answers are reused.
     """
-    from valuesim.llm.simulation import answers_frame, population_frame
+    from valuesim.answer_tables import answers_frame, population_frame
     from valuesim.prompts import plan_prompts
 
     items = [i.id for i in bank.persona_items]

@@ -1,4 +1,4 @@
-"""`valuesim bench`: speed and exactness of local scoring (see valuesim.llm.bench)."""
+"""`valuesim bench`: speed and exactness of local scoring (see valuesim.benchmark)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def register(app: typer.Typer) -> None:
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
     ) -> None:
         """Time the naive reference, the fp32 engine and the bf16 engine on the same prompts."""
+        from valuesim.benchmark import format_result, run_bench
         from valuesim.config import load_params
-        from valuesim.llm.bench import format_result, run_bench
 
         params = load_params(params_file)
         log = (lambda _m: None) if as_json else (lambda m: typer.echo(m, err=True))

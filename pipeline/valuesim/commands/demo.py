@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from valuesim.artifacts import write_atomic, write_parquet
 from valuesim.errors import ConfigError
 
 DEFAULT_AGGREGATES = "data/demo/aggregates.json"
@@ -47,7 +46,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit per-country aggregates (no rows) from real WVS files."""
         from valuesim.survey.bank import load_bank
-        from valuesim.survey.demo import fit, write_aggregates
+        from valuesim.survey.demo.population import fit, write_aggregates
         from valuesim.survey.readers import read_source
 
         bank = load_bank(questions)
@@ -86,7 +85,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Sample a SYNTHETIC respondents frame from the demo aggregates."""
         from valuesim.survey.bank import load_bank
-        from valuesim.survey.demo import generate
+        from valuesim.survey.demo.population import generate
 
         if out is not None and Path(out).suffix not in {".parquet", ".csv"}:
             raise ConfigError(f"--out {out}: use a .parquet or .csv file name")
@@ -95,18 +94,10 @@ def register(app: typer.Typer) -> None:
             frame.write_csv(sys.stdout)
             return
         target = Path(out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            if target.suffix == ".parquet":
-                frame.write_parquet(tmp)
-            else:
-                frame.write_csv(tmp)
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if target.suffix == ".parquet":
+            write_parquet(frame, target)
+        else:
+            write_atomic(target, frame.write_csv, mode=0o644)
         typer.echo(
             f"wrote {target}: {frame.height} SYNTHETIC respondents "
             f"({frame.get_column('country').n_unique()} countries, seed {seed})",

@@ -13,7 +13,8 @@ import typer
 from valuesim.errors import ConfigError
 from valuesim.survey.bank import load_bank
 from valuesim.survey.human import as_records, human_distributions
-from valuesim.survey.readers import DEMO_RESPONDENTS_PER_COUNTRY, load_source, select_countries
+from valuesim.survey.readers import select_countries
+from valuesim.survey.sources import DEMO_RESPONDENTS_PER_COUNTRY, load_source
 
 
 class Format(StrEnum):

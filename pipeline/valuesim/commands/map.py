@@ -24,7 +24,7 @@ def _load_respondents(source: str, bank: QuestionBank, n_demo: int, seed: int) -
     """Real WVS files, the extract's respondents.parquet, or demo aggregates (.json)."""
     import polars as pl
 
-    from valuesim.survey.readers import load_source
+    from valuesim.survey.sources import load_source
 
     p = Path(source)
     if p.suffix == ".parquet" and p.is_file():
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="seed (demo source)"),
     ) -> None:
         """Print each country's map position: country, secular, self_expression, n."""
+        from valuesim.culturalmap.compute import build_map
         from valuesim.survey.bank import load_bank
-        from valuesim.survey.iw_map import build_map
 
         if fmt not in FORMATS:
             raise ConfigError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
                     f"{row['self_expression']:>11.3f}{row['n']:>7d}"
                 )
         if plot_path is not None:
-            from valuesim.report.cultural_map import draw_map
+            from valuesim.culturalmap.drawing import draw_map
 
             draw_map(result.positions, chosen, path=plot_path)
             typer.echo(f"wrote {plot}", err=True)

@@ -6,8 +6,9 @@ import polars as pl
 import typer
 
 from valuesim.config import load_params
+from valuesim.methods import check_method, persona_kind
 from valuesim.personas.preview import country_personas
-from valuesim.prompts import check_guidance, check_method, persona_kind, render
+from valuesim.prompts import check_guidance, render
 from valuesim.survey.bank import load_bank
 
 

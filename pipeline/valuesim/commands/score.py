@@ -41,8 +41,9 @@ def register(app: typer.Typer) -> None:
         from valuesim.config import ESTIMATORS, ModelSpec, load_params
         from valuesim.llm.engine import Engine
         from valuesim.llm.types import ANSWER_RULES
+        from valuesim.methods import check_method, persona_kind
         from valuesim.personas.preview import country_personas
-        from valuesim.prompts import check_guidance, check_method, persona_kind, render
+        from valuesim.prompts import check_guidance, render
         from valuesim.survey.bank import load_bank
 
         if fmt not in ("table", "json"):

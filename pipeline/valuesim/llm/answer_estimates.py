@@ -69,7 +69,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from valuesim.errors import ProviderError
 from valuesim.llm.types import STATED, AnswerDistribution, Estimator, ScoreRequest, Usage
@@ -103,6 +103,18 @@ def check_answer_rule(provider: str, request: ScoreRequest, estimator: Estimator
         f"{provider}: the {estimator} estimator measures answer_start only, not answer_rule "
         f"{rule!r}; set answer_rule to one of: {RULE} (or remove it)"
     )
+
+
+def merge_logprobs(candidates: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """token -> log-probability from (token, log-probability) pairs of one top-k position.
+
+    APIs list a token text more than once when different token ids decode to it; their
+    probabilities add up.
+    """
+    merged: dict[str, float] = {}
+    for tok, lp in candidates:
+        merged[tok] = math.log(math.exp(merged[tok]) + math.exp(lp)) if tok in merged else lp
+    return merged
 
 
 def from_top_logprobs(

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from valuesim.errors import ProviderError
 
+# Per-request timeout when options.timeout_s is not set (see valuesim.llm.provider_options).
 DEFAULT_TIMEOUT_S = 120.0
 
 
@@ -188,19 +189,6 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def timeout_s(options: Mapping[str, Any]) -> float:
-    """Per-request timeout from ``options.timeout_s`` (seconds)."""
-    value = options.get("timeout_s", DEFAULT_TIMEOUT_S)
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        t = -1.0
-    if t <= 0:
-        raise ProviderError(f"options.timeout_s must be a positive number of seconds, got {value!r}")
-    return t
-
-
-
 class RetryMemo:
     """Answers finished inside a ``score`` call that then failed on a later request.
 
@@ -228,36 +216,28 @@ class RetryMemo:
         return results
 
 
-def call_sdk(
-    sdk: Any,
-    fn: Callable[[], Any],
-    *,
-    provider: str,
-    where: str,
-    key: str | None,
-    timeout: float,
-) -> Any:
-    """Run one call of a Stainless-generated SDK (``openai``, ``anthropic``), mapping errors.
+def raise_sdk_error(
+    sdk: Any, exc: Exception, *, provider: str, where: str, key: str | None, timeout: float
+) -> None:
+    """Raise the engine's error for ``exc`` from a Stainless SDK; return if it is not one.
 
     429 (except exhausted quota), 408, 409, 5xx, timeouts and connection failures
     become :class:`TransientProviderError` (with Retry-After); everything else a
     one-line :class:`ProviderError`. Keys are redacted and status errors are not
     chained, because the SDK's own message may quote the key back.
     """
-    from valuesim.llm.provider import TransientProviderError
+    from valuesim.contracts import TransientProviderError
 
-    try:
-        return fn()
-    except sdk.APITimeoutError as exc:
+    if isinstance(exc, sdk.APITimeoutError):
         raise TransientProviderError(
             f"{provider}: no response from {where} within {timeout:g} s "
             "(raise options.timeout_s if the server is just slow)"
         ) from exc
-    except sdk.APIConnectionError as exc:
+    if isinstance(exc, sdk.APIConnectionError):
         raise TransientProviderError(f"{provider}: cannot reach {where}: {redact(str(exc), key)}") from exc
-    except sdk.APIStatusError as exc:
+    if isinstance(exc, sdk.APIStatusError):
         raise _status_error(exc, provider=provider, where=where, key=key) from None
-    except (ValueError, sdk.APIResponseValidationError, sdk.APIError) as exc:
+    if isinstance(exc, (ValueError, sdk.APIResponseValidationError, sdk.APIError)):
         # A body that is not JSON surfaces as a decode error from the SDK.
         raise ProviderError(
             f"{provider}: unreadable response from {where}: {redact(str(exc), key)[:200]}"
@@ -265,20 +245,42 @@ def call_sdk(
 
 
 def _status_error(exc: Any, *, provider: str, where: str, key: str | None) -> Exception:
-    from valuesim.llm.provider import TransientProviderError
-
-    status = int(exc.status_code)
     body = exc.body if isinstance(exc.body, dict) else {}
     err = body.get("error", body)
     err = err if isinstance(err, dict) else {}
-    detail = redact(str(err.get("message") or getattr(exc, "message", "")), key)[:300]
-    code = str(err.get("code") or err.get("type") or "")
+    return http_status_error(
+        provider, where, int(exc.status_code),
+        str(err.get("message") or getattr(exc, "message", "")),
+        code=str(err.get("code") or err.get("type") or ""),
+        headers=exc.response.headers, key=key,
+    )
+
+
+def http_status_error(
+    provider: str,
+    where: str,
+    status: int,
+    message: str,
+    *,
+    code: str = "",
+    headers: Mapping[str, str] | None = None,
+    key: str | None = None,
+) -> Exception:
+    """The engine's error for an HTTP error status from any client (raise it ``from None``).
+
+    429 (except exhausted quota), 408, 409, 529 and 5xx are worth retrying (with the
+    server's Retry-After); anything else is a one-line ProviderError with a hint.
+    ``message`` is the server's own text, redacted of ``key``.
+    """
+    from valuesim.contracts import TransientProviderError
+
+    detail = redact(message, key)[:300]
     if status == 429 and code == "insufficient_quota":
         return ProviderError(f"{provider}: quota exhausted at {where}: {detail}; check billing")
     if status in (408, 409, 429, 529) or status >= 500:
         return TransientProviderError(
             f"{provider}: HTTP {status} from {where}: {detail}",
-            retry_after=retry_after_seconds(exc.response.headers),
+            retry_after=retry_after_seconds(headers),
         )
     hint = {
         401: "check the API key in the environment",

@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tqdm import tqdm
 
+from valuesim.contracts import Provider, ProviderFactory, TransientProviderError
 from valuesim.errors import ProviderError
 from valuesim.llm import interrupt
 from valuesim.llm.cache import ResponseCache, resolve_cache_dir
 from valuesim.llm.interrupt import Interrupted, RunInterrupted
 from valuesim.llm.paid_journal import JOURNAL_DIR, Paid, RunJournal
-from valuesim.llm.provider import Provider, ProviderFactory, TransientProviderError
+from valuesim.llm.provider_options import answer_options
 from valuesim.llm.types import (
     ANSWER_RULES,
     STATED,
@@ -66,11 +67,6 @@ _MAX_BACKOFF_S = 60.0
 _POLL_S = 0.1
 # After Ctrl-C, how long calls in flight may still land: they are paid for either way.
 GRACE_S = 2.0
-
-#: Provider options about transport (timeouts, batch polling, which variable holds the
-#: key): they never change an answer, so they are not part of the cache key. Device,
-#: threads and batch size stay in: they can change the floating-point result.
-TRANSPORT_OPTIONS = frozenset({"timeout_s", "api_key_env", "batch_poll_s", "batch_wait_s"})
 
 
 def best_estimator(caps: Capabilities) -> Estimator | None:
@@ -373,11 +369,13 @@ class Engine:
         self._stats_lock = threading.Lock()
         self.summary = RunSummary(provider=provider.name, model=spec.model)
         settings: dict[str, object] = {"precision": spec.precision}
-        # Options that only change how a request is sent, never its answer, stay out
-        # of the key: changing a timeout must not invalidate answers already paid for.
-        answer_options = {k: v for k, v in spec.options.items() if k not in TRANSPORT_OPTIONS}
-        if answer_options:
-            settings["options"] = answer_options
+        # Options the factory declares as transport (timeouts, batch polling, which
+        # variable holds the key) never change an answer, so they stay out of the key:
+        # changing a timeout must not invalidate answers already paid for. Device,
+        # threads and batch size stay in: they can change the floating-point result.
+        changing = answer_options(getattr(provider, "options", None), spec.options)
+        if changing:
+            settings["options"] = changing
         self._key_settings = settings
 
     @classmethod

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from valuesim import hookimpl
+from valuesim.hookspecs import hookimpl
 from valuesim.llm.types import AnswerDistribution, Capabilities, ChatMessage, ScoreRequest
 
 if TYPE_CHECKING:
@@ -50,6 +50,19 @@ class TransformersProvider:
         self.revision: str | None = lm.revision  # includes the precision: it changes answers
         self.max_batch_tokens = max_batch_tokens
         self._prefixes: PrefixCache = PrefixCache()
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every cached prompt prefix (its key/value states).
+
+        ``score`` keeps the encoded states of the last few prompt prefixes it saw (the
+        persona text and instructions that a persona's questions share) and reuses
+        them, so scoring the same prompts twice is faster the second time. After this
+        call the next ``score`` starts cold, as a freshly created provider would:
+        what a fair timing (``valuesim bench``) or a run-to-run comparison needs. It
+        changes speed and the reported ``cached_tokens`` only; the probabilities agree
+        with a warm run up to floating-point rounding.
+        """
+        self._prefixes.clear()
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
         from valuesim.llm.exact_scoring import score_requests

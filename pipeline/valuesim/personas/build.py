@@ -14,20 +14,19 @@ respondent left missing are omitted and listed in ``missing_items``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
+from valuesim import artifacts
 from valuesim.errors import ConfigError, DataError
+from valuesim.methods import METHODS, PERSONA_KINDS
 from valuesim.personas.descriptors import DescriptorSet
 from valuesim.prompts import scale_text
 from valuesim.survey.bank import Item, QuestionBank
 from valuesim.survey.countries import country_name
 
-PERSONA_KINDS: tuple[str, ...] = ("value", "sociodemographic", "fewshot")
 FEWSHOT_LEAD = "You gave these answers in a survey:"
 SCHEMA: dict[str, pl.DataType] = {
     "persona_id": pl.Utf8(),
@@ -170,36 +169,24 @@ def build_personas(
 def write_persona_tables(personas: pl.DataFrame, directory: Path) -> None:
     """Write ``personas.parquet`` plus one table per prompting method.
 
-    A base method's table holds one row per country (no persona text), so its
-    simulate entry still depends on the selected countries and nothing else.
+    A country-level method's table holds one row per country (no persona text), so
+    its simulate entry still depends on the selected countries and nothing else.
     """
-    from valuesim.config import METHODS
-    from valuesim.prompts import persona_kind
-
     write_personas(personas, directory / "personas.parquet")
     countries = sorted(set(personas["country"].to_list()))
     for method in METHODS:
-        kind, nationality = persona_kind(method)
-        if kind is None:
+        if method.persona is None:
             table = pl.DataFrame(
-                {"persona_id": [f"{c}:{method}" for c in countries], "country": countries},
+                {"persona_id": [f"{c}:{method.name}" for c in countries], "country": countries},
                 schema={"persona_id": pl.Utf8, "country": pl.Utf8},
             )
         else:
             table = personas.filter(
-                (pl.col("kind") == kind) & (pl.col("nationality") == nationality)
+                (pl.col("kind") == method.persona) & (pl.col("nationality") == method.nationality)
             )
-        write_personas(table, directory / "methods" / f"{method}.parquet")
+        write_personas(table, directory / "methods" / f"{method.name}.parquet")
 
 
 def write_personas(personas: pl.DataFrame, path: Path) -> None:
     """Write atomically: a failed run leaves the previous file, not half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        personas.write_parquet(tmp)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    artifacts.write_parquet(personas, path)

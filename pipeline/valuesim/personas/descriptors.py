@@ -9,14 +9,13 @@ a set that misses an answer fails before any persona is built or any model is ca
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from valuesim.artifacts import write_text
 from valuesim.errors import DataError
 from valuesim.survey.bank import Item, QuestionBank
 
@@ -145,16 +144,7 @@ def load(path: str | Path, bank: QuestionBank, *, kind: str) -> DescriptorSet:
 
 def dump(ds: DescriptorSet, path: str | Path) -> None:
     """Write a set as YAML, atomically (no half-written file on failure)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     body = yaml.safe_dump(
         ds.model_dump(mode="python"), allow_unicode=True, sort_keys=False, width=10_000
     )
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
-        Path(tmp).replace(p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(Path(path), body)

@@ -6,9 +6,12 @@ hook as third-party ones:
 - ``static``: a hand-written YAML file (``descriptors.path`` for ``handwritten``, the
   contrast sets beside it for ``handwritten_nohedge`` and ``handwritten_bare``).
 - ``llm``: asks a registered provider that can generate text to write the set with
-  one of the paper's Table 3 prompts (``data/descriptors/generation_prompts.yaml``),
+  one of the paper's Table 3 prompts (package data
+  ``valuesim/resources/generation_prompts.yaml``),
   validates the reply against the question bank and, when it is invalid, sends the
-  validation error back and retries up to ``descriptors.max_retries`` times.
+  validation error back and retries up to ``descriptors.max_retries`` times. Its
+  text generator comes in the request (:mod:`valuesim.personas.generation` builds
+  it from the registry), so this module never looks providers up.
 
 This module is a built-in plugin, loaded whenever the plugin manager is, so it must
 import cheaply: no provider SDK, no torch.
@@ -19,28 +22,28 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 import yaml
 
-from valuesim import hookimpl
+from valuesim.contracts import (
+    DescriptorGeneratorFactory,
+    GenerationRequest,
+    TextGenerator,
+    TransientProviderError,
+)
 from valuesim.errors import ConfigError, DataError, ProviderError
-from valuesim.llm.provider import TextGenerator, TransientProviderError
+from valuesim.hookspecs import hookimpl
 from valuesim.llm.types import ChatMessage
 from valuesim.personas import descriptors
 from valuesim.personas.descriptors import DescriptorSet
 from valuesim.survey.bank import QuestionBank
 
-if TYPE_CHECKING:
-    import pluggy
-
-    from valuesim.config import DescriptorParams, ModelSpec
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-GENERATION_PROMPTS = PROJECT_ROOT / "data" / "descriptors" / "generation_prompts.yaml"
+# Package data, so a non-editable install finds the prompts too.
+GENERATION_PROMPTS = "generation_prompts.yaml"
 HANDWRITTEN = "handwritten"
 # The hand-written variants and their file: None is ``descriptors.path`` itself, a
 # name is a file in the same directory. They need no model, so variant comparisons
@@ -58,34 +61,6 @@ MAX_TOKENS = 4096
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    """Everything a generator may need; a generator uses what applies to it."""
-
-    bank: QuestionBank
-    variant: str  # a handwritten* variant or a generation prompt variant (composable, ...)
-    source: Path | None = None  # static: the YAML file to load
-    model_name: str | None = None  # llm: name of the entry under `models`
-    model: ModelSpec | None = None  # llm: its spec
-    max_retries: int = 3
-    state_dir: Path = Path(".valuesim-cache") / "descriptors"
-    plugin_manager: pluggy.PluginManager | None = field(default=None, compare=False)
-
-
-class DescriptorGeneratorFactory(Protocol):
-    """What ``register_descriptor_generators`` registers."""
-
-    name: str
-
-    def generate(self, request: GenerationRequest) -> DescriptorSet:
-        """Return a value descriptor set validated against ``request.bank``.
-
-        Raise ConfigError for bad requests (before any model call), DataError for bad
-        files and ProviderError when a model fails for good.
-        """
-        ...
-
-
-@dataclass(frozen=True)
 class GenerationPrompts:
     system: str
     variants: Mapping[str, str]
@@ -94,15 +69,17 @@ class GenerationPrompts:
 
 
 @cache
-def load_generation_prompts(path: Path = GENERATION_PROMPTS) -> GenerationPrompts:
+def load_generation_prompts(path: Path | None = None) -> GenerationPrompts:
+    """The Table 3 prompts: the shipped package data, or ``path`` when given."""
+    where = path if path is not None else files("valuesim.resources").joinpath(GENERATION_PROMPTS)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(where.read_text(encoding="utf-8"))
         return GenerationPrompts(
             system=raw["system"], variants=dict(raw["variants"]),
             format=raw["format"], retry=raw["retry"],
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise DataError(f"generation prompts {path} are unreadable or incomplete: {exc}") from exc
+        raise DataError(f"generation prompts {where} are unreadable or incomplete: {exc}") from exc
 
 
 def variants() -> tuple[str, ...]:
@@ -167,7 +144,12 @@ class LLMGenerator:
             )
         if request.model is None or request.model_name is None:
             raise ConfigError("the llm descriptor generator needs descriptors.generator_model")
-        provider = _text_generator(request)
+        provider = request.text_generator
+        if provider is None:
+            raise ConfigError(
+                "the llm descriptor generator needs a text generator; build the request with "
+                "valuesim.personas.generation.request_from_params"
+            )
         messages: list[ChatMessage] = [
             ChatMessage("system", prompts.system),
             ChatMessage(
@@ -200,29 +182,6 @@ class LLMGenerator:
         )
 
 
-def _text_generator(request: GenerationRequest) -> TextGenerator:
-    from valuesim.plugins import providers
-
-    assert request.model is not None
-    found = providers(request.plugin_manager)
-    factory = found.get(request.model.provider)
-    if factory is None:
-        known = ", ".join(sorted(found)) or "none"
-        raise ProviderError(
-            f"unknown provider {request.model.provider!r} for descriptor model "
-            f"{request.model_name!r} (installed: {known}); install its plugin"
-        )
-    if not factory.capabilities.text_generation:
-        raise ProviderError(
-            f"provider {factory.name!r} cannot generate text, so it cannot write descriptors; "
-            "set descriptors.generator_model to a model of a text-generating provider"
-        )
-    provider = factory.create(request.model, state_dir=request.state_dir)
-    if not isinstance(provider, TextGenerator):
-        raise ProviderError(f"provider {factory.name!r} claims text generation but has no generate()")
-    return provider
-
-
 def _generate_with_backoff(provider: TextGenerator, messages: list[ChatMessage]) -> str:
     for attempt in range(TRANSIENT_ATTEMPTS):
         try:
@@ -236,62 +195,6 @@ def _generate_with_backoff(provider: TextGenerator, messages: list[ChatMessage])
             wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
             time.sleep(wait)
     raise AssertionError("unreachable")
-
-
-def get_generator(
-    name: str, pm: pluggy.PluginManager | None = None
-) -> DescriptorGeneratorFactory:
-    from valuesim.plugins import descriptor_generators
-
-    found = descriptor_generators(pm)
-    if name not in found:
-        raise ConfigError(
-            f"unknown descriptor generator {name!r}; installed: {', '.join(sorted(found))}"
-        )
-    return found[name]
-
-
-def request_from_params(
-    params: DescriptorParams,
-    models: Mapping[str, ModelSpec],
-    bank: QuestionBank,
-    *,
-    state_dir: Path,
-    pm: pluggy.PluginManager | None = None,
-) -> tuple[str, GenerationRequest]:
-    """Which generator serves ``descriptors.variant``, and what to ask it.
-
-    ``generator: auto`` picks ``static`` for the hand-written variants and ``llm`` for
-    the generated ones; any other name is used as given (third-party generators).
-    Everything is checked here, before any model is loaded or called.
-    """
-    known = variants()
-    if params.variant not in known:
-        raise ConfigError(f"unknown descriptors.variant {params.variant!r}; choose from {', '.join(known)}")
-    handwritten = params.variant in HANDWRITTEN_FILES
-    name = params.generator
-    if name == "auto":
-        name = "static" if handwritten else "llm"
-    if name == "llm" and handwritten:
-        raise ConfigError(
-            f"descriptors.variant {params.variant} is a file, not a generation prompt; "
-            "use generator static/auto, or a variant such as modular"
-        )
-    spec = None
-    if name != "static":
-        spec = models.get(params.generator_model)
-        if spec is None:
-            raise ConfigError(
-                f"descriptors.generator_model {params.generator_model!r} is not defined under "
-                f"models ({', '.join(sorted(models)) or 'none'})"
-            )
-    get_generator(name, pm)  # fail on an unknown generator before anything runs
-    return name, GenerationRequest(
-        bank=bank, variant=params.variant,
-        source=handwritten_source(params.variant, params.path) if handwritten else Path(params.path),
-        model_name=params.generator_model, model=spec, max_retries=params.max_retries,
-        state_dir=state_dir, plugin_manager=pm,
-    )
 
 
 @hookimpl

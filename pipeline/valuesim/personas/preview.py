@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from valuesim.artifacts import all_personas
 from valuesim.config import Params
 from valuesim.errors import DataError
 from valuesim.paths import GENERATED_DESCRIPTORS, PERSONAS
@@ -28,7 +29,7 @@ def respondents_from_source(
     source: str, bank: QuestionBank, country: str, demo_n: int
 ) -> pl.DataFrame:
     if source.endswith(".json"):
-        from valuesim.survey.demo import generate
+        from valuesim.survey.demo.population import generate
 
         return generate(source, bank, demo_n, DEMO_SEED, countries=[country])
     from valuesim.survey.readers import read_source
@@ -53,7 +54,7 @@ def country_personas(
     sampled respondents, or only ``respondent`` (sampled or not) when given."""
     country_name(country)  # unknown code -> DataError before reading anything
     if source is None and seed is None and PERSONAS.exists():
-        found = pl.read_parquet(PERSONAS).filter(pl.col("country") == country)
+        found = all_personas().filter(pl.col("country") == country)
         if respondent is not None:
             found = found.filter(pl.col("respondent_id") == respondent)
         if found.height:

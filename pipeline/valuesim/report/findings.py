@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-PERSONA_METHODS = ("value", "sociodemographic", "fewshot")
+from valuesim.methods import country_blind, method_label
 
 
 def country_spread(population: pl.DataFrame, human: pl.DataFrame) -> tuple[dict[str, float], float]:
@@ -58,7 +58,7 @@ def reference_findings(
         )
     for row in summary.iter_rows(named=True):
         model, method = str(row["model"]), str(row["method"])
-        name = f"{model_names.get(model, model)}, {method}"
+        name = f"{model_names.get(model, model)}, {method_label(method)}"
         beats = [k for k, r in refs.items() if row["mae"] < r["mae"]]
         loses = [k for k, r in refs.items() if row["mae"] >= r["mae"]]
         if refs:
@@ -86,7 +86,7 @@ def reference_findings(
                 where = ("within the sampling noise of that many personas: sample more personas "
                          "before reading differences between methods.")
             else:
-                where = (f"{row['mae'] / floor:.1f}× the floor: the number of personas does not explain "
+                where = (f"{row['mae'] / floor:.1f}× the floor: the number of personas does not explain "  # noqa: RUF001 - the report says "times" with this sign
                          "its error.")
             out.append(
                 f"{name}: with {row['n_personas']} personas per country a perfect simulator (each "
@@ -129,7 +129,7 @@ def temperature_edge_findings(
     out = []
     for run, fit in temperatures.items():
         model, method = run.split("/", 1)
-        name = f"{model_names.get(model, model)}, {method}"
+        name = f"{model_names.get(model, model)}, {method_label(method)}"
         for label, entry in (("mean-preserving", fit), ("plain", fit.get("plain") or {})):
             t = entry.get("loqo_median")
             if t is None:
@@ -161,8 +161,8 @@ def findings(summary: pl.DataFrame, wilcoxon: pl.DataFrame, spread: dict[str, fl
         g = grp.sort("mae")
         best, worst = g.row(0, named=True), g.row(-1, named=True)
         out.append(
-            f"{name}: the lowest MAE is {best['method']} ({best['mae']:.3f}, 95% CI "
-            f"{best['mae_lo']:.3f}-{best['mae_hi']:.3f}); the highest is {worst['method']} "
+            f"{name}: the lowest MAE is {method_label(best['method'])} ({best['mae']:.3f}, 95% CI "
+            f"{best['mae_lo']:.3f}-{best['mae_hi']:.3f}); the highest is {method_label(worst['method'])} "
             f"({worst['mae']:.3f}). On this scale 0.1 means the predicted country means are off "
             "by a tenth of the answer range on average."
         )
@@ -183,21 +183,21 @@ def findings(summary: pl.DataFrame, wilcoxon: pl.DataFrame, spread: dict[str, fl
             key = f"{model}/{row['method']}"
             if key in spread and human_sd > 0:
                 ratio = spread[key] / human_sd
-                if ratio < 0.25 and row["method"] in ("generic", "default"):
+                if ratio < 0.25 and country_blind(row["method"]):
                     out.append(
-                        f"{name}, {row['method']}: the prompt does not name the country, so every "
+                        f"{name}, {method_label(row['method'])}: the prompt does not name the country, so every "
                         "country gets the same prediction (by design)."
                     )
                 elif ratio < 0.25:
                     out.append(
-                        f"{name}, {row['method']}: predicted country means vary only {ratio:.0%} as "
+                        f"{name}, {method_label(row['method'])}: predicted country means vary only {ratio:.0%} as "
                         "much across countries as the human means do: the model answers the "
                         "countries nearly alike."
                     )
         nv = g.select("method", "nvar", "nvar_cal", "nvar_human").rows()
         for method, nvar, nvar_cal, nvar_h in nv:
             out.append(
-                f"{name}, {method}: normalized variance {nvar:.2f} before and {nvar_cal:.2f} after "
+                f"{name}, {method_label(method)}: normalized variance {nvar:.2f} before and {nvar_cal:.2f} after "
                 f"calibration (humans {nvar_h:.2f}); Wasserstein "
                 f"{grp.filter(pl.col('method') == method)['wasserstein'][0]:.3f} → "
                 f"{grp.filter(pl.col('method') == method)['wasserstein_cal'][0]:.3f}; the MAE is "

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from valuesim.report.cultural_map import save_figure
+from valuesim.artifacts import read_parquet
+from valuesim.culturalmap.drawing import save_figure
 from valuesim.report.html_page import Figure
 
 CAPTION = (
@@ -74,7 +75,7 @@ def shapley_figure(directory: Path, out: Path) -> Figure | None:
     source = directory / "shapley.parquet"
     if not source.exists():
         return None
-    estimates = pl.read_parquet(source)
+    estimates = read_parquet(source, "shapley")
     if estimates.is_empty():
         return None
     target = out / "shapley.png"

@@ -1,7 +1,7 @@
 """The study's figures (paper Figures 1, 3, 4/10, 8, 9, 11) as PNG files.
 
 Each function takes the evaluate stage's frames and a path, draws one figure and
-writes it atomically (``cultural_map.save_figure``). Matplotlib is imported lazily
+writes it atomically (``valuesim.culturalmap.drawing.save_figure``). Matplotlib is imported lazily
 with the Agg backend so the package imports without a display.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from valuesim.report.cultural_map import Overlay, draw_map, save_figure
+from valuesim.culturalmap.drawing import Overlay, draw_map, save_figure
+from valuesim.methods import method_label
 
 REFERENCE_ORDER = ("midpoint", "uniform", "other_countries")
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -30,7 +31,9 @@ def _plt():
 
 
 def _run(model: str, method: str, n_models: int) -> str:
-    return method if n_models == 1 else f"{model}/{method}"
+    """A run's name in legends: the method's label, with the model when there are several."""
+    label = method_label(method)
+    return label if n_models == 1 else f"{model}/{label}"
 
 
 def cultural_map(
@@ -246,9 +249,10 @@ def per_question(per_q: pl.DataFrame, x_method: str, y_method: str, path: Path) 
     ax.plot([0, hi], [0, hi], color="black", lw=0.8, ls="--")
     ax.set_xlim(0, hi)
     ax.set_ylim(0, hi)
-    ax.set_xlabel(f"MAE, {x_method} prompting")
-    ax.set_ylabel(f"MAE, {y_method} prompting")
-    ax.set_title(f"Per-question MAE: {x_method} vs {y_method}")
+    x_label, y_label = method_label(x_method), method_label(y_method)
+    ax.set_xlabel(f"MAE, {x_label} prompting")
+    ax.set_ylabel(f"MAE, {y_label} prompting")
+    ax.set_title(f"Per-question MAE: {x_label} vs {y_label}")
     ax.legend(fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import polars as pl
 
-from valuesim.analysis.blocks import build_blocks, read_json, read_parquet, simulated_runs
-from valuesim.analysis.calibrate import POPULATION_SCHEMA, fit_loqo, fit_summary, population_rows
-from valuesim.calibration import temperature_grid
+from valuesim.analysis.blocks import build_blocks, simulated_runs
+from valuesim.artifacts import kept_questions, read_parquet, write_json, write_parquet
+from valuesim.calibration.fit import POPULATION_SCHEMA, fit_loqo, fit_summary, population_rows
+from valuesim.calibration.tilt import temperature_grid
 from valuesim.config import Params
 from valuesim.errors import DataError
-from valuesim.paths import CALIBRATED, HUMAN_DISTRIBUTIONS, KEPT_QUESTIONS, SIMULATED
-from valuesim.stages._io import write_json, write_parquet
+from valuesim.paths import CALIBRATED, HUMAN_DISTRIBUTIONS, SIMULATED
 
 
 def run(params: Params, **_: object) -> None:
     cal = params.calibration
     grid = temperature_grid(cal.t_grid_min, cal.t_grid_max, cal.t_grid_size)
     human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
-    kept = read_json(KEPT_QUESTIONS, "human", keys=("kept",))["kept"]
+    kept = kept_questions()
     frames = []
     temperatures: dict[str, object] = {}
     for (model, method), path in simulated_runs(

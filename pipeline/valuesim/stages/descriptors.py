@@ -12,16 +12,16 @@ from pathlib import Path
 
 from valuesim.config import Params
 from valuesim.paths import GENERATED_DESCRIPTORS
-from valuesim.personas import descriptors, generators
+from valuesim.personas import descriptors, generation
 from valuesim.survey.bank import load_bank
 
 
 def run(params: Params, **_: object) -> None:
     bank = load_bank(params.data.questions)
-    name, request = generators.request_from_params(
+    name, request = generation.request_from_params(
         params.descriptors, params.models, bank,
         state_dir=Path(params.simulate.cache_dir) / "descriptors",
     )
-    ds = generators.get_generator(name).generate(request)
+    ds = generation.get_generator(name).generate(request)
     descriptors.dump(ds, GENERATED_DESCRIPTORS)
     print(f"descriptors: {params.descriptors.variant} ({name}) -> {GENERATED_DESCRIPTORS}")

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 from valuesim import paths
+from valuesim.artifacts import write_json, write_parquet
 from valuesim.config import Params
-from valuesim.stages._io import write_json, write_parquet
 from valuesim.survey.bank import load_bank
-from valuesim.survey.readers import CITATION, load_source
+from valuesim.survey.readers import CITATION
+from valuesim.survey.sources import load_source
 
 log = logging.getLogger(__name__)
 

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import polars as pl
-
+from valuesim.artifacts import read_parquet
 from valuesim.config import Params
-from valuesim.errors import DataError
+from valuesim.culturalmap.compute import build_map, write_map_dir, write_plot_data
+from valuesim.culturalmap.drawing import draw_map
 from valuesim.paths import FIGURES, MAP, PLOTS, RESPONDENTS
-from valuesim.report.cultural_map import draw_map
 from valuesim.survey.bank import load_bank
-from valuesim.survey.iw_map import build_map, write_map_dir, write_plot_data
 
 FIGURE = FIGURES / "cultural_map.png"
 PLOT_DATA = PLOTS / "map.csv"
 
 
 def run(params: Params, **_: object) -> None:
-    if not RESPONDENTS.exists():
-        raise DataError(f"{RESPONDENTS} not found; run the extract stage first (dvc repro extract)")
+    respondents = read_parquet(RESPONDENTS, "extract")
     bank = load_bank(params.data.questions)
     result = build_map(
-        pl.read_parquet(RESPONDENTS),
+        respondents,
         bank,
         min_items=params.map.min_items,
         select=params.countries.select,

@@ -10,60 +10,30 @@ cache, and writes ``data/shapley/{shapley,values}.parquet`` and ``summary.json``
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
-from valuesim.analysis.blocks import read_json, read_parquet
+from valuesim import artifacts
 from valuesim.config import Params
-from valuesim.paths import (
-    GENERATED_DESCRIPTORS,
-    HUMAN_SUMMARY,
-    KEPT_QUESTIONS,
-    RESPONDENTS,
-    SELECTED_COUNTRIES,
-    SHAPLEY,
-    personas_for,
-)
+from valuesim.paths import GENERATED_DESCRIPTORS, HUMAN_SUMMARY, RESPONDENTS, SHAPLEY
 
 DISABLED = "disabled.json"
 
 
-def _replace_dir(out: Path, write: Callable[[Path], None]) -> None:
-    """Fill a sibling temporary directory, then swap it in: never a half-written output."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the output is an ordinary directory
-    try:
-        write(tmp)
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _json(data: object, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """The stage's JSON format: sorted keys, so the summary reads the same every run."""
+    artifacts.write_json(data, path, sort_keys=True)
 
 
 def run(params: Params, **_: object) -> None:
     an = params.analysis
     if not an.shapley:
-        _replace_dir(SHAPLEY, lambda d: _json({
-            "enabled": False,
-            "reason": "analysis.shapley is false; enable with `dvc exp run -S analysis.shapley=true`",
-        }, d / DISABLED))
+        with artifacts.atomic_dir(SHAPLEY) as d:
+            _json({
+                "enabled": False,
+                "reason": "analysis.shapley is false; enable with `dvc exp run -S analysis.shapley=true`",
+            }, d / DISABLED)
         print(f"shapley: disabled (analysis.shapley: false) -> {SHAPLEY / DISABLED}")
         return
 
@@ -73,13 +43,13 @@ def run(params: Params, **_: object) -> None:
     from valuesim.survey.bank import load_bank
 
     bank = load_bank(params.data.questions)
-    kept = read_json(KEPT_QUESTIONS, "human")["kept"]
-    countries = read_json(SELECTED_COUNTRIES, "map")["countries"]
-    personas = read_parquet(personas_for("value"), "personas")
-    summary = read_parquet(HUMAN_SUMMARY, "human")
+    kept = artifacts.kept_questions()
+    countries = artifacts.selected_countries()
+    personas = artifacts.method_personas("value")
+    summary = artifacts.read_parquet(HUMAN_SUMMARY, "human")
     value_set = descriptors.load(GENERATED_DESCRIPTORS, bank, kind="value")
     ids = personas["respondent_id"].to_list()
-    respondents = read_parquet(RESPONDENTS, "extract").filter(pl.col("respondent_id").is_in(ids))
+    respondents = artifacts.read_parquet(RESPONDENTS, "extract").filter(pl.col("respondent_id").is_in(ids))
     orders = sample_permutations(len(bank.persona_items), an.shapley_permutations, an.seed)
 
     estimates, values, runs = [], [], {}
@@ -96,13 +66,11 @@ def run(params: Params, **_: object) -> None:
         print(f"shapley {model}: {engine.summary.line()}")
     items = [i.id for i in bank.persona_items]
 
-    def write(d: Path) -> None:
+    with artifacts.atomic_dir(SHAPLEY) as d:
         pl.concat(estimates).write_parquet(d / "shapley.parquet")
         pl.concat(values).write_parquet(d / "values.parquet")
         _json({
             "enabled": True, "items": items, "permutations": orders.tolist(),
             "seed": an.seed, "countries": countries, "questions": kept, "runs": runs,
         }, d / "summary.json")
-
-    _replace_dir(SHAPLEY, write)
     print(f"shapley: {len(orders)} permutations x {len(items)} items -> {SHAPLEY}")

@@ -6,25 +6,23 @@ personas, runs them through the engine (cached, resumable) and writes
 (what the answers determine), and the run's statistics (cache hits, calls, tokens,
 cost, time) to ``reports/runs/<model>-<method>.json`` (not a DVC output).
 With ``simulate.map_items`` it also asks the Inglehart-Welzel map items (for the
-methods where that is meaningful, see ``valuesim.map_items``) and writes them to
+methods where that is meaningful, see ``valuesim.culturalmap.item_prompts``) and writes them to
 ``map_answers.parquet``, apart from the target answers that the metrics read.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import polars as pl
 
+from valuesim import artifacts
 from valuesim.config import Params
-from valuesim.errors import ConfigError, DataError
-from valuesim.paths import KEPT_QUESTIONS, SELECTED_COUNTRIES, personas_for, simulated_dir
+from valuesim.errors import ConfigError
+from valuesim.paths import simulated_dir
 from valuesim.survey.bank import load_bank
 
 # Run statistics that the answers fix; the rest of the engine's RunSummary (cache_hits,
 # sent, provider_calls, retries, tokens, cost_usd, wall_s) depends on the cache and the
-# machine and goes to valuesim.llm.simulation.run_stats_path.
+# machine and goes to valuesim.answer_tables.run_stats_path.
 ANSWER_DETERMINED = ("requests", "unique_requests", "flagged")
 
 
@@ -36,34 +34,8 @@ def _pick(given: str | None, choices: list[str], what: str) -> str:
     raise ConfigError(f"several {what}s in params ({', '.join(choices)}); pass --{what} NAME")
 
 
-def _read_json(path: Path, stage: str, key: str) -> object:
-    """``key`` of a stage's JSON output; a missing or damaged file is one line naming it.
-
-    (Not valuesim.analysis.blocks.read_json: that module is no dependency of this stage,
-    and making it one would rerun every paid-for simulation when the analysis changes.)
-    """
-    if not path.exists():
-        raise DataError(f"{path} not found; run the {stage} stage first (dvc repro {stage})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is unreadable (invalid JSON: {exc}); rerun `dvc repro {stage}`") from exc
-    if not isinstance(data, dict) or key not in data:
-        raise DataError(f"{path} is unreadable (no {key!r} key); rerun `dvc repro {stage}`")
-    return data[key]
-
-
-def _read_personas(path: Path) -> pl.DataFrame:
-    try:
-        return pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path} is unreadable ({why}); rerun `dvc repro personas`") from exc
-
-
 def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
-    from valuesim.llm.engine import Engine
-    from valuesim.llm.simulation import (
+    from valuesim.answer_tables import (
         answers_frame,
         check_coverage,
         empty_cells,
@@ -72,29 +44,24 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         write_outputs,
         write_run_stats,
     )
-    from valuesim.map_items import map_answers_frame, plan_map_prompts
-    from valuesim.prompts import check_method, persona_kind, plan_prompts
+    from valuesim.culturalmap.item_prompts import map_answers_frame, plan_map_prompts
+    from valuesim.llm.engine import Engine
+    from valuesim.methods import get_method
+    from valuesim.prompts import plan_prompts
 
     model = _pick(model, params.simulate.models, "model")
-    method = check_method(_pick(method, params.simulate.methods, "method"))
+    method = get_method(_pick(method, params.simulate.methods, "method")).name
     if model not in params.models:
         known = ", ".join(sorted(params.models)) or "none"
         raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
     bank = load_bank(params.data.questions)
-    kept = _read_json(KEPT_QUESTIONS, "human", "kept")
-    countries = _read_json(SELECTED_COUNTRIES, "map", "countries")
-    kind, _ = persona_kind(method)
-    if kind is None:
-        personas = pl.DataFrame()  # country-level methods need no personas
-    elif personas_for(method).exists():
-        personas = _read_personas(personas_for(method))
-    else:
-        raise DataError(
-            f"{personas_for(method)} not found; run the personas stage first (dvc repro personas)"
-        )
-    units = plan_prompts(method, personas, bank, kept, countries, params.prompts.guidance)  # type: ignore[arg-type]
+    kept = artifacts.kept_questions()
+    countries = artifacts.selected_countries()
+    # country-level methods need no personas
+    personas = pl.DataFrame() if get_method(method).persona is None else artifacts.method_personas(method)
+    units = plan_prompts(method, personas, bank, kept, countries, params.prompts.guidance)
     map_prompts = (
-        plan_map_prompts(method, personas, bank, countries, params.prompts.guidance)  # type: ignore[arg-type]
+        plan_map_prompts(method, personas, bank, countries, params.prompts.guidance)
         if params.simulate.map_items else []
     )
 
@@ -127,7 +94,7 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         "coverage_mean": float(answers["coverage"].mean() or 0.0),  # type: ignore[arg-type]
         "personas": answers["persona_id"].n_unique(),
         "countries": len(countries),
-        "questions": len(kept),  # type: ignore[arg-type]
+        "questions": len(kept),
         "map_prompts": len(map_prompts),  # included in requests
         **{k: v for k, v in summary.to_json().items() if k in ANSWER_DETERMINED},
         "empty_cells": empty,

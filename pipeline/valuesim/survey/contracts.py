@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from valuesim.artifacts import write_json
 from valuesim.errors import ConfigError, ContractError
 from valuesim.survey.bank import QuestionBank
 
@@ -168,9 +169,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write_report(report: ContractReport, report_dir: Path, context: Mapping[str, Any]) -> Path:
-    report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / f"{report.suite}.json"
-    tmp = path.with_suffix(".json.tmp")
     body = {
         "suite": report.suite,
         "success": report.success,
@@ -179,8 +178,7 @@ def _write_report(report: ContractReport, report_dir: Path, context: Mapping[str
         "failures": report.failures,
         **context,
     }
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(body, path, indent=2)
     return path
 
 

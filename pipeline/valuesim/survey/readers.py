@@ -45,8 +45,6 @@ CITATION = (
     "JD Systems Institute & WVSA Secretariat. doi:10.14281/18241.20"
 )
 SUFFIXES = (".csv", ".csv.gz", ".sav", ".dta", ".parquet")
-# the demo population size per country, as params data.demo_respondents_per_country
-DEMO_RESPONDENTS_PER_COUNTRY = 1200
 
 
 @dataclass(frozen=True)
@@ -383,24 +381,6 @@ def read_source(
         "country", "respondent_id", "weight", *[pl.col(i.id).cast(pl.Int64) for i in items]
     ).sort("country", maintain_order=True)
     return ExtractResult(respondents=respondents, missing_counts=counts, source=str(path))
-
-
-def load_source(
-    source: str | Path,
-    bank: QuestionBank,
-    *,
-    demo_n: int = DEMO_RESPONDENTS_PER_COUNTRY,
-    seed: int = 0,
-    drop_duplicates: bool = False,
-) -> ExtractResult:
-    """Any respondent source a command takes: the demo aggregates (``.json``, a
-    synthetic population drawn as the extract stage draws it) or real WVS files."""
-    if str(source).endswith(".json"):
-        from valuesim.survey import demo  # lazy: only the demo path needs the generator
-
-        sample = demo.sample(str(source), bank, demo_n, seed=seed)
-        return ExtractResult(sample.respondents, sample.missing_counts, str(source), synthetic=True)
-    return read_source(source, bank, drop_duplicates=drop_duplicates)
 
 
 def select_countries(result: ExtractResult, countries: list[str]) -> ExtractResult:

@@ -10,7 +10,7 @@ from fake_anthropic_server import FakeAnthropic, make_request
 from valuesim_anthropic.provider import AnthropicProvider
 
 from valuesim.config import ModelSpec
-from valuesim.llm.provider import TransientProviderError
+from valuesim.contracts import TransientProviderError
 from valuesim.llm.types import Decoding
 
 REQS = [replace(make_request(f"Q{i}?"), decoding=Decoding(estimator="sampling", samples=3)) for i in range(2)]

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 from fake_anthropic_server import ANSWERS, FAKE_KEY, FakeAnthropic, make_request
-from valuesim_anthropic import AnthropicFactory
 from valuesim_anthropic.provider import AnthropicProvider
 
 from valuesim.config import ModelSpec
+from valuesim.contracts import TransientProviderError
 from valuesim.errors import ProviderError
 from valuesim.llm.engine import Engine
-from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import ChatMessage, Decoding
 from valuesim.plugins import providers
 
@@ -148,28 +147,3 @@ def test_errors_are_classified_and_key_free(fake: FakeAnthropic, tmp_path: Path)
     fake.fault = "hang"
     with pytest.raises(TransientProviderError, match=r"within 0.2 s"):
         p.score([sampled("hang?")])
-
-
-def _engine(fake: FakeAnthropic, cache: Path) -> Engine:
-    spec = ModelSpec(provider="anthropic", model="claude-haiku-4-5", base_url=fake.url,
-                     samples=2, concurrency=2)
-    # Every draw fails once; a chunk of 2 requests x 2 draws needs 5 attempts.
-    return Engine(AnthropicFactory(), spec, cache, batch_size=2, max_retries=8, timeout_s=30,
-                  progress=False, log=lambda _: None, backoff_s=0.0)
-
-
-@pytest.mark.parametrize("fault", ["flaky", "ratelimit"])
-def test_engine_completes_through_faults_without_paying_twice(
-    fake: FakeAnthropic, tmp_path: Path, fault: str
-) -> None:
-    fake.fault = fault
-    with _engine(fake, tmp_path) as e:
-        reqs = [e.request(make_request(f"Q{i}").messages, ANSWERS) for i in range(4)]
-        results = e.run(reqs)
-        assert e.summary.retries > 0
-    assert all(r.estimator == "sampling" for r in results)
-    assert fake.counts["paid"] == 4 * 2  # every draw paid once despite the retries
-    fake.fault = ""
-    with _engine(fake, tmp_path) as e:
-        assert e.run(reqs) == results
-    assert fake.counts["paid"] == 8

@@ -1,8 +1,8 @@
 """valuesim provider plugin: Anthropic's Messages API.
 
 The Messages API has no log-probabilities, so answers are estimated by sampling or
-by a verbalized distribution. The ``anthropic`` SDK is imported when a provider is
-created, not when providers are listed.
+by a verbalized distribution. Listing providers imports only this module (and
+``valuesim``); the ``anthropic`` SDK is imported when a provider is created.
 """
 
 from __future__ import annotations
@@ -11,20 +11,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valuesim import hookimpl
-from valuesim.llm.types import Capabilities
+from valuesim import BatchOptions, Capabilities, hookimpl
 
 if TYPE_CHECKING:
-    from valuesim.config import ModelSpec
-    from valuesim.llm.provider import Provider, ProviderFactory
+    from valuesim import ModelSpec, Provider, ProviderFactory
 
-__all__ = ["AnthropicFactory", "register_providers"]
+__all__ = ["AnthropicFactory", "AnthropicOptions", "register_providers"]
+
+CAPABILITIES = Capabilities(sampling=True, text_generation=True, batch_api=True)
+
+
+class AnthropicOptions(BatchOptions):
+    """``models.<name>.options`` for Anthropic."""
+
+    max_tokens: int | None = None  # per scoring reply (8 sampling, 300 verbalized)
+    omit_temperature: bool = False  # never send temperature (models that reject it)
+    prompt_caching: bool = True  # cache_control on the system (persona) block
 
 
 class AnthropicFactory:
     name = "anthropic"
     package = "valuesim-anthropic"
-    capabilities = Capabilities(sampling=True, text_generation=True, batch_api=True)
+    options = AnthropicOptions
+    capabilities = CAPABILITIES
 
     def create(self, spec: ModelSpec, *, state_dir: Path) -> Provider:
         from valuesim_anthropic.provider import AnthropicProvider

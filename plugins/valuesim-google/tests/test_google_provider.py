@@ -11,8 +11,8 @@ from fake_google_server import ANSWERS, FAKE_KEY, FakeGemini, make_request, serv
 from valuesim_google.provider import GoogleProvider
 
 from valuesim.config import ModelSpec
+from valuesim.contracts import TransientProviderError
 from valuesim.errors import ProviderError
-from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import ChatMessage, Decoding
 from valuesim.plugins import providers
 

@@ -1,7 +1,7 @@
 """valuesim provider plugin: Google GenAI (Gemini API) with response log-probabilities.
 
-The ``google-genai`` SDK is imported when a provider is created, not when providers
-are listed.
+Listing providers imports only this module (and ``valuesim``); the ``google-genai``
+SDK is imported when a provider is created.
 """
 
 from __future__ import annotations
@@ -10,19 +10,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valuesim import hookimpl
-from valuesim.llm.types import Capabilities
+from valuesim import Capabilities, ProviderOptions, hookimpl
 
 if TYPE_CHECKING:
-    from valuesim.config import ModelSpec
-    from valuesim.llm.provider import Provider, ProviderFactory
+    from valuesim import ModelSpec, Provider, ProviderFactory
 
-__all__ = ["GoogleFactory", "register_providers"]
+__all__ = ["GoogleFactory", "GoogleOptions", "register_providers"]
+
+
+class GoogleOptions(ProviderOptions):
+    """``models.<name>.options`` for Google."""
+
+    logprobs: bool = True  # false: a model without log-probabilities (estimator set explicitly)
+    max_top_logprobs: int | None = None  # the model's cap on k (at most 20)
+    max_tokens: int | None = None  # per scoring reply (2 top-k, 8 sampling, 300 verbalized)
+    thinking_budget: int | None = None  # 0 turns thinking off so the first token is the answer
 
 
 class GoogleFactory:
     name = "google"
     package = "valuesim-google"
+    options = GoogleOptions
     # answer_start is all that two positions of top-k can estimate
     capabilities = Capabilities(
         top_logprobs=20, sampling=True, text_generation=True, answer_rules=("answer_start",)

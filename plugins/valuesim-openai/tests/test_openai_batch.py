@@ -10,8 +10,8 @@ from fake_openai_server import FakeOpenAI, make_request
 from valuesim_openai.provider import OpenAIProvider
 
 from valuesim.config import ModelSpec
+from valuesim.contracts import TransientProviderError
 from valuesim.errors import ProviderError
-from valuesim.llm.provider import TransientProviderError
 
 REQS = [make_request(f"Q{i}?") for i in range(3)]
 

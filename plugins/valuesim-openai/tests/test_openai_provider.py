@@ -11,8 +11,8 @@ from fake_openai_server import ANSWERS, FAKE_KEY, FakeOpenAI, make_request
 from valuesim_openai.provider import OpenAIProvider
 
 from valuesim.config import ModelSpec
+from valuesim.contracts import TransientProviderError
 from valuesim.errors import ProviderError
-from valuesim.llm.provider import TransientProviderError
 from valuesim.llm.types import ChatMessage, Decoding
 from valuesim.plugins import providers
 

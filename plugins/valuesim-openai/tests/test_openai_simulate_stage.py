@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from fake_openai_server import FakeOpenAI
 
+from valuesim.answer_tables import run_stats_path
 from valuesim.config import Params
-from valuesim.llm.simulation import run_stats_path
 from valuesim.personas.build import write_persona_tables
 from valuesim.stages import simulate
 

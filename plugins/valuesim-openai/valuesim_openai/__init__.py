@@ -1,7 +1,7 @@
 """valuesim provider plugin: OpenAI and OpenAI-compatible chat-completions servers.
 
-Listing providers imports only this module; the ``openai`` SDK is imported when a
-provider is created.
+Listing providers imports only this module (and ``valuesim``); the ``openai`` SDK is
+imported when a provider is created.
 """
 
 from __future__ import annotations
@@ -10,19 +10,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valuesim import hookimpl
-from valuesim.llm.types import Capabilities
+from valuesim import BatchOptions, Capabilities, hookimpl
 
 if TYPE_CHECKING:
-    from valuesim.config import ModelSpec
-    from valuesim.llm.provider import Provider, ProviderFactory
+    from valuesim import ModelSpec, Provider, ProviderFactory
 
-__all__ = ["OpenAIFactory", "register_providers"]
+__all__ = ["OpenAIFactory", "OpenAIOptions", "register_providers"]
+
+
+class OpenAIOptions(BatchOptions):
+    """``models.<name>.options`` for OpenAI; unset ones take per-model defaults."""
+
+    logprobs: bool | None = None  # force the log-probability capability on/off
+    max_top_logprobs: int | None = None  # the model's cap on k (at most 20)
+    max_tokens: int | None = None  # per scoring reply (2 top-k, 8 sampling, 300 verbalized)
+    max_tokens_param: str | None = None  # "max_tokens" or "max_completion_tokens"
+    omit_temperature: bool | None = None  # never send temperature
+    seed: int | None = None
 
 
 class OpenAIFactory:
     name = "openai"
     package = "valuesim-openai"
+    options = OpenAIOptions
     # The widest any model offers; a provider reports its own model's flags.
     # answer_start is all that two positions of top-k can estimate
     capabilities = Capabilities(

@@ -1,0 +1,150 @@
+"""The evaluate stage's computation: every score, reference, floor, test and curve.
+
+Pure: it takes the tables the stage read and returns the tables it writes, so the
+whole evaluation can be run and checked without files. Every method is scored next
+to the references of :mod:`valuesim.analysis.references` (midpoint, uniform, other
+countries; sampling floor, human split-half), computed from the human data without
+model calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from valuesim.analysis import curves, references, scores
+from valuesim.analysis.blocks import build_blocks
+from valuesim.config import AnalysisParams
+
+# Figure 9's temperatures: log-spaced around the default T = 1 (which is included).
+CURVE_TEMPERATURES = tuple(float(t) for t in np.geomspace(0.1, 10.0, 13))
+
+Run = tuple[str, str]  # (model, method)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the evaluate stage writes: ``tables`` by file name under data/eval/,
+    ``plots`` by file name under reports/plots/, and the DVC metrics."""
+
+    tables: dict[str, pl.DataFrame]
+    plots: dict[str, pl.DataFrame]
+    metrics: dict[str, Any]
+
+
+def personas_per_country(answers: pl.DataFrame) -> int:
+    """The run's N: personas per country that contribute an answer (the largest, where
+    a country has fewer)."""
+    usable = answers.filter(pl.col("flag").fill_null("") == "") if "flag" in answers.columns else answers
+    counts = usable.group_by("country").agg(pl.col("persona_id").n_unique())["persona_id"]
+    return int(counts.max() or 0)  # type: ignore[arg-type]
+
+
+def run_floors(floor_spread: pl.DataFrame, run_n: Mapping[Run, int]) -> dict[str, dict[str, float]]:
+    """The sampling floor at each persona run's own N, keyed ``model/method``."""
+    return {
+        f"{model}/{method}": {"n": n, **floor_spread.filter(pl.col("n") == n)
+                              .select("mae", "mae_sd", "wasserstein", "wasserstein_sd").row(0, named=True)}
+        for (model, method), n in run_n.items()
+    }
+
+
+def floor_columns(floors: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
+    """The floors as columns to join onto the method summary."""
+    return pl.DataFrame(
+        [{"model": k.split("/", 1)[0], "method": k.split("/", 1)[1], "n_personas": v["n"],
+          "floor_mae": v["mae"], "floor_mae_sd": v["mae_sd"], "floor_wasserstein": v["wasserstein"]}
+         for k, v in floors.items()],
+        schema={"model": pl.Utf8, "method": pl.Utf8, "n_personas": pl.Int64, "floor_mae": pl.Float64,
+                "floor_mae_sd": pl.Float64, "floor_wasserstein": pl.Float64},
+    )
+
+
+def plot_tables(
+    all_countries: pl.DataFrame, sample_sizes: pl.DataFrame, floor_spread: pl.DataFrame,
+    temperature: pl.DataFrame, sizes: Sequence[int],
+) -> dict[str, pl.DataFrame]:
+    """DVC plot data: flat tables with a "run" column (model/method) to group lines by."""
+    run_col = pl.concat_str(["model", "method"], separator="/").alias("run")
+    return {
+        "mae_by_country.csv": all_countries.select(run_col, "country", "mae", "wasserstein_cal"),
+        "sample_size.csv": pl.concat([
+            sample_sizes.group_by(["model", "method", "n"]).agg(pl.col("mae").mean())
+            .sort(["model", "method", "n"]).select(run_col, "n", "mae"),
+            floor_spread.filter(pl.col("n").is_in(sizes))
+            .select(pl.lit("reference/sampling_floor").alias("run"), "n", "mae"),
+        ]),
+        "temperature.csv": temperature.sort(["model", "method", "scaling", "temperature"]).select(
+            pl.concat_str(["model", "method", "scaling"], separator="/").alias("run"),
+            "temperature", "mae", "wasserstein",
+        ),
+    }
+
+
+def evaluate(
+    *, population: pl.DataFrame, human: pl.DataFrame, kept: Sequence[str], respondents: pl.DataFrame,
+    answers: Mapping[Run, pl.DataFrame], persona_methods: Collection[str], an: AnalysisParams,
+) -> Evaluation:
+    """Scores of the calibrated population, curves of the persona-level ``answers``,
+    references and floors from the human data; ``persona_methods`` are the methods
+    whose runs have a persona count N (their floor is taken at that N)."""
+    cells = scores.score_cells(population, human)
+    countries = scores.by_country(cells)
+    selected = sorted(set(cells["country"].to_list()))
+
+    sample_frames, temp_frames = [], []
+    run_n = {key: personas_per_country(a) for key, a in answers.items() if key[1] in persona_methods}
+    for (model, method), frame in answers.items():
+        blocks = build_blocks(frame, human, list(kept))
+        sample_frames.append(
+            curves.sample_size_curve(model, method, blocks, an.sample_sizes, an.subsample_repeats, an.seed)
+        )
+        temp_frames.append(
+            curves.temperature_curve(model, method, blocks, CURVE_TEMPERATURES, an.bootstrap, an.seed)
+        )
+    sample_sizes = pl.concat(sample_frames)
+    temperature = pl.concat(temp_frames)
+
+    # references and floors: no model calls, the same cells as the methods
+    ref_cells = references.reference_cells(human, respondents, selected, kept)
+    ref_cells = ref_cells.join(cells.select("country", "question").unique(), on=["country", "question"],
+                               how="semi").select(list(scores.SCORE_SCHEMA)).sort(["method", "country", "question"])
+    ref_countries = scores.by_country(ref_cells)
+    floor = references.sampling_floor(
+        respondents, human, selected, kept, sorted({*an.sample_sizes, *run_n.values()}),
+        an.subsample_repeats, an.seed,
+    )
+    floor_spread = references.spread(floor, ["n"])
+    floors = run_floors(floor_spread, run_n)
+    halves = references.split_half(respondents, human, selected, kept, an.subsample_repeats, an.seed)
+    half = references.spread(halves).select("mae", "mae_sd", "wasserstein", "wasserstein_sd").row(0, named=True)
+
+    coverage = scores.coverage_summary(dict(answers))
+    summary = scores.summary(cells, an.bootstrap, an.seed).join(coverage, on=["model", "method"], how="left")
+    summary = summary.join(floor_columns(floors), on=["model", "method"], how="left")
+    ref_summary = scores.summary(ref_cells, an.bootstrap, an.seed)
+
+    tables = {
+        "cells.parquet": cells,
+        "by_country.parquet": countries,
+        "summary.parquet": summary,
+        "reference_cells.parquet": ref_cells,
+        "reference_by_country.parquet": ref_countries,
+        "reference_summary.parquet": ref_summary,
+        "sampling_floor.parquet": floor,
+        "split_half.parquet": halves,
+        "wilcoxon.parquet": scores.wilcoxon_table(cells, ref_cells),
+        "mann_whitney.parquet": scores.method_tests(cells),
+        "per_question.parquet": curves.per_question(cells),
+        "sample_size.parquet": sample_sizes,
+        "temperature.parquet": temperature,
+    }
+    all_countries = pl.concat([countries, ref_countries])
+    metrics = scores.metrics_json(pl.concat([summary.select(ref_summary.columns), ref_summary]),
+                                  all_countries, coverage, floors, half)
+    plots = plot_tables(all_countries, sample_sizes, floor_spread, temperature, an.sample_sizes)
+    return Evaluation(tables=tables, plots=plots, metrics=metrics)

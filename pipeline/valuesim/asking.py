@@ -1,0 +1,434 @@
+"""Ask any survey item of any country: simulated answers for questions nobody has asked.
+
+(The module is ``asking``, not ``ask``: ``valuesim.ask`` is the function, re-exported
+from the package, and a submodule of the same name would shadow it.)
+
+:func:`ask` runs new items (question files, :mod:`valuesim.survey.new_questions`) or
+WVS items of the bank through the study's own machinery and returns one row per
+(country, question): the predicted distribution, its expected answer and normalized
+variance, a bootstrap 95% interval of the expected answer over personas, coverage
+and estimator. Nothing is approximated on the way:
+
+- personas are the study's: respondents of the study's population (the extract
+  stage's ``data/interim/respondents.parquet``, else ``data.source``; or ``source``),
+  sampled by :func:`valuesim.personas.sampling.sample_respondents` with
+  ``personas.seed`` (prefix-consistent: ``n = personas.n_per_country`` gives the
+  study's personas) and worded by the study's descriptor set;
+- prompts are planned by :func:`valuesim.prompts.plan_prompts`, as simulate plans them;
+- answers go through the engine and the study's response cache
+  (``simulate.cache_dir``), so asking twice pays once, and asking a WVS item the study
+  already simulated with the same personas pays nothing;
+- ``calibrate=True`` applies the mean-preserving tilt at the temperature the
+  calibrate stage fitted for that (model, method) to every persona's distribution
+  before they are averaged, as the study does.
+
+Every check on the input (question files, method, model, countries against the
+source, ``n`` against its respondents, answers the local tokenizer cannot express)
+runs before any answer is scored and fails with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from valuesim.errors import ConfigError, ProviderError
+from valuesim.paths import CALIBRATED
+from valuesim.survey.bank import Item, QuestionBank
+
+if TYPE_CHECKING:
+    from valuesim.config import Params
+    from valuesim.llm.engine import Engine
+    from valuesim.llm.types import AnswerDistribution, ScoreRequest
+    from valuesim.prompts import PromptUnit
+
+QuestionsArg = str | Path | Item | Sequence[str | Path | Item]
+CountriesArg = str | Sequence[str]
+
+RESULT_SCHEMA: dict[str, pl.DataType] = {
+    "country": pl.Utf8(),
+    "question": pl.Utf8(),
+    "label": pl.Utf8(),
+    "new": pl.Boolean(),  # a question-file item, not one of the WVS bank
+    "codes": pl.List(pl.Int64()),
+    "probs": pl.List(pl.Float64()),
+    "expected": pl.Float64(),
+    "normalized_variance": pl.Float64(),
+    "ci_low": pl.Float64(),
+    "ci_high": pl.Float64(),
+    "n_personas": pl.Int64(),
+    "flagged": pl.Int64(),
+    "mean_coverage": pl.Float64(),
+    "estimator": pl.Utf8(),
+    "answer_rule": pl.Utf8(),
+    "method": pl.Utf8(),
+    "model": pl.Utf8(),
+    "temperature": pl.Float64(),  # null: raw (uncalibrated) distributions
+}
+# The study's calibrate output (valuesim.stages.calibrate writes it).
+TEMPERATURES = CALIBRATED / "temperatures.json"
+_ISO3 = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The temperatures the calibrate stage fitted for one (model, method).
+
+    A WVS item the study calibrated keeps its leave-one-question-out T (the study's
+    own out-of-sample value); any other item gets ``overall``, the T fitted on all of
+    the study's questions, which is out of sample for an item the study never saw.
+    """
+
+    path: str
+    run: str  # "<model>/<method>"
+    overall: float
+    loqo: dict[str, float]
+    md5: str  # of the temperatures file: which calibrate run this was
+    modified: str  # the file's modification time, UTC
+
+    def temperature(self, question: str) -> float:
+        return self.loqo.get(question, self.overall)
+
+    def line(self) -> str:
+        return (f"calibrated with T={self.overall:.4g} (overall) fitted for {self.run} in "
+                f"{self.path} (md5 {self.md5[:8]}, written {self.modified})")
+
+
+@dataclass(frozen=True)
+class AskSummary:
+    """How one :func:`run_ask` went: what was asked, where from, what it cost."""
+
+    model: str
+    method: str
+    provider: str
+    provider_model: str
+    estimator: str
+    answer_rule: str
+    source: str
+    countries: tuple[str, ...]
+    questions: tuple[str, ...]
+    personas_per_country: int
+    requests: int
+    cache_hits: int
+    sent: int  # answers the provider scored in this call (0 when all were cached)
+    provider_calls: int
+    wall_s: float
+    calibration: Calibration | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def line(self) -> str:
+        return (f"ask {self.model}/{self.method}: {len(self.countries)} countries x "
+                f"{len(self.questions)} questions x {self.personas_per_country} personas: "
+                f"{self.requests} requests, {self.cache_hits} cached, {self.sent} sent in "
+                f"{self.provider_calls} calls, {self.wall_s:.1f}s")
+
+    def to_json(self) -> dict[str, object]:
+        out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
+        out["countries"], out["questions"] = list(self.countries), list(self.questions)
+        out["notes"] = list(self.notes)
+        out["calibration"] = None if self.calibration is None else {
+            k: v for k, v in self.calibration.__dict__.items()
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class AskResult:
+    frame: pl.DataFrame  # RESULT_SCHEMA, one row per (country, question)
+    summary: AskSummary
+
+
+# -- input --------------------------------------------------------------------------
+
+
+def resolve_questions(questions: QuestionsArg, bank: QuestionBank) -> list[Item]:
+    """Items from question files (paths), WVS ids of the bank and :class:`Item` objects."""
+    from valuesim.survey.new_questions import (
+        QuestionFileError,
+        load_question_files,
+        parse_items,
+    )
+
+    given = [questions] if isinstance(questions, str | Path | Item) else list(questions)
+    if not given:
+        raise ConfigError("no questions given; pass a question file or WVS item ids")
+    items: list[Item] = []
+    for entry in given:
+        if isinstance(entry, Item):
+            items.append(entry)
+        elif isinstance(entry, Path) or str(entry).endswith((".yaml", ".yml")) or Path(entry).is_file():
+            items += load_question_files([entry], bank)
+        else:
+            items += parse_items([str(entry)], "the questions given", bank)
+    ids = [i.id for i in items]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise QuestionFileError(f"questions {', '.join(dup)} are given twice; ask each once")
+    return items
+
+
+def parse_countries(countries: CountriesArg) -> list[str]:
+    """ISO3 codes from "JPN,DEU" or a list; each must be a country the prompts can name."""
+    from valuesim.survey.countries import country_name
+
+    raw = countries.split(",") if isinstance(countries, str) else list(countries)
+    codes = list(dict.fromkeys(c.strip().upper() for c in raw if c.strip()))
+    if not codes:
+        raise ConfigError("no countries given; pass ISO3 codes such as JPN,DEU")
+    for c in codes:
+        if not _ISO3.match(c):
+            raise ConfigError(f"country {c!r} is not an ISO3 code such as JPN")
+        country_name(c)
+    return codes
+
+
+def _echoed(items: Sequence[Item], method: str) -> list[str]:
+    """Bank items that ``method``'s personas describe (their answers are in the prompt)."""
+    from valuesim.methods import get_method
+
+    kind = get_method(method).persona
+    role = {"value": "persona", "fewshot": "persona", "sociodemographic": "sociodemographic"}.get(
+        kind or ""
+    )
+    return [i.id for i in items if role is not None and role in i.roles]
+
+
+def _check_model_and_method(params: Params, model: str, method: str) -> None:
+    from valuesim.methods import get_method
+
+    get_method(method)  # the table of methods: a one-line error listing them
+    if model not in params.models:
+        known = ", ".join(sorted(params.models)) or "none"
+        raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
+
+
+# -- calibration --------------------------------------------------------------------
+
+
+def find_calibration(project: Path, model: str, method: str) -> tuple[Calibration | None, str]:
+    """The fitted temperatures for (model, method), or None and a note saying why not."""
+    from valuesim.artifacts import read_json
+
+    path = project / TEMPERATURES
+    run = f"{model}/{method}"
+    if not path.exists():
+        return None, (f"no fitted temperature: {TEMPERATURES} not found (run `dvc repro calibrate` "
+                      f"with {run} in the study); reporting raw distributions")
+    data = read_json(path, "calibrate", keys=("temperatures",))
+    entry = data["temperatures"].get(run) if isinstance(data["temperatures"], dict) else None
+    if not isinstance(entry, dict) or "overall" not in entry:
+        fitted = ", ".join(sorted(data["temperatures"])) or "none"
+        return None, (f"no fitted temperature for {run} in {TEMPERATURES} (fitted: {fitted}); "
+                      "reporting raw distributions")
+    raw = path.read_bytes()
+    stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    loqo = {str(q): float(t) for q, t in (entry.get("loqo") or {}).items()}
+    cal = Calibration(str(TEMPERATURES), run, float(entry["overall"]), loqo,
+                      hashlib.md5(raw).hexdigest(), stamp)  # an id, not security
+    return cal, cal.line()
+
+
+# -- scoring ------------------------------------------------------------------------
+
+
+def _preflight(engine: Engine, units: Sequence[PromptUnit], requests: Sequence[ScoreRequest]) -> None:
+    """Refuse answers the local model's tokenizer cannot express, before scoring any.
+
+    Runs only when something is not cached yet; loading the model is not a call. For
+    providers without a local tokenizer the provider's own check applies.
+    """
+    found = engine.cache.get_many([engine.key(r) for r in requests]) if engine.cache else {}
+    todo = [i for i, r in enumerate(requests) if engine.key(r) not in found]
+    if not todo:
+        return
+    lm = getattr(engine.provider, "lm", None)
+    if lm is None or getattr(lm, "tokenizer", None) is None:
+        return
+    from valuesim.llm.exact_scoring import answer_trie
+
+    rule = engine.decoding.answer_rule or "answer_start"
+    checked: set[str] = set()
+    for i in todo:
+        question = units[i].question
+        if question in checked:
+            continue
+        checked.add(question)
+        try:
+            answer_trie(lm, requests[i].messages, requests[i].answers, rule)  # type: ignore[arg-type]
+        except ProviderError as exc:
+            raise ProviderError(f"question {question}: {exc}; nothing was scored") from None
+
+
+def _cell_seed(seed: int, country: str, question: str) -> int:
+    return zlib.crc32(f"{seed}:{country}:{question}".encode())
+
+
+def _row(
+    item: Item, country: str, dists: Sequence[AnswerDistribution], params: Params,
+    calibration: Calibration | None,
+) -> dict[str, object]:
+    from valuesim.analysis import metrics
+
+    codes = np.asarray(item.codes, dtype=np.float64)
+    usable = [d for d in dists if not d.flag]
+    row: dict[str, object] = {
+        "country": country, "question": item.id, "label": item.label, "codes": item.codes,
+        "n_personas": len(usable), "flagged": len(dists) - len(usable),
+        "estimator": dists[0].estimator if dists else None,
+        "answer_rule": dists[0].answer_rule if dists else None,
+    }
+    if not usable:  # every persona put zero mass on the scale: nothing to average
+        return row
+    probs = np.asarray([d.probs for d in usable], dtype=np.float64)
+    t = None if calibration is None else calibration.temperature(item.id)
+    if t is not None:
+        from valuesim.calibration.tilt import mean_preserving_tilt
+
+        probs = mean_preserving_tilt(probs, codes, t)
+    population = probs.mean(axis=0)
+    per_persona = probs @ codes
+    low, high = metrics.bootstrap_ci(
+        per_persona, params.analysis.bootstrap, _cell_seed(params.analysis.seed, country, item.id)
+    )
+    row.update({
+        "probs": population.tolist(),
+        "expected": float(metrics.expected(population, codes)),
+        "normalized_variance": float(metrics.normalized_variance(population, codes)),
+        "ci_low": low, "ci_high": high,
+        "mean_coverage": float(np.mean([d.coverage for d in usable])),
+        "temperature": t,
+    })
+    return row
+
+
+def run_ask(
+    questions: QuestionsArg,
+    countries: CountriesArg,
+    *,
+    method: str = "value",
+    model: str = "smollm2",
+    n: int = 50,
+    source: str | Path | None = None,
+    calibrate: bool = False,
+    params_path: str | Path = "params.yaml",
+    project_dir: str | Path = ".",
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> AskResult:
+    """:func:`ask`, with the run's summary (cache hits, answers sent, calibration, notes)."""
+    from valuesim.config import load_params
+    from valuesim.llm.cache import resolve_cache_dir
+    from valuesim.llm.engine import Engine
+    from valuesim.methods import get_method
+    from valuesim.personas.on_demand import check_n, personas_for, respondents_for, under
+    from valuesim.prompts import plan_prompts
+    from valuesim.survey.bank import load_bank
+    from valuesim.survey.new_questions import extend_bank, is_new
+
+    project = Path(project_dir)
+    params = load_params(under(project, params_path))
+    _check_model_and_method(params, model, method)
+    bank = load_bank(under(project, params.data.questions))
+    items = resolve_questions(questions, bank)
+    codes = parse_countries(countries)
+    notes: list[str] = []
+    echoed = _echoed(items, method)
+    if echoed:
+        notes.append(f"{', '.join(echoed)}: {method} personas state the respondent's answer to "
+                     "these items, so the model mostly reads it back; ask them with another method")
+
+    if get_method(method).persona is None:
+        personas, where, per_country = pl.DataFrame(), "none (a country-level method)", 1
+        notes.append(f"{method} asks once per country: no personas, so n and the source are unused "
+                     "and the interval is a single point")
+    else:
+        respondents, where, _ = respondents_for(
+            None if source is None else str(source), params, bank, codes, project
+        )
+        check_n(n, respondents, codes, where)
+        personas = personas_for(params, bank, respondents, codes, method, n, project)
+        per_country = n
+
+    calibration, note = find_calibration(project, model, method) if calibrate else (None, "")
+    if note:
+        notes.append(note)
+    asked = extend_bank(bank, items)
+    units = plan_prompts(method, personas, asked, [i.id for i in items], codes, params.prompts.guidance)
+
+    spec, sim = params.models[model], params.simulate
+    with Engine(
+        spec.provider, spec, resolve_cache_dir(sim.cache_dir, cwd=project),
+        batch_size=sim.batch_size, max_retries=sim.max_retries, timeout_s=sim.timeout_s,
+        prices=sim.prices, label=f"ask {model}/{method}", progress=progress, log=log,
+    ) as engine:
+        requests = [engine.request(u.messages, u.answers) for u in units]
+        _preflight(engine, units, requests)
+        results = engine.run(requests)
+        run = engine.summary
+        estimator, answer_rule = engine.estimator, engine.answer_rule
+
+    by_cell: dict[tuple[str, str], list[AnswerDistribution]] = {}
+    for unit, dist in zip(units, results, strict=True):
+        by_cell.setdefault((unit.country, unit.question), []).append(dist)
+    rows = []
+    for country in codes:
+        for item in items:
+            row = _row(item, country, by_cell.get((country, item.id), []), params, calibration)
+            rows.append({**row, "new": is_new(item, bank), "method": method, "model": model})
+    frame = pl.DataFrame(rows, schema=RESULT_SCHEMA)
+    empty = frame.filter(pl.col("n_personas") == 0)
+    if empty.height:
+        cells = ", ".join(f"{c}/{q}" for c, q in empty.select("country", "question").iter_rows())
+        notes.append(f"no persona gave any probability to the scale for {cells}: no distribution")
+    summary = AskSummary(
+        model=model, method=method, provider=run.provider, provider_model=run.model,
+        estimator=estimator, answer_rule=answer_rule, source=where, countries=tuple(codes),
+        questions=tuple(i.id for i in items), personas_per_country=per_country,
+        requests=run.requests, cache_hits=run.cache_hits, sent=run.sent,
+        provider_calls=run.provider_calls, wall_s=run.wall_s, calibration=calibration,
+        notes=tuple(notes),
+    )
+    return AskResult(frame, summary)
+
+
+def ask(
+    questions: QuestionsArg,
+    countries: CountriesArg,
+    *,
+    method: str = "value",
+    model: str = "smollm2",
+    n: int = 50,
+    source: str | Path | None = None,
+    calibrate: bool = False,
+    params_path: str | Path = "params.yaml",
+    project_dir: str | Path = ".",
+) -> pl.DataFrame:
+    """Simulated answers to ``questions`` in ``countries``: one row per (country, question).
+
+    ``questions``: question files (YAML, see :mod:`valuesim.survey.new_questions`), WVS
+    item ids of the bank ("Q164") or :class:`~valuesim.survey.bank.Item` objects, one or
+    a list. ``countries``: ISO3 codes, "JPN,DEU" or a list. ``method`` and ``model``:
+    a prompting method (:mod:`valuesim.methods`) and an entry of the params' ``models``.
+    ``n``: personas per country (persona methods). ``source``: respondents to sample
+    personas from (demo ``.json`` aggregates or WVS files; default: the study's).
+    ``calibrate``: apply the study's fitted temperature for (model, method); without
+    one the rows stay raw (``temperature`` null; :func:`run_ask` says why).
+
+    Columns: see :data:`RESULT_SCHEMA` (``probs`` in the order of ``codes``; ``ci_low``
+    and ``ci_high``: percentile bootstrap 95% interval of the expected answer over
+    personas, ``analysis.bootstrap`` resamples seeded from ``analysis.seed``). Use
+    :func:`run_ask` for the run's summary (answers sent and cached, notes).
+    """
+    return run_ask(
+        questions, countries, method=method, model=model, n=n, source=source,
+        calibrate=calibrate, params_path=params_path, project_dir=project_dir,
+    ).frame

@@ -1,0 +1,130 @@
+"""`valuesim ask`: simulated answers to new survey items (or WVS items) per country.
+
+A thin wrapper around :func:`valuesim.asking.run_ask`: the answers go through the engine
+and the study's response cache, so asking the same thing again costs nothing. The
+engine reports progress on stderr (a bar on a terminal); results go to stdout.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from valuesim.errors import ConfigError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from valuesim.asking import AskResult
+
+FORMATS = ("table", "json", "csv")
+_SPARK = "▁▂▃▄▅▆▇█"
+CSV_COLUMNS = (
+    "country", "question", "label", "new", "codes", "probs", "expected", "normalized_variance",
+    "ci_low", "ci_high", "n_personas", "flagged", "mean_coverage", "estimator", "answer_rule",
+    "method", "model", "temperature",
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ask")
+    def ask(
+        questions: Annotated[list[str], typer.Option(
+            "--questions", "-q",
+            help="question file (YAML, the bank's item format) or WVS item ids; repeat the "
+            "option or give a comma list",
+        )],
+        countries: str = typer.Option(..., help="ISO3 codes, e.g. JPN,DEU"),
+        method: str = typer.Option("value", help="prompting method"),
+        model: str = typer.Option("smollm2", help="an entry of the params' models section"),
+        n: int = typer.Option(50, help="personas per country (persona methods)"),
+        source: str | None = typer.Option(
+            None, help="sample personas from these respondents (demo .json or WVS files) "
+            "instead of the study's population"
+        ),
+        calibrate: bool = typer.Option(
+            False, "--calibrate", help="apply the temperature the study fitted for (model, method)"
+        ),
+        fmt: str = typer.Option("table", "--format", help="table, json or csv"),
+        params_file: str = typer.Option("params.yaml", "--params", help="params file"),
+    ) -> None:
+        """Ask survey items of any countries: distribution, expected answer, 95% interval."""
+        from valuesim.asking import run_ask
+
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown format {fmt!r}; use --format table, json or csv")
+        given = [q.strip() for entry in questions for q in entry.split(",") if q.strip()]
+        result = run_ask(
+            given, countries, method=method, model=model, n=n, source=source,
+            calibrate=calibrate, params_path=params_file,
+        )
+        if fmt == "json":
+            typer.echo(json.dumps(
+                {"results": result.frame.to_dicts(), "summary": result.summary.to_json()}, indent=2
+            ))
+        elif fmt == "csv":
+            typer.echo(to_csv(result.frame), nl=False)
+        else:
+            print_table(result)
+        if fmt != "json":  # json carries them in its summary
+            for note in result.summary.notes:
+                typer.echo(f"note: {note}", err=True)
+            typer.echo(result.summary.line(), err=True)
+
+
+def to_csv(frame: pl.DataFrame) -> str:
+    """One row per (country, question); ``codes`` and ``probs`` as ';'-joined lists."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in frame.iter_rows(named=True):
+        writer.writerow([
+            ";".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row[c])
+            if isinstance(row[c], list) else ("" if row[c] is None else row[c])
+            for c in CSV_COLUMNS
+        ])
+    return buf.getvalue()
+
+
+def sparkline(probs: list[float]) -> str:
+    """The distribution's shape in one line of block characters (tallest = the mode)."""
+    top = max(probs) or 1.0
+    return "".join(_SPARK[min(int(p / top * (len(_SPARK) - 1) + 0.5), len(_SPARK) - 1)] for p in probs)
+
+
+def print_table(result: AskResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary
+    cal = s.calibration.line() if s.calibration is not None else "raw (not calibrated)"
+    table = Table(
+        title=f"{s.provider}/{s.provider_model} · {s.method} · {s.personas_per_country} personas "
+        f"per country · {s.estimator} · {s.answer_rule}",
+        caption=f"personas from {s.source}; {cal}",
+    )
+    for col, justify in (
+        ("country", "left"), ("question", "left"), ("expected", "right"), ("95% CI", "right"),
+        ("norm. var", "right"), ("coverage", "right"), ("distribution", "left"), ("mode", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in result.frame.iter_rows(named=True):
+        codes = row["codes"]
+        if row["probs"] is None:
+            table.add_row(row["country"], row["question"], "-", "-", "-", "-",
+                          "no usable answers", "")
+            continue
+        probs = row["probs"]
+        mode = max(range(len(probs)), key=probs.__getitem__)
+        table.add_row(
+            row["country"], f"{row['question']}" + ("" if row["new"] else " (WVS)"),
+            f"{row['expected']:.2f}", f"{row['ci_low']:.2f}-{row['ci_high']:.2f}",
+            f"{row['normalized_variance']:.3f}", f"{row['mean_coverage']:.3f}",
+            f"{codes[0]} {sparkline(probs)} {codes[-1]}", f"{codes[mode]} ({probs[mode]:.0%})",
+        )
+    console = Console()
+    Console(width=max(console.width, 110)).print(table)

@@ -1,0 +1,129 @@
+"""The words of the study report: figure captions, table headings, notes, provenance
+and caveats.
+
+Kept apart from the report stage (which reads the tables and writes the page) so the
+prose can be read, reviewed and tested in one place, without running the pipeline.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from valuesim.config import Params
+from valuesim.methods import asks_map_items
+
+# The paper's ethical statement and limitations, restated for readers of this report.
+CAVEATS = (
+    "Simulated answers are not people's answers. They must not be read as the beliefs, "
+    "preferences or experiences of anyone, nor replace asking people where that is feasible "
+    "or ethically required (participatory research, public consultation, high-stakes decisions).",
+    "Language models can reproduce stereotypes and biases of their training data and can "
+    "misrepresent populations that are underrepresented in it; errors differ between countries.",
+    "Good population-level numbers do not mean that individual answers are predicted well.",
+    "Small errors can matter downstream when they systematically favour one option or group; "
+    "results on the World Values Survey do not carry over to other surveys, open-ended answers "
+    "or behaviour without new validation.",
+    "The Inglehart-Welzel items are well studied and may be easier for models to recover than "
+    "less documented topics.",
+)
+
+MAE_HEATMAP = ("Figure 11. MAE by country and method; bold marks the "
+               "best method per model and country, * a significant advantage over every other "
+               "method (Wilcoxon, p<0.05). Below the line, in italics, the references (no model): "
+               "the scale midpoint, uniform answers and the pooled answers of the other countries.")
+MAE_BY_COUNTRY = "MAE of each method per country."
+NORMALIZED_VARIANCE = ("Figures 4/10. Normalized variance per "
+                       "(country, question) by method vs humans, before and after calibration.")
+TEMPERATURE = ("Figure 9. MAE and Wasserstein distance vs a common "
+               "temperature: plain (A, B) vs mean-preserving scaling (C, D); bands are 95% "
+               "bootstrap CIs over (country, question) cells; dashed line T = 1.")
+SAMPLE_SIZE = ("Figure 3. MAE vs personas per country; band: "
+               "range over repeated random subsamples. Dashed: the sampling floor, what a "
+               "perfect simulator (each sampled respondent giving their own answers) scores "
+               "with that many personas; band 2.5-97.5% over resamples.")
+
+RESULTS_HEADING = ("Scores per model and method, and the references below them (MAE with 95% "
+                   "bootstrap CI over countries; coverage: probability on admissible answers under "
+                   "the answer rule, mean and 5th percentile over answers; floor: the sampling "
+                   "floor at the run's personas per country, ± SD over resamples; plain: plain "
+                   "temperature scaling fitted like the calibration)")
+FLOORS_HEADING = ("Noise floors: a perfect simulator with n personas per country (mean, SD and "
+                  "2.5-97.5% over resamples), and the human split-half")
+TEMPERATURES_HEADING = "Fitted calibration temperatures"
+
+
+def per_question(y: str, x: str) -> str:
+    return (f"Figure 8. Per-question MAE, {y} vs {x}; points "
+            f"above the diagonal: {x} prompting has the larger error.")
+
+
+def per_question_axes(methods: Sequence[str]) -> tuple[str, str] | None:
+    """(y, x) methods of the per-question scatter: country prompting across when it
+    ran, the value persona up; None with fewer than two methods."""
+    if len(methods) < 2:
+        return None
+    x = "country" if "country" in methods else methods[0]
+    y = "value" if "value" in methods and x != "value" else next(m for m in methods if m != x)
+    return y, x
+
+
+def provenance(meta: Mapping[str, Any]) -> str:
+    """Where the human data came from (HTML): synthetic or real, source, counts, citation."""
+    counts = meta.get("countries", {})
+    n = sum(int(v) for v in counts.values())
+    kind = ("<b>synthetic demo population</b> generated from shipped aggregates (no real respondents)"
+            if meta.get("synthetic") else "<b>real World Values Survey wave 7 respondents</b>")
+    return (f"Human data: {kind}; source <code>{html.escape(str(meta.get('source', '?')))}</code>; "
+            f"{len(counts)} countries, {n:,} respondents. Citation: "
+            f"{html.escape(str(meta.get('citation', 'n/a')))}")
+
+
+def model_names(params: Params) -> dict[str, str]:
+    """How findings name each model: its params name and what it runs."""
+    out = {}
+    for name, spec in params.models.items():
+        if spec.provider == "transformers" and spec.model == "embedded":
+            out[name] = f"{name} (SmolLM2-135M-Instruct, embedded)"
+        else:
+            out[name] = f"{name} ({spec.provider}: {spec.model})"
+    return out
+
+
+def map_caption(sim_pos: pl.DataFrame) -> str:
+    """Figure 1's caption; it mentions simulated positions only when there are some."""
+    if sim_pos.is_empty():
+        return "Figure 1. Cultural map: human country positions (selected countries highlighted)."
+    return ("Figure 1. Cultural map: human country positions (filled; selected countries in yellow) and "
+            "where each method's answers to the map items place the selected countries (open markers, "
+            "joined to the country's human position). Simulated positions are the map's projection of "
+            "the expected item values; the autonomy and post-materialist indexes are rebuilt from their "
+            "source items (expectations of the model's own answers, no independence assumption).")
+
+
+def map_notes(params: Params, sim_pos: pl.DataFrame) -> list[str]:
+    """Why a method the params ran has no position on the cultural map, if any."""
+    if not params.simulate.map_items:
+        return ["The cultural map shows human positions only: simulate.map_items is off, so no "
+                "method answered the map items."]
+    shown = set(sim_pos["method"].unique().to_list()) if sim_pos.height else set()
+    circular = [m for m in params.simulate.methods if not asks_map_items(m)]
+    notes = []
+    if circular:
+        notes.append(f"Not on the cultural map: {', '.join(circular)}. These personas state the "
+                     "respondent's own answers to the map items, so their positions would only echo "
+                     "the persona text.")
+    unplaced = [m for m in params.simulate.methods if asks_map_items(m) and m not in shown]
+    if unplaced:
+        notes.append(f"No map position for {', '.join(unplaced)}: too few usable answers to the map items.")
+    return notes
+
+
+def insert_before_closing(found: list[str], extra: Iterable[str], synthetic: bool) -> list[str]:
+    """``found`` with ``extra`` findings added at the end, but before the closing line
+    about synthetic data when there is one (it is the last finding then)."""
+    at = len(found) - 1 if synthetic else len(found)
+    return [*found[:at], *extra, *found[at:]]

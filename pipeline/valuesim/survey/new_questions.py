@@ -1,0 +1,254 @@
+"""Question files: new survey items a user writes, to ask models about (issue 12).
+
+A question file is YAML in the question bank's own item format, so an item can later
+move into the bank unchanged::
+
+    items:
+    - id: AI_TRUST                      # letters, digits, _ . - ; not a WVS bank id
+      label: Trust in AI systems        # optional short name (default: the text)
+      text: How much do you trust decisions made by artificial intelligence systems?
+      answers:                          # at least two, in ascending code order
+      - {code: 1, label: Trust completely}
+      - {code: 2, label: Trust somewhat}
+      - {code: 3, label: Do not trust very much}
+      - {code: 4, label: Do not trust at all}
+      missing: {-1: dont_know}          # optional: codes that are not answers
+    - Q164                              # a WVS item of the bank, asked as the bank words it
+
+The file holds a list under ``items:``, a plain list, or one item mapping. An answer
+without ``label`` is an unlabelled scale point: the bank writes such points (the
+middle of WVS 10-point scales) with their number as label and the prompt shows only
+the labelled points; an explicitly empty label is an error.
+
+Roles: a new item gets ``roles=[]``. The bank's roles select what the study evaluates
+(``target``), builds personas from (``persona``) or describes respondents with
+(``sociodemographic``); a new item is none of these, so even in a bank extended with
+it (:func:`extend_bank`) no study step picks it up by role. A plain WVS id resolves
+to the bank's own item, roles included.
+
+Every problem is a :class:`QuestionFileError` with one line naming the file, the item
+(its id, or its position when it has none) and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+from pydantic import ValidationError
+
+from valuesim.errors import ConfigError
+from valuesim.survey.bank import Answer, Item, MissingReason, QuestionBank
+
+ITEM_FIELDS = ("id", "label", "text", "answers", "missing")
+ANSWER_FIELDS = ("code", "label")
+MISSING_REASONS: tuple[str, ...] = get_args(MissingReason)
+# Ids become column values and file names downstream: keep them plain.
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_LABEL_FROM_TEXT = 60  # characters of the text used as label when none is given
+
+
+class QuestionFileError(ConfigError):
+    """A question file that cannot be used; the message names file, item and field."""
+
+
+def _fail(path: Path, where: str, message: str) -> QuestionFileError:
+    return QuestionFileError(f"{path}: {where}: {message}")
+
+
+def _entries(raw: object, path: Path) -> list[object]:
+    """The item entries of a parsed file, whichever of the three layouts it uses."""
+    if isinstance(raw, Mapping) and "items" in raw:
+        extra = sorted(str(k) for k in raw if k not in ("items", "version", "source"))
+        if extra:
+            raise _fail(path, "file", f"unknown top-level key(s) {', '.join(extra)}; "
+                        "use `items:` (and optionally version, source)")
+        raw = raw["items"]
+        if not isinstance(raw, list):
+            raise _fail(path, "file", "`items` must be a list of items")
+    elif isinstance(raw, Mapping) and not any(k in raw for k in ITEM_FIELDS):
+        keys = ", ".join(sorted(str(k) for k in raw)) or "none"
+        raise _fail(path, "file", f"unknown top-level key(s) {keys}; list the items under `items:`")
+    if isinstance(raw, list):
+        entries = raw
+    elif isinstance(raw, Mapping | str):
+        entries = [raw]
+    else:
+        raise _fail(path, "file", "expected `items:` with a list of items, a list, or one item mapping")
+    if not entries:
+        raise _fail(path, "file", "no items; add at least one")
+    return entries
+
+
+def _is_int(value: object) -> bool:
+    # YAML `true` is a bool, which Python counts as an int: not an answer code
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: object, where: str, field: str, path: Path) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, where, f"{field} is empty; write it out")
+    return value.strip()
+
+
+def _answers(raw: object, where: str, path: Path) -> list[Answer]:
+    if not isinstance(raw, list):
+        raise _fail(path, where, "answers must be a list of {code, label} entries")
+    if len(raw) < 2:
+        raise _fail(path, where, f"answers: {len(raw)} given, an item needs at least two")
+    answers: list[Answer] = []
+    for k, entry in enumerate(raw, start=1):
+        at = f"answers[{k}]"
+        if not isinstance(entry, Mapping):
+            raise _fail(path, where, f"{at} must be a mapping with code and label")
+        unknown = sorted(str(x) for x in entry if x not in ANSWER_FIELDS)
+        if unknown:
+            raise _fail(path, where, f"{at}: unknown field(s) {', '.join(unknown)}; use code and label")
+        code = entry.get("code")
+        if not _is_int(code):
+            raise _fail(path, where, f"{at}.code {code!r} is not an integer")
+        assert isinstance(code, int)
+        if "label" in entry:
+            label = entry["label"]
+            if _is_int(label):  # `label: 5` on an unlabelled point
+                label = str(label)
+            label = _text(label, where, f"{at}.label", path)
+        else:
+            label = str(code)  # an unlabelled scale point, as the bank writes them
+        answers.append(Answer(code=code, label=label))
+    codes = [a.code for a in answers]
+    dup = sorted({c for c in codes if codes.count(c) > 1})
+    if dup:
+        raise _fail(path, where, f"answers: code(s) {', '.join(map(str, dup))} appear twice")
+    if codes != sorted(codes):
+        raise _fail(path, where, f"answers: codes {codes} are not in ascending order; list the "
+                    "answers in scale order, lowest code first")
+    return answers
+
+
+def _missing(raw: object, codes: Sequence[int], where: str, path: Path) -> dict[int, MissingReason]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _fail(path, where, "missing must map codes to reasons, e.g. {-1: dont_know}")
+    out: dict[int, Any] = {}
+    for code, reason in raw.items():
+        if not _is_int(code):
+            raise _fail(path, where, f"missing: code {code!r} is not an integer")
+        if reason not in MISSING_REASONS:
+            raise _fail(path, where, f"missing.{code}: reason {reason!r}; choose from "
+                        f"{', '.join(MISSING_REASONS)}")
+        if code in codes:
+            raise _fail(path, where, f"missing: code {code} is also an answer code")
+        out[code] = reason
+    return out
+
+
+def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBank) -> Item:
+    item_id = entry.get("id")
+    where = f"item #{index}"
+    if not isinstance(item_id, str) or not item_id.strip():
+        raise _fail(path, where, "id is missing or empty; give every item an id")
+    where = f"item {item_id}"
+    if not _ID.match(item_id):
+        raise _fail(path, where, "id must start with a letter and use only letters, digits, _ . -")
+    if item_id in bank.by_id:
+        raise _fail(path, where, f"id clashes with the WVS item {item_id} of the question bank; "
+                    f"write `- {item_id}` to ask the bank's item, or choose another id")
+    unknown = sorted(str(k) for k in entry if k not in ITEM_FIELDS)
+    if unknown:
+        raise _fail(path, where, f"unknown field(s) {', '.join(unknown)}; an item has "
+                    f"{', '.join(ITEM_FIELDS)}")
+    text = _text(entry.get("text"), where, "text", path)
+    answers = _answers(entry.get("answers"), where, path)
+    missing = _missing(entry.get("missing"), [a.code for a in answers], where, path)
+    if entry.get("label") is None:
+        label = text if len(text) <= _LABEL_FROM_TEXT else text[: _LABEL_FROM_TEXT - 1] + "…"
+    else:
+        label = _text(entry.get("label"), where, "label", path)
+    try:
+        return Item(id=item_id, roles=[], label=label, text=text, answers=answers, missing=missing)
+    except ValidationError as exc:  # the checks above should have caught it; stay one line
+        raise _fail(path, where, exc.errors()[0]["msg"]) from exc
+
+
+def _bank_item(item_id: str, path: Path, bank: QuestionBank) -> Item:
+    where = f"item {item_id}"
+    item = bank.by_id.get(item_id.strip())
+    if item is None:
+        raise _fail(path, where, "not a WVS item of the question bank; write the item out "
+                    "(id, text, answers) or use a bank id such as Q164")
+    if item.numeric:
+        raise _fail(path, where, "is numeric (no answer scale) and cannot be asked")
+    return item
+
+
+def parse_items(raw: object, path: str | Path, bank: QuestionBank) -> list[Item]:
+    """The items of an already parsed question file (``path`` names it in errors)."""
+    p = Path(path)
+    items: list[Item] = []
+    for index, entry in enumerate(_entries(raw, p), start=1):
+        if isinstance(entry, str):
+            items.append(_bank_item(entry, p, bank))
+        elif isinstance(entry, Mapping):
+            items.append(_new_item(entry, index, p, bank))
+        else:
+            raise _fail(p, f"item #{index}", "an item is a mapping (id, text, answers) or a WVS id")
+    _refuse_duplicates(items, p)
+    return items
+
+
+def load_question_file(path: str | Path, bank: QuestionBank) -> list[Item]:
+    """The items of one question file, validated (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise QuestionFileError(f"question file {p} not found; check the path")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QuestionFileError(f"{p}: not valid YAML: {first}") from exc
+    return parse_items(raw, p, bank)
+
+
+def load_question_files(paths: Iterable[str | Path], bank: QuestionBank) -> list[Item]:
+    """The items of several files in order; an id in two files is an error naming both."""
+    items: list[Item] = []
+    origin: dict[str, Path] = {}
+    for path in paths:
+        for item in load_question_file(path, bank):
+            if item.id in origin:
+                raise QuestionFileError(
+                    f"{path}: item {item.id}: id duplicates the item of the same id in "
+                    f"{origin[item.id]}; give one of them another id"
+                )
+            origin[item.id] = Path(path)
+            items.append(item)
+    if not items:
+        raise QuestionFileError("no question files given; pass at least one")
+    return items
+
+
+def _refuse_duplicates(items: Sequence[Item], path: Path) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise _fail(path, f"item {item.id}", "id appears twice in the file; ids must be unique")
+        seen.add(item.id)
+
+
+def is_new(item: Item, bank: QuestionBank) -> bool:
+    """Whether ``item`` is a user's new item rather than an item of the bank."""
+    return item.id not in bank.by_id
+
+
+def extend_bank(bank: QuestionBank, items: Iterable[Item]) -> QuestionBank:
+    """``bank`` plus the new ones of ``items`` (bank items are already in it), so that
+    prompt planning, which looks items up by id, can ask them."""
+    new = [i for i in items if is_new(i, bank)]
+    if not new:
+        return bank
+    return QuestionBank(version=bank.version, source=bank.source, items=[*bank.items, *new])

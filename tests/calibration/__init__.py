@@ -1,0 +1,1 @@
+"""Tests of valuesim.calibration, one module per source module."""

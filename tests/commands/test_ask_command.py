@@ -1,0 +1,164 @@
+"""`valuesim ask` through the CLI, with the deterministic test provider plugin (a real
+provider under the engine): formats parse, a repeat is free, errors are one line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from valuesim import plugins
+from valuesim.cli import main
+
+EXAMPLE = "data/questions/new_items_example.yaml"
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testplugin_site: Path, root: Path
+) -> Iterator[Path]:
+    monkeypatch.syspath_prepend(str(testplugin_site))
+    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VALUESIM_TEST_LOG", str(tmp_path / "paid.log"))
+    plugins.plugin_manager.cache_clear()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "data": {
+            "source": str(root / "data/demo/aggregates.json"),
+            "questions": str(root / "data/questions/wvs7.yaml"),
+            "demo_respondents_per_country": 40,
+        },
+        "descriptors": {
+            "path": str(root / "data/descriptors/value_handwritten.yaml"),
+            "sociodemographic_path": str(root / "data/descriptors/sociodemographic.yaml"),
+        },
+        "models": {"fake": {"provider": "testprovider", "model": "hash-1"}},
+        "simulate": {"models": ["fake"], "methods": ["value"], "cache_dir": ".cache"},
+        "analysis": {"bootstrap": 200},
+    }))
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    plugins.plugin_manager.cache_clear()
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = 0
+    try:
+        main(args)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def paid(project: Path) -> int:
+    log = project / "paid.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_json_output_parses_and_asking_again_sends_nothing(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ask", "--questions", str(root / EXAMPLE), "-q", "Q1", "--countries", "JPN,DEU",
+            "--model", "fake", "--n", "3", "--format", "json"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    rows = data["results"]
+    assert [(r["country"], r["question"]) for r in rows] == [
+        ("JPN", "AI_TRUST"), ("JPN", "CLIMATE_TAX"), ("JPN", "Q1"),
+        ("DEU", "AI_TRUST"), ("DEU", "CLIMATE_TAX"), ("DEU", "Q1"),
+    ]
+    for r in rows:
+        assert abs(sum(r["probs"]) - 1) < 1e-9
+        assert len(r["probs"]) == len(r["codes"])
+        assert r["ci_low"] <= r["expected"] <= r["ci_high"]
+        assert r["n_personas"] == 3
+        assert r["estimator"] == "logprobs"
+    assert [r["new"] for r in rows[:3]] == [True, True, False]
+    summary = data["summary"]
+    assert (summary["requests"], summary["sent"], summary["cache_hits"]) == (18, 18, 0)
+    assert paid(project) == 18
+
+    code, out, _ = run_cli(args, capsys)
+    again = json.loads(out)
+    assert (again["summary"]["sent"], again["summary"]["cache_hits"]) == (0, 18)
+    assert paid(project) == 18  # the provider answered nothing the second time
+    assert again["results"] == rows
+
+
+def test_csv_output_parses_and_table_output_is_readable(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["ask", "--questions", f"{root / EXAMPLE},Q164", "--countries", "JPN",
+            "--model", "fake", "--n", "2"]
+    code, out, err = run_cli([*base, "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["question"] for r in rows] == ["AI_TRUST", "CLIMATE_TAX", "Q164"]
+    probs = [float(p) for p in rows[1]["probs"].split(";")]
+    assert len(probs) == 11
+    assert abs(sum(probs) - 1) < 1e-5
+    assert rows[1]["codes"] == ";".join(str(c) for c in range(11))
+    assert float(rows[0]["ci_low"]) <= float(rows[0]["expected"]) <= float(rows[0]["ci_high"])
+    # Q164 is a persona item: value personas state it, and the command says so
+    assert "note: Q164: value personas state" in err
+    assert "0 cached, 6 sent" in err.splitlines()[-1]  # the run's summary line
+
+    code, out, err = run_cli([*base, "--format", "table", "--calibrate"], capsys)
+    assert code == 0, err
+    for text in ("AI_TRUST", "CLIMATE_TAX", "Q164 (WVS)", "95% CI", "raw (not calibrated)"):
+        assert text in out
+    assert "note: no fitted temperature" in err
+    assert "6 cached, 0 sent" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--countries", "JPN,XYZ"], "error: unknown country code 'XYZ'"),
+        (["--countries", "GBR"], "error: GBR not in the demo population"),
+        (["--n", "41"], "error: n 41 is more than the 40 respondents of JPN"),
+        (["--method", "telepathy"], "error: unknown method 'telepathy'"),
+        (["--model", "gpt-9"], "error: model 'gpt-9' is not defined under models in params"),
+        (["--format", "xml"], "error: unknown format 'xml'"),
+        (["-q", "Q0"], "error: the questions given: item Q0: not a WVS item"),
+        (["--params", "absent.yaml"], "error: params file absent.yaml not found"),
+    ],
+)
+def test_errors_are_one_line_and_exit_non_zero(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    base = {"--questions": str(root / EXAMPLE), "--countries": "JPN", "--model": "fake", "--n": "2"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        if flag == "-q":
+            base["--questions"] = value
+        else:
+            base[flag] = value
+    code, out, err = run_cli(["ask", *[x for kv in base.items() for x in kv]], capsys)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(message), err
+    assert "Traceback" not in err
+    assert out == ""
+    assert paid(project) == 0
+
+
+def test_a_bad_question_file_is_one_line_naming_item_and_field(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "mine.yaml").write_text(yaml.safe_dump({"items": [
+        {"id": "Q1", "text": "Clash?", "answers": [{"code": 1, "label": "a"}, {"code": 2, "label": "b"}]},
+    ]}))
+    code, _, err = run_cli(["ask", "--questions", "mine.yaml", "--countries", "JPN", "--model", "fake"], capsys)
+    assert code != 0
+    assert err.strip().splitlines() == [
+        "error: mine.yaml: item Q1: id clashes with the WVS item Q1 of the question bank; "
+        "write `- Q1` to ask the bank's item, or choose another id"
+    ]

@@ -1,0 +1,1 @@
+"""Tests of valuesim.survey.demo, one module per source module (fixtures: ../conftest.py)."""
