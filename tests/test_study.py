@@ -3,41 +3,15 @@ for what has not run. The files here are made-up numbers in the stages' formats.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 import valuesim
+from tests.fixtures.study_files import make_study
 from valuesim.errors import DataError
 from valuesim.study import Study, load_study, metrics_frame
-
-
-def make_study(root: Path) -> None:
-    (root / "data/human").mkdir(parents=True)
-    pl.DataFrame({"country": ["JPN", "JPN"], "question": ["Q1", "Q1"], "code": [1, 2],
-                  "share": [0.7, 0.3]}).write_parquet(root / "data/human/distributions.parquet")
-    for method in ("country", "value"):
-        d = root / "data/simulated/m1" / method
-        d.mkdir(parents=True)
-        pl.DataFrame({"country": ["JPN"], "question": ["Q1"], "codes": [[1, 2]],
-                      "probs": [[0.6, 0.4]], "n_personas": [2], "mean_coverage": [0.5]}
-                     ).write_parquet(d / "population.parquet")
-        pl.DataFrame({"persona_id": ["a", "b"], "country": ["JPN"] * 2, "question": ["Q1"] * 2,
-                      "codes": [[1, 2]] * 2, "probs": [[0.5, 0.5], [0.7, 0.3]]}
-                     ).write_parquet(d / "answers.parquet")
-    (root / "data/calibrated").mkdir(parents=True)
-    (root / "data/calibrated/temperatures.json").write_text(json.dumps({"temperatures": {
-        "m1/value": {"overall": 1.5, "loqo": {"Q1": 1.4, "Q2": 1.6}, "loqo_median": 1.5,
-                     "plain": {"overall": 2.0, "loqo": {"Q1": 2.1, "Q2": 1.9}}}}}))
-    (root / "reports").mkdir()
-    (root / "reports/metrics.json").write_text(json.dumps({
-        "mae": {"m1/value": 0.2, "reference/uniform": 0.3},
-        "coverage": {"m1/value": {"mean": 0.4, "p5": 0.1}},
-        "nvar_human": 0.29,
-        "by_country": {"m1/value": {"JPN": {"mae": 0.25}}},
-    }))
 
 
 def test_frames_of_a_study(tmp_path: Path) -> None:
@@ -101,3 +75,20 @@ def test_the_notebook_api_is_public() -> None:
         assert name in valuesim.__all__
     assert callable(valuesim.ask)
     assert valuesim.ask.__module__ == "valuesim.asking"
+
+
+def test_new_questions_of_a_study(tmp_path: Path) -> None:
+    from valuesim.asking import RESULT_SCHEMA
+
+    study = load_study(tmp_path)
+    with pytest.raises(DataError, match=r"data/new_questions not found; run the new_questions stage"):
+        study.new_questions()
+    for method, rows in (("country", 0), ("value", 1)):
+        d = tmp_path / "data/new_questions/m1" / method
+        d.mkdir(parents=True)
+        pl.DataFrame([{"country": "JPN", "question": "AI_TRUST", "method": method, "model": "m1",
+                       "codes": [1, 2], "probs": [0.4, 0.6], "new": True}][:rows],
+                     schema=RESULT_SCHEMA).write_parquet(d / "population.parquet")
+    frame = study.new_questions()
+    assert frame.schema == pl.Schema(RESULT_SCHEMA)
+    assert frame.select("model", "method", "question").rows() == [("m1", "value", "AI_TRUST")]

@@ -22,6 +22,10 @@ and estimator. Nothing is approximated on the way:
   calibrate stage fitted for that (model, method) to every persona's distribution
   before they are averaged, as the study does.
 
+The new_questions stage (``data.new_questions``) scores with the same functions:
+:func:`plan_items`, :func:`score_units`, :func:`summarise`; the report calibrates its
+stored answers with :func:`calibrated_population`.
+
 Every check on the input (question files, method, model, countries against the
 source, ``n`` against its respondents, answers the local tokenizer cannot express)
 runs before any answer is scored and fails with one line.
@@ -272,13 +276,40 @@ def _cell_seed(seed: int, country: str, question: str) -> int:
     return zlib.crc32(f"{seed}:{country}:{question}".encode())
 
 
+def cell_stats(
+    codes: Sequence[int], probs: np.ndarray, temperature: float | None, params: Params,
+    country: str, question: str,
+) -> dict[str, object]:
+    """One (country, question) from its usable personas' distributions (rows of ``probs``).
+
+    ``temperature``: the mean-preserving tilt applied to every persona's distribution
+    before they are averaged (as the study calibrates), or None for raw. Returns
+    probs, expected, normalized_variance and the percentile bootstrap 95% interval of
+    the expected answer over personas (seeded per cell from ``analysis.seed``).
+    """
+    from valuesim.analysis import metrics
+
+    values = np.asarray(codes, dtype=np.float64)
+    if temperature is not None:
+        from valuesim.calibration.tilt import mean_preserving_tilt
+
+        probs = mean_preserving_tilt(probs, values, temperature)
+    population = probs.mean(axis=0)
+    low, high = metrics.bootstrap_ci(
+        probs @ values, params.analysis.bootstrap, _cell_seed(params.analysis.seed, country, question)
+    )
+    return {
+        "probs": population.tolist(),
+        "expected": float(metrics.expected(population, values)),
+        "normalized_variance": float(metrics.normalized_variance(population, values)),
+        "ci_low": low, "ci_high": high, "temperature": temperature,
+    }
+
+
 def _row(
     item: Item, country: str, dists: Sequence[AnswerDistribution], params: Params,
     calibration: Calibration | None,
 ) -> dict[str, object]:
-    from valuesim.analysis import metrics
-
-    codes = np.asarray(item.codes, dtype=np.float64)
     usable = [d for d in dists if not d.flag]
     row: dict[str, object] = {
         "country": country, "question": item.id, "label": item.label, "codes": item.codes,
@@ -290,24 +321,75 @@ def _row(
         return row
     probs = np.asarray([d.probs for d in usable], dtype=np.float64)
     t = None if calibration is None else calibration.temperature(item.id)
-    if t is not None:
-        from valuesim.calibration.tilt import mean_preserving_tilt
-
-        probs = mean_preserving_tilt(probs, codes, t)
-    population = probs.mean(axis=0)
-    per_persona = probs @ codes
-    low, high = metrics.bootstrap_ci(
-        per_persona, params.analysis.bootstrap, _cell_seed(params.analysis.seed, country, item.id)
-    )
-    row.update({
-        "probs": population.tolist(),
-        "expected": float(metrics.expected(population, codes)),
-        "normalized_variance": float(metrics.normalized_variance(population, codes)),
-        "ci_low": low, "ci_high": high,
-        "mean_coverage": float(np.mean([d.coverage for d in usable])),
-        "temperature": t,
-    })
+    row.update(cell_stats(item.codes, probs, t, params, country, item.id))
+    row["mean_coverage"] = float(np.mean([d.coverage for d in usable]))
     return row
+
+
+def plan_items(
+    params: Params, method: str, personas: pl.DataFrame, bank: QuestionBank,
+    items: Sequence[Item], countries: Sequence[str],
+) -> tuple[QuestionBank, list[PromptUnit]]:
+    """The bank extended with the new items, and every prompt of ``items`` for
+    ``personas`` (or, for a country-level method, each country), as simulate plans them."""
+    from valuesim.prompts import plan_prompts
+    from valuesim.survey.new_questions import extend_bank
+
+    asked = extend_bank(bank, items)
+    units = plan_prompts(method, personas, asked, [i.id for i in items], list(countries),
+                         params.prompts.guidance)
+    return asked, units
+
+
+def score_units(engine: Engine, units: Sequence[PromptUnit]) -> list[AnswerDistribution]:
+    """Every prompt through ``engine`` (its cache first), after the tokenizer check."""
+    requests = [engine.request(u.messages, u.answers) for u in units]
+    _preflight(engine, units, requests)
+    return engine.run(requests)
+
+
+def summarise(
+    units: Sequence[PromptUnit], results: Sequence[AnswerDistribution], items: Sequence[Item],
+    countries: Sequence[str], bank: QuestionBank, params: Params,
+    calibration: Calibration | None, *, model: str, method: str,
+) -> pl.DataFrame:
+    """One :data:`RESULT_SCHEMA` row per (country, question), countries then items in
+    the order given; ``bank``: the study's bank (without the new items), for ``new``."""
+    from valuesim.survey.new_questions import is_new
+
+    by_cell: dict[tuple[str, str], list[AnswerDistribution]] = {}
+    for unit, dist in zip(units, results, strict=True):
+        by_cell.setdefault((unit.country, unit.question), []).append(dist)
+    rows = []
+    for country in countries:
+        for item in items:
+            row = _row(item, country, by_cell.get((country, item.id), []), params, calibration)
+            rows.append({**row, "new": is_new(item, bank), "method": method, "model": model})
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA)
+
+
+def calibrated_population(
+    answers: pl.DataFrame, population: pl.DataFrame, temperature: float, params: Params
+) -> pl.DataFrame:
+    """``population`` (RESULT_SCHEMA rows, raw) recomputed with every persona's
+    distribution of ``answers`` (the persona-level table) tilted at ``temperature``.
+
+    What :func:`run_ask` does with ``calibrate``, from stored answers: the report
+    calibrates the study's new questions with each run's overall T this way.
+    """
+    usable = answers.filter(pl.col("flag") == "")
+    cells = {
+        (c, q): np.asarray(g["probs"].to_list(), dtype=np.float64)
+        for (c, q), g in usable.group_by(["country", "question"], maintain_order=True)
+    }
+    rows = []
+    for row in population.iter_rows(named=True):
+        probs = cells.get((row["country"], row["question"]))
+        if probs is not None and row["expected"] is not None:
+            row = {**row, **cell_stats(row["codes"], probs, temperature, params,
+                                       row["country"], row["question"])}
+        rows.append(row)
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA)
 
 
 def run_ask(
@@ -330,9 +412,7 @@ def run_ask(
     from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
     from valuesim.personas.on_demand import check_n, personas_for, respondents_for, under
-    from valuesim.prompts import plan_prompts
     from valuesim.survey.bank import load_bank
-    from valuesim.survey.new_questions import extend_bank, is_new
 
     project = Path(project_dir)
     params = load_params(under(project, params_path))
@@ -361,8 +441,7 @@ def run_ask(
     calibration, note = find_calibration(project, model, method) if calibrate else (None, "")
     if note:
         notes.append(note)
-    asked = extend_bank(bank, items)
-    units = plan_prompts(method, personas, asked, [i.id for i in items], codes, params.prompts.guidance)
+    _, units = plan_items(params, method, personas, bank, items, codes)
 
     spec, sim = params.models[model], params.simulate
     with Engine(
@@ -370,21 +449,12 @@ def run_ask(
         batch_size=sim.batch_size, max_retries=sim.max_retries, timeout_s=sim.timeout_s,
         prices=sim.prices, label=f"ask {model}/{method}", progress=progress, log=log,
     ) as engine:
-        requests = [engine.request(u.messages, u.answers) for u in units]
-        _preflight(engine, units, requests)
-        results = engine.run(requests)
+        results = score_units(engine, units)
         run = engine.summary
         estimator, answer_rule = engine.estimator, engine.answer_rule
 
-    by_cell: dict[tuple[str, str], list[AnswerDistribution]] = {}
-    for unit, dist in zip(units, results, strict=True):
-        by_cell.setdefault((unit.country, unit.question), []).append(dist)
-    rows = []
-    for country in codes:
-        for item in items:
-            row = _row(item, country, by_cell.get((country, item.id), []), params, calibration)
-            rows.append({**row, "new": is_new(item, bank), "method": method, "model": model})
-    frame = pl.DataFrame(rows, schema=RESULT_SCHEMA)
+    frame = summarise(units, results, items, codes, bank, params, calibration,
+                      model=model, method=method)
     empty = frame.filter(pl.col("n_personas") == 0)
     if empty.height:
         cells = ", ".join(f"{c}/{q}" for c, q in empty.select("country", "question").iter_rows())

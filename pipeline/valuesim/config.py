@@ -56,6 +56,23 @@ class DataParams(_Strict):
     demo_respondents_per_country: int = Field(1200, gt=0, strict=True)
     # Drop rows identical to an earlier one (with a warning); off: duplicates are an error.
     drop_duplicates: bool = Field(False, strict=True)
+    # Question files of new items (README, "Ask your own questions") that the
+    # new_questions stage asks every (model, method) of the study; never evaluated.
+    new_questions: list[str] = Field(default_factory=list)
+
+    @field_validator("new_questions")
+    @classmethod
+    def _under_questions_dir(cls, v: list[str]) -> list[str]:
+        for path in v:
+            p = Path(path)
+            inside = (not p.is_absolute() and ".." not in p.parts
+                      and p.parts[:2] == ("data", "questions") and len(p.parts) > 2)
+            if not (inside and p.suffix in (".yaml", ".yml")):
+                raise ValueError(
+                    f"{path} must be a .yaml file under data/questions/ (the directory dvc.yaml "
+                    "declares for the new_questions stage); move the file there"
+                )
+        return v
 
     @property
     def is_demo(self) -> bool:

@@ -29,6 +29,9 @@ PERSONAS = Path("data/personas/personas.parquet")  # every kind x nationality fl
 PERSONAS_BY_METHOD = Path("data/personas/methods")
 
 SIMULATED = Path("data/simulated")  # <model>/<method>/{answers,population}.parquet, summary.json
+# The new_questions stage: questions.json (the items asked) and, per <model>/<method>,
+# {answers,population}.parquet and summary.json; never evaluated (no human answers)
+NEW_QUESTIONS = Path("data/new_questions")
 CALIBRATED = Path("data/calibrated")
 EVAL = Path("data/eval")
 # Per-item Shapley values (analysis.shapley): shapley.parquet, values.parquet, summary.json,

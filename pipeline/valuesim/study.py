@@ -169,6 +169,19 @@ class Study:
 
     # -- new questions --------------------------------------------------------------------
 
+    def new_questions(self) -> pl.DataFrame:
+        """The new_questions stage's answers to ``data.new_questions``, every run: one
+        row per (model, method, country, question), raw (:data:`valuesim.asking.RESULT_SCHEMA`;
+        no rows when the setting is unset). Never evaluated: there are no human answers."""
+        from valuesim.asking import RESULT_SCHEMA
+
+        root = self.path(paths.NEW_QUESTIONS)
+        artifacts.require(root, "new_questions")
+        frames = [artifacts.read_parquet(p, "new_questions")
+                  for p in sorted(root.glob("*/*/population.parquet"))]
+        frames = [f for f in frames if f.height]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)
+
     def ask(self, questions: QuestionsArg, countries: CountriesArg, **options: Any) -> pl.DataFrame:
         """:func:`valuesim.asking.ask` in this project (its params, personas and cache)."""
         from valuesim.asking import ask

@@ -31,7 +31,8 @@ from valuesim.config import Params, load_params
 ROOT = Path(__file__).resolve().parents[2]
 # Stages cheap enough to run in the unit suite, in dependency order.
 # shapley is cheap with analysis.shapley off (the default): it writes a marker only
-CHEAP = ("extract", "validate", "map", "human", "descriptors", "personas", "shapley")
+# new_questions too: with data.new_questions empty (params.yaml) it loads no model
+CHEAP = ("extract", "validate", "map", "human", "descriptors", "personas", "new_questions", "shapley")
 COPY = ("data/questions", "data/demo", "data/descriptors", "validation", "params.yaml", "dvc.yaml")
 POLARS_READERS = (
     "read_parquet",
@@ -229,12 +230,15 @@ def test_stage_reads_only_what_it_declares(
         pytest.skip(outcome.skipped)
     assert outcome.error is None, f"stage {stage} failed in the tmp project: {outcome.error}"
     assert outcome.record is not None
+    _check_declared(stage, outcome.record, proj, load_params(proj / "params.yaml").model_dump())
+
+
+def _check_declared(stage: str, record: Record, proj: Path, values: dict[str, Any]) -> None:
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
-    values = load_params(proj / "params.yaml").model_dump()
     allowed = _paths(dvc.get("deps", []), values, proj) + _paths(dvc.get("outs", []), values, proj)
     undeclared_files = sorted(
         str(p.relative_to(proj))
-        for p in outcome.record.reads
+        for p in record.reads
         # paths that don't exist are import-machinery probes (path hooks), not data reads
         if p.is_relative_to(proj)
         and p.exists()
@@ -242,10 +246,60 @@ def test_stage_reads_only_what_it_declares(
     )
     assert not undeclared_files, f"{stage} reads files not in its dvc.yaml deps: {undeclared_files}"
     declared = _declared_params(dvc)
-    undeclared_params = sorted(k for k in outcome.record.params if not _covered(k, declared))
+    undeclared_params = sorted(k for k in record.params if not _covered(k, declared))
     assert not undeclared_params, (
         f"{stage} reads params not declared in dvc.yaml: {undeclared_params}"
     )
+
+
+def test_new_questions_with_a_question_file_reads_only_what_it_declares(
+    outcomes: tuple[Path, dict[str, Outcome]], testplugin_site: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The stage with the shipped example file and the test provider: every file it
+    reads (the question file under the declared data/questions) and param is declared."""
+    from valuesim import plugins
+
+    proj, results = outcomes
+    if any(results[s].error or results[s].skipped for s in ("map", "personas")):
+        pytest.skip("needs the map and personas outputs, which did not run")
+    monkeypatch.syspath_prepend(str(testplugin_site))
+    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    plugins.plugin_manager.cache_clear()
+    raw = yaml.safe_load((proj / "params.yaml").read_text())
+    raw["data"]["new_questions"] = ["data/questions/new_items_example.yaml"]
+    raw["models"]["fake"] = {"provider": "testprovider", "model": "hash-1"}
+    # the response cache is outside DVC by design: keep it out of the audited project
+    raw["simulate"].update(models=["fake"], cache_dir=str(tmp_path / "cache"))
+    params = Params.model_validate(raw)
+    record = Record()
+    global _active
+    _active = record
+    try:
+        importlib.import_module("valuesim.stages.new_questions").run(_spy_model(params, "", record))
+    finally:
+        _active = None
+        plugins.plugin_manager.cache_clear()
+    assert (proj / "data/questions/new_items_example.yaml").resolve() in record.reads
+    assert "data.new_questions" in record.params
+    population = pl.read_parquet(proj / "data/new_questions/fake/value/population.parquet")
+    assert set(population["question"]) == {"AI_TRUST", "CLIMATE_TAX"}
+    _check_declared("new_questions", record, proj, params.model_dump())
+
+    # the stage scores as `valuesim.ask` does: the same personas (n_per_country of the
+    # study's extract), the same numbers, and every answer from the cache the stage filled
+    from valuesim.asking import run_ask
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    countries = sorted(set(population["country"]))
+    asked = run_ask("data/questions/new_items_example.yaml", countries, method="value", model="fake",
+                    n=params.personas.n_per_country, params_path=tmp_path / "params.yaml",
+                    project_dir=proj, progress=False)
+    assert asked.summary.sent == 0
+    assert asked.summary.cache_hits == asked.summary.requests > 0
+    order = ["country", "question"]
+    assert asked.frame.sort(order).equals(population.sort(order))
 
 
 def test_spy_records_keys() -> None:

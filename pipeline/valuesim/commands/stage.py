@@ -15,7 +15,7 @@ from valuesim.errors import ConfigError
 
 STAGES = (
     "extract", "validate", "map", "human", "descriptors", "personas",
-    "simulate", "calibrate", "evaluate", "shapley", "report",
+    "simulate", "new_questions", "calibrate", "evaluate", "shapley", "report",
 )
 
 

@@ -30,6 +30,11 @@ class Figure:
     caption: str
 
 
+def figure_html(fig: Figure) -> str:
+    """One figure, embedded, with its caption."""
+    return _img(fig)
+
+
 def _img(fig: Figure) -> str:
     data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
     return (f'<figure><img alt="{html.escape(fig.caption)}" src="data:image/png;base64,{data}">'
@@ -52,7 +57,10 @@ def page(
     *, title: str, findings: Sequence[str], provenance: str, params_yaml: str,
     tables: Sequence[tuple[str, str]], figures: Sequence[Figure], caveats: Sequence[str],
     notes: Sequence[str] = (),
+    sections: Sequence[tuple[str, str]] = (),
 ) -> str:
+    """The page. ``sections``: (heading, HTML body) pairs placed after the figures and
+    before the caveats (the report's "New questions"); none adds nothing to the page."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
@@ -68,6 +76,8 @@ def page(
         parts.append(f"<h3>{html.escape(heading)}</h3>{body}")
     parts.append("<h2>Figures</h2>")
     parts += [_img(f) for f in figures]
+    for heading, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     parts.append("<h2>Caveats</h2><div class='caveat'><ul>")
     parts += [f"<li>{html.escape(c)}</li>" for c in caveats]
     parts.append("</ul></div>")

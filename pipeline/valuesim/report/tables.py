@@ -69,6 +69,9 @@ def temperature_table(temperatures: Mapping[str, Mapping[str, Any]]) -> pl.DataF
 def shown_params(params: Params) -> dict:
     """The configuration as the report prints it, with credentials removed from URLs."""
     shown = params.model_dump(mode="json")
+    if not shown["data"].get("new_questions"):
+        # unset (the default): the page shows the configuration as before the setting existed
+        shown["data"].pop("new_questions", None)
     for spec in shown.get("models", {}).values():
         if spec.get("base_url"):
             spec["base_url"] = redact_url(spec["base_url"])

@@ -21,6 +21,7 @@ from valuesim.paths import (
     HUMAN_DISTRIBUTIONS,
     MAP_POSITIONS,
     METRICS,
+    NEW_QUESTIONS,
     REPORT_HTML,
     SHAPLEY,
 )
@@ -28,6 +29,7 @@ from valuesim.report import captions
 from valuesim.report import study_figures as figs
 from valuesim.report.findings import country_spread, findings, temperature_edge_findings
 from valuesim.report.html_page import Figure, page, table
+from valuesim.report.new_questions import new_questions_section
 from valuesim.report.shapley_figure import shapley_figure
 from valuesim.report.tables import (
     curve_runs,
@@ -106,6 +108,8 @@ def run(params: Params, **_: object) -> None:
         if grid:
             edges = temperature_edge_findings(temps, grid["min"], grid["max"], names)
             found = captions.insert_before_closing(found, edges, synthetic)
+        # only when data.new_questions asked something: otherwise the page is unchanged
+        new = new_questions_section(NEW_QUESTIONS, temps, params, out)
         floors = floor_table(artifacts.read_parquet(EVAL / "sampling_floor.parquet", "evaluate"), split_half)
         text = page(
             title="valuesim study report", findings=found, provenance=captions.provenance(meta),
@@ -114,6 +118,6 @@ def run(params: Params, **_: object) -> None:
             tables=[(captions.RESULTS_HEADING, table(results_table(summary, ref_summary))),
                     (captions.FLOORS_HEADING, table(floors)),
                     (captions.TEMPERATURES_HEADING, table(temperature_table(temps)))],
-            figures=made,
+            figures=made, sections=[] if new is None else [new],
         )
     artifacts.write_text(REPORT_HTML, text)

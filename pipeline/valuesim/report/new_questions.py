@@ -1,0 +1,165 @@
+"""The report's "New questions" section: the items of ``data.new_questions``.
+
+Made from the new_questions stage's output (``data/new_questions``) and each run's
+overall temperature (``data/calibrated/temperatures.json``). One figure per item
+(a panel per country, a bar per method: calibrated shares, raw shares as ticks) and
+one table (expected answer with its bootstrap interval, normalized variance raw and
+calibrated, coverage). These items have no human answers: nothing is compared or
+scored, and the section says so. Without new questions there is no section at all,
+so the page is byte-identical to a study that never had the setting.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from valuesim import artifacts
+from valuesim.config import Params
+from valuesim.methods import method_label
+from valuesim.report.html_page import Figure, figure_html, table
+
+HEADING = "New questions (not evaluated)"
+CAPTION = (
+    "Simulated answers to the items of data.new_questions ({files}). These items have no "
+    "human answers in this study: nothing here is compared with people, scored or part of "
+    "any metric above, and a WVS item listed in a question file is shown as asked, without "
+    "its human distribution. Calibrated shares use each run's temperature fitted on the "
+    "WVS items (overall T of data/calibrated/temperatures.json), which is out of sample for "
+    "these items; the tilt keeps each persona's expected answer, so the expected answer and "
+    "its 95% bootstrap interval over personas are those of the raw answers."
+)
+_PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+
+def _runs(directory: Path) -> list[tuple[str, str]]:
+    return sorted((p.parent.parent.name, p.parent.name)
+                  for p in directory.glob("*/*/population.parquet"))
+
+
+def load_new_questions(
+    directory: Path, temperatures: Mapping[str, Mapping[str, Any]], params: Params
+) -> tuple[list[dict[str, Any]], list[str], pl.DataFrame]:
+    """The items, the question files and one row per (model, method, country, item)
+    with raw and calibrated columns; no items (or no directory): empty."""
+    from valuesim.asking import calibrated_population
+
+    items_file = directory / "questions.json"
+    if not items_file.exists():
+        return [], [], pl.DataFrame()
+    meta = artifacts.read_json(items_file, "new_questions", keys=("questions",))
+    items = list(meta["questions"])
+    if not items:
+        return [], [], pl.DataFrame()
+    frames = []
+    for model, method in _runs(directory):
+        run_dir = directory / model / method
+        raw = artifacts.read_parquet(run_dir / "population.parquet", "new_questions")
+        if raw.is_empty():
+            continue
+        t = (temperatures.get(f"{model}/{method}") or {}).get("overall")
+        if t is None:
+            cal = raw.with_columns(pl.lit(None, dtype=pl.Float64).alias("temperature"))
+        else:
+            answers = artifacts.read_parquet(run_dir / "answers.parquet", "new_questions")
+            cal = calibrated_population(answers, raw, float(t), params)
+        frames.append(raw.with_columns(
+            pl.col("probs").alias("probs_raw"), pl.col("normalized_variance").alias("nvar_raw"),
+            cal["probs"].alias("probs_cal"), cal["normalized_variance"].alias("nvar_cal"),
+            cal["temperature"].alias("T"),
+        ))
+    rows = pl.concat(frames) if frames else pl.DataFrame()
+    return items, [str(f) for f in meta.get("files", [])], rows
+
+
+def item_table(rows: pl.DataFrame) -> pl.DataFrame:
+    """One item's rows for display: country x run."""
+    several = rows["model"].n_unique() > 1
+    ci = ["" if lo is None else f"[{lo:.3f}, {hi:.3f}]"
+          for lo, hi in rows.select("ci_low", "ci_high").iter_rows()]
+    return rows.with_columns(pl.Series("95% CI", ci, dtype=pl.Utf8)).select(
+        "country",
+        (pl.format("{}/{}", "model", "method") if several else pl.col("method")).alias("run"),
+        pl.col("expected"),
+        pl.col("95% CI"),
+        pl.col("nvar_raw").alias("nvar raw"), pl.col("nvar_cal").alias("nvar calibrated"),
+        pl.col("T"), pl.col("mean_coverage").alias("coverage"),
+        pl.col("n_personas").alias("personas"),
+    )
+
+
+def item_figure(item: Mapping[str, Any], rows: pl.DataFrame, path: Path) -> None:
+    """Small multiples, one panel per country: a bar per run (calibrated shares) and a
+    black tick at each raw share."""
+    from valuesim.culturalmap.drawing import save_figure
+    from valuesim.report.study_figures import _plt
+
+    plt = _plt()
+    countries = rows["country"].unique(maintain_order=True).to_list()
+    runs = rows.select("model", "method").unique(maintain_order=True).rows()
+    several = len({m for m, _ in runs}) > 1
+    codes = [a["code"] for a in item["answers"]]
+    ticks = [str(a["code"]) if a["label"] == str(a["code"]) else f"{a['code']}\n{a['label'][:14]}"
+             for a in item["answers"]]
+    cols = min(5, len(countries))
+    nrows = -(-len(countries) // cols)
+    width = max(0.35 * len(codes) * cols, 2.6 * cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(width, 2.7 * nrows + 0.8), squeeze=False,
+                             sharey=True)
+    x = np.arange(len(codes))
+    bar = 0.8 / max(len(runs), 1)
+    for ax, country in zip(axes.flat, countries, strict=False):
+        for i, (model, method) in enumerate(runs):
+            sub = rows.filter((pl.col("country") == country) & (pl.col("model") == model)
+                              & (pl.col("method") == method))
+            if sub.is_empty() or sub["probs_raw"][0] is None:
+                continue
+            label = method_label(method) if not several else f"{model}/{method_label(method)}"
+            pos = x - 0.4 + bar * (i + 0.5)
+            cal = sub["probs_cal"][0] if sub["probs_cal"][0] is not None else sub["probs_raw"][0]
+            ax.bar(pos, list(cal), width=bar, color=_PALETTE[i % len(_PALETTE)], label=label)
+            ax.scatter(pos, list(sub["probs_raw"][0]), marker="_", color="black", s=40, zorder=3,
+                       label="raw" if i == 0 else None)
+        ax.set_title(country)
+        ax.set_xticks(x, ticks if len(codes) <= 5 else [str(c) for c in codes], fontsize=7)
+    for ax in list(axes.flat)[len(countries):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"{item['id']}: {item['label']} (calibrated bars, raw ticks)")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    save_figure(fig, path)
+
+
+def new_questions_section(
+    directory: Path, temperatures: Mapping[str, Mapping[str, Any]], params: Params, out: Path
+) -> tuple[str, str] | None:
+    """The section's heading and HTML, its figures drawn into ``out``; None without
+    new questions (the page then has no such section)."""
+    items, files, rows = load_new_questions(directory, temperatures, params)
+    if not items or rows.is_empty():
+        return None
+    parts = [f"<p class='caveat'>{html.escape(CAPTION.format(files=', '.join(files)))}</p>"]
+    for item in items:
+        sub = rows.filter(pl.col("question") == item["id"])
+        if sub.is_empty():
+            continue
+        scale = "; ".join(f"{a['code']} = {a['label']}" for a in item["answers"]
+                          if a["label"] != str(a["code"]))
+        parts.append(f"<h3>{html.escape(item['id'])}: {html.escape(item['label'])}</h3>"
+                     f"<p><q>{html.escape(item['text'])}</q> ({html.escape(scale)})</p>")
+        path = out / f"new_{item['id']}.png"
+        item_figure(item, sub, path)
+        parts.append(figure_html(Figure(path, (
+            f"{item['id']} per country: each run's calibrated answer shares (bars) and raw "
+            "shares (black ticks). Simulated only: there are no human answers to compare."))))
+        parts.append(table(item_table(sub)))
+    return HEADING, "\n".join(parts)

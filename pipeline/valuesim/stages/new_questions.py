@@ -1,0 +1,103 @@
+"""`new_questions` stage: the items of ``data.new_questions`` asked by every run of the study.
+
+Every (model, method) of ``simulate.models`` x ``simulate.methods`` answers the new
+items (question files, README "Ask your own questions") with the study's own
+personas (the personas stage's table of that method) in the selected countries,
+through the engine and the response cache, scored as :func:`valuesim.ask` scores
+them (:mod:`valuesim.asking`). Writes ``data/new_questions/questions.json`` (the
+items, as the report shows them) and, per run, ``<model>/<method>/``
+``answers.parquet`` (per persona), ``population.parquet`` (raw, one row per country
+and item, :data:`valuesim.asking.RESULT_SCHEMA`) and ``summary.json`` (what the
+answers determine). Run statistics go to ``reports/runs/new_questions-<model>-<method>.json``.
+
+A stage of its own, not part of simulate: calibrate and evaluate read all of
+``data/simulated``, so a changed question file would rerun them for nothing. Nothing
+here is evaluated (there are no human answers); the report calibrates these answers
+with each run's overall temperature. With no new questions it writes the same
+files, empty (schema only), without loading any model.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from valuesim import artifacts
+from valuesim.config import Params
+from valuesim.paths import NEW_QUESTIONS
+from valuesim.survey.bank import Item, QuestionBank
+
+# as simulate: only what the answers determine goes into the DVC-hashed summary
+ANSWER_DETERMINED = ("requests", "unique_requests", "flagged")
+
+
+def item_record(item: Item) -> dict[str, object]:
+    """An item as questions.json holds it (what the report needs to show it)."""
+    return {
+        "id": item.id, "label": item.label, "text": item.text,
+        "answers": [{"code": a.code, "label": a.label} for a in item.answers],
+    }
+
+
+def run(params: Params, **_: object) -> None:
+    from valuesim.answer_tables import ANSWERS_SCHEMA
+    from valuesim.asking import RESULT_SCHEMA
+    from valuesim.survey.bank import load_bank
+    from valuesim.survey.new_questions import load_question_files
+
+    files = params.data.new_questions
+    # every file is validated (one line naming file, item and field) before any model call
+    bank = load_bank(params.data.questions) if files else None
+    items = load_question_files(files, bank) if bank is not None else []
+    runs = [(model, method) for model in params.simulate.models for method in params.simulate.methods]
+    outputs: dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]] = {}
+    if not items:
+        for key in runs:
+            outputs[key] = (pl.DataFrame(schema=ANSWERS_SCHEMA), pl.DataFrame(schema=RESULT_SCHEMA),
+                            {"model": key[0], "method": key[1], "questions": []})
+    else:
+        assert bank is not None
+        countries = artifacts.selected_countries()
+        for model, method in runs:
+            outputs[(model, method)] = _ask(params, bank, items, countries, model, method)
+
+    with artifacts.atomic_dir(NEW_QUESTIONS) as tmp:
+        artifacts.write_json({"questions": [item_record(i) for i in items],
+                              "files": list(files)}, tmp / "questions.json")
+        for (model, method), (answers, population, summary) in outputs.items():
+            out = tmp / model / method
+            artifacts.write_parquet(answers, out / "answers.parquet")
+            artifacts.write_parquet(population, out / "population.parquet")
+            artifacts.write_json(summary, out / "summary.json", sort_keys=True)
+    what = f"{len(items)} new questions" if items else "no new questions (data.new_questions is empty)"
+    print(f"new_questions: {what}, {len(runs)} runs -> {NEW_QUESTIONS}")
+
+
+def _ask(
+    params: Params, bank: QuestionBank, items: list[Item], countries: list[str], model: str, method: str,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]:
+    from valuesim.answer_tables import answers_frame, run_stats_path, write_run_stats
+    from valuesim.asking import plan_items, score_units, summarise
+    from valuesim.llm.engine import Engine
+    from valuesim.methods import get_method
+
+    personas = pl.DataFrame() if get_method(method).persona is None else artifacts.method_personas(method)
+    asked, units = plan_items(params, method, personas, bank, items, countries)
+    label = f"new_questions {model}/{method}"
+    with Engine.from_params(params, model, label=label) as engine:
+        results = score_units(engine, units)
+        run = engine.summary
+        estimator, answer_rule = engine.estimator, engine.answer_rule
+    answers = answers_frame(units, results, asked)
+    population = summarise(units, results, items, countries, bank, params, None,
+                           model=model, method=method)
+    summary: dict[str, object] = {
+        "model": model, "method": method, "provider": run.provider, "provider_model": run.model,
+        "estimator": estimator, "answer_rule": answer_rule,
+        "questions": [i.id for i in items], "countries": len(countries),
+        "personas": answers["persona_id"].n_unique(),
+        **{k: v for k, v in run.to_json().items() if k in ANSWER_DETERMINED},
+    }
+    write_run_stats(run_stats_path(f"new_questions-{model}", method),
+                    {"model": model, "method": method, **run.to_json()})
+    print(f"{label}: {run.line()}")
+    return answers, population, summary

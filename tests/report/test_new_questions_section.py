@@ -1,0 +1,134 @@
+"""The report's "New questions" section: absent (byte-identical page and figures) when
+the new_questions stage asked nothing; with new items, figures and tables apart from
+the evaluated items, calibrated with each run's overall temperature."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.fixtures.study_data import COUNTRIES, build_study
+from valuesim.answer_tables import ANSWERS_SCHEMA
+from valuesim.asking import RESULT_SCHEMA, cell_stats
+from valuesim.config import Params
+from valuesim.stages import calibrate, evaluate, new_questions, report
+
+ITEMS = [
+    {"id": "AI_TRUST", "label": "Trust in AI decisions", "text": "Trust <an AI> & its decisions?",
+     "answers": [{"code": c, "label": f"answer {c}"} for c in (1, 2, 3, 4)]},
+    {"id": "CLIMATE_TAX", "label": "Higher taxes for climate",
+     "text": "On a scale from 0 to 10, how willing?",
+     "answers": [{"code": c, "label": {0: "Not at all", 10: "Completely"}.get(c, str(c))}
+                 for c in range(11)]},
+]
+RUNS = (("tiny", "generic"), ("tiny", "value"))
+
+
+def _params(new: list[str] | None = None) -> Params:
+    return Params.model_validate({
+        "data": {"new_questions": new or []},
+        "simulate": {"methods": ["generic", "value"], "models": ["tiny"]},
+        "models": {"tiny": {"provider": "transformers", "model": "embedded"}},
+        "calibration": {"t_grid_min": 0.5, "t_grid_max": 6.0, "t_grid_size": 12},
+        "analysis": {"sample_sizes": [1, 2, 3], "subsample_repeats": 3, "bootstrap": 200},
+    })
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    files = [root / "reports/index.html", *sorted((root / "reports/figures/study").glob("*"))]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+def _write_asked(root: Path, params: Params) -> None:
+    """New-question outputs in the stage's format, with made-up persona answers."""
+    rng = np.random.default_rng(1)
+    base = root / "data/new_questions"
+    (base / "questions.json").write_text(json.dumps(
+        {"questions": ITEMS, "files": ["data/questions/mine.yaml"]}))
+    for model, method in RUNS:
+        answers, population = [], []
+        n = 1 if method == "generic" else 3
+        for c in COUNTRIES:
+            for item in ITEMS:
+                codes = [a["code"] for a in item["answers"]]
+                probs = rng.dirichlet(np.ones(len(codes)), size=n)
+                answers += [{"persona_id": f"{c}:{i}", "country": c, "question": item["id"],
+                             "codes": codes, "probs": p.tolist(), "coverage": 0.8,
+                             "estimator": "logprobs", "answer_rule": "answer_start", "flag": ""}
+                            for i, p in enumerate(probs)]
+                population.append({
+                    "country": c, "question": item["id"], "label": item["label"], "new": True,
+                    "codes": codes, "n_personas": n, "flagged": 0, "mean_coverage": 0.8,
+                    "estimator": "logprobs", "answer_rule": "answer_start", "method": method,
+                    "model": model, **cell_stats(codes, probs, None, params, c, item["id"]),
+                })
+        out = base / model / method
+        out.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame(answers, schema=ANSWERS_SCHEMA).write_parquet(out / "answers.parquet")
+        pl.DataFrame(population, schema=RESULT_SCHEMA).write_parquet(out / "population.parquet")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("study_new_questions")
+    build_study(root, true_t=2.0)
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        calibrate.run(_params())
+        evaluate.run(_params())
+        yield root
+    finally:
+        os.chdir(old)
+
+
+def test_without_new_questions_every_report_output_is_byte_identical(study: Path) -> None:
+    report.run(_params())  # a study from before the new_questions stage existed
+    before = _outputs(study)
+    new_questions.run(_params())  # data.new_questions empty: empty tables, no model
+    assert (study / "data/new_questions/tiny/value/population.parquet").exists()
+    assert pl.read_parquet(study / "data/new_questions/tiny/value/population.parquet").is_empty()
+    report.run(_params())
+    after = _outputs(study)
+    assert list(after) == list(before)
+    assert after == before
+    assert b"New questions" not in after["reports/index.html"]
+
+
+def test_new_questions_get_their_own_section_calibrated_and_not_evaluated(study: Path) -> None:
+    params = _params(["data/questions/mine.yaml"])
+    _write_asked(study, params)
+    report.run(params)
+    page = (study / "reports/index.html").read_text()
+    section = page[page.index("<h2>New questions (not evaluated)</h2>"):]
+    # after the evaluated figures, before the caveats
+    assert page.index("<h2>Figures</h2>") < page.index("<h2>New questions") < page.index("<h2>Caveats</h2>")
+    assert "no human answers" in section
+    assert "data/questions/mine.yaml" in section
+    assert "Trust &lt;an AI&gt; &amp; its decisions?" in section  # the text, escaped
+    assert section.count("data:image/png;base64,") == 2
+    for item in ITEMS:
+        assert (study / f"reports/figures/study/new_{item['id']}.png").stat().st_size > 0
+    # the configuration shows the setting once it is set
+    assert "new_questions:" in page[page.index("Configuration"):]
+
+    # calibrated with each run's overall T: expected answers kept, the spread changed
+    from valuesim.report.new_questions import load_new_questions
+
+    temps = json.loads((study / "data/calibrated/temperatures.json").read_text())["temperatures"]
+    _, files, rows = load_new_questions(study / "data/new_questions", temps, params)
+    assert files == ["data/questions/mine.yaml"]
+    assert rows.height == len(RUNS) * len(COUNTRIES) * len(ITEMS)
+    for (model, method), t in ((r, temps[f"{r[0]}/{r[1]}"]["overall"]) for r in RUNS):
+        sub = rows.filter((pl.col("model") == model) & (pl.col("method") == method))
+        assert sub["T"].to_list() == [pytest.approx(t)] * sub.height
+        for raw, cal in zip(sub["probs_raw"], sub["probs_cal"], strict=True):
+            codes = np.arange(len(raw)) + (0 if len(raw) == 11 else 1)
+            assert float(np.dot(codes, raw)) == pytest.approx(float(np.dot(codes, cal)), abs=1e-9)
+        assert not np.allclose(sub["nvar_raw"].to_numpy(), sub["nvar_cal"].to_numpy())
