@@ -6,6 +6,7 @@ only turns them into pytest fixtures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,21 @@ def testplugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (dist / "entry_points.txt").write_text("[valuesim]\ntestprovider = valuesim_testprovider\n")
     return site
+
+
+@pytest.fixture
+def test_provider_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testplugin_site: Path
+) -> Iterator[Path]:
+    """The test provider plugin installed for this test only (no other plugin filter), its
+    paid-request log at ``tmp_path / "paid.log"``; yields the log's path."""
+    from valuesim import plugins
+
+    monkeypatch.syspath_prepend(str(testplugin_site))
+    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    log = tmp_path / "paid.log"
+    monkeypatch.setenv("VALUESIM_TEST_LOG", str(log))
+    plugins.plugin_manager.cache_clear()
+    yield log
+    plugins.plugin_manager.cache_clear()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.fixtures.study_files import write_ask_params
 from valuesim.asking import ask, run_ask
 from valuesim.errors import ConfigError, DataError, ValuesimError
 from valuesim.survey.new_questions import QuestionFileError
@@ -20,20 +21,10 @@ EXAMPLE = "data/questions/new_items_example.yaml"
 @pytest.fixture
 def project(tmp_path: Path, root: Path) -> Path:
     """A study project that has run nothing yet: params only, the demo population."""
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "data": {
-            "source": str(root / "data/demo/aggregates.json"),
-            "questions": str(root / "data/questions/wvs7.yaml"),
-            "demo_respondents_per_country": 50,
-        },
-        "descriptors": {
-            "path": str(root / "data/descriptors/value_handwritten.yaml"),
-            "sociodemographic_path": str(root / "data/descriptors/sociodemographic.yaml"),
-        },
-        "countries": {"select": ["JPN"]},
-        "simulate": {"models": ["smollm2"], "methods": ["value"], "cache_dir": ".cache"},
-        "analysis": {"bootstrap": 200},
-    }))
+    write_ask_params(
+        tmp_path, model="smollm2", provider=None, demo_respondents=50,
+        countries={"select": ["JPN"]},
+    )
     return tmp_path
 
 

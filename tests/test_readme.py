@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.fixtures.study_files import make_study
-from valuesim import plugins
+from tests.fixtures.study_files import make_study, write_ask_params
 
 EXAMPLE = "data/questions/new_items_example.yaml"
 
@@ -31,34 +28,15 @@ def readme_block(root: Path, heading: str, language: str = "python") -> str:
 
 @pytest.fixture
 def project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testplugin_site: Path, root: Path
-) -> Iterator[Path]:
-    monkeypatch.syspath_prepend(str(testplugin_site))
-    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("VALUESIM_TEST_LOG", str(tmp_path / "paid.log"))
-    plugins.plugin_manager.cache_clear()
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_provider_installed: Path, root: Path
+) -> Path:
     make_study(tmp_path)
     (tmp_path / "data/questions").mkdir(parents=True)
     shutil.copy(root / EXAMPLE, tmp_path / EXAMPLE)
     # the session's default model name, served by the test provider
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "data": {
-            "source": str(root / "data/demo/aggregates.json"),
-            "questions": str(root / "data/questions/wvs7.yaml"),
-            "demo_respondents_per_country": 40,
-        },
-        "descriptors": {
-            "path": str(root / "data/descriptors/value_handwritten.yaml"),
-            "sociodemographic_path": str(root / "data/descriptors/sociodemographic.yaml"),
-        },
-        "models": {"smollm2": {"provider": "testprovider", "model": "hash-1"}},
-        "simulate": {"models": ["smollm2"], "methods": ["value"], "cache_dir": ".cache"},
-        "analysis": {"bootstrap": 200},
-    }))
+    write_ask_params(tmp_path, model="smollm2")
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    plugins.plugin_manager.cache_clear()
+    return tmp_path
 
 
 def test_the_readme_notebook_session_runs(

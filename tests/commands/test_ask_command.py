@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from valuesim import plugins
+from tests.fixtures.study_files import write_ask_params
 from valuesim.cli import main
 
 EXAMPLE = "data/questions/new_items_example.yaml"
@@ -20,30 +19,11 @@ EXAMPLE = "data/questions/new_items_example.yaml"
 
 @pytest.fixture
 def project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testplugin_site: Path, root: Path
-) -> Iterator[Path]:
-    monkeypatch.syspath_prepend(str(testplugin_site))
-    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("VALUESIM_TEST_LOG", str(tmp_path / "paid.log"))
-    plugins.plugin_manager.cache_clear()
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "data": {
-            "source": str(root / "data/demo/aggregates.json"),
-            "questions": str(root / "data/questions/wvs7.yaml"),
-            "demo_respondents_per_country": 40,
-        },
-        "descriptors": {
-            "path": str(root / "data/descriptors/value_handwritten.yaml"),
-            "sociodemographic_path": str(root / "data/descriptors/sociodemographic.yaml"),
-        },
-        "models": {"fake": {"provider": "testprovider", "model": "hash-1"}},
-        "simulate": {"models": ["fake"], "methods": ["value"], "cache_dir": ".cache"},
-        "analysis": {"bootstrap": 200},
-    }))
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_provider_installed: Path, root: Path
+) -> Path:
+    write_ask_params(tmp_path, model="fake")
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    plugins.plugin_manager.cache_clear()
+    return tmp_path
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

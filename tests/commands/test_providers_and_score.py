@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -11,18 +10,12 @@ import pytest
 import yaml
 
 from tests.fixtures.simulate_project import make_project
-from valuesim import plugins
 from valuesim.answer_tables import run_stats_path
 from valuesim.cli import main
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testplugin_site: Path, root: Path) -> Iterator[Path]:
-    monkeypatch.syspath_prepend(str(testplugin_site))
-    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("VALUESIM_TEST_LOG", str(tmp_path / "paid.log"))
-    plugins.plugin_manager.cache_clear()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_provider_installed: Path, root: Path) -> Path:
     make_project(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({
         "data": {"questions": str(root / "data/questions/wvs7.yaml")},
@@ -31,8 +24,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testplugin_site: Pa
         "simulate": {"models": ["fake"], "methods": ["value"], "cache_dir": ".cache"},
     }))
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    plugins.plugin_manager.cache_clear()
+    return tmp_path
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
