@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.fixtures.simulate_project import write_selection
 from valuesim import plugins
 from valuesim.analysis.shapley import (
     coalitions,
@@ -163,14 +164,7 @@ def make_project(directory: Path, *, human_at_minimum: bool, missing: dict[str, 
     (directory / "data/interim").mkdir(parents=True)
     sample.write_parquet(directory / "data/interim/respondents.parquet")
     write_persona_tables(build_personas(sample, bank, value_set, socio), directory / "data/personas")
-    (directory / "data/human").mkdir(parents=True)
-    (directory / "data/map").mkdir(parents=True)
-    (directory / "data/human/kept_questions.json").write_text(
-        json.dumps({"kept": QUESTIONS, "dropped": [], "max_missing": 0.2})
-    )
-    (directory / "data/map/selected_countries.json").write_text(
-        json.dumps({"countries": COUNTRIES, "how": "list", "extra": []})
-    )
+    write_selection(directory, QUESTIONS, COUNTRIES)
     rows = []
     for c in COUNTRIES:
         for q in QUESTIONS:

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -155,13 +156,20 @@ def locked(tmp_path: Path) -> Iterator[Path]:
     conn.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.commit()
     conn.close()
+    with held_exclusively(path):
+        yield path
+
+
+@contextmanager
+def held_exclusively(path: Path) -> Iterator[None]:
+    """Another process holds an exclusive lock on the SQLite file ``path`` meanwhile."""
     with subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(path)], stdout=subprocess.PIPE, text=True
     ) as proc:
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "locked"
-            yield path
+            yield
         finally:
             proc.kill()
 
@@ -179,22 +187,15 @@ def test_a_cache_locked_past_the_timeout(locked: Path, tmp_path: Path) -> None:
 
 def test_a_writer_locked_out_of_a_wal_cache(tmp_path: Path) -> None:
     path = filled_cache(tmp_path / "c", rows=5)
-    with subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(path)], stdout=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "locked"
-            # WAL readers still read; writers wait, then fail in one line
-            prune = valuesim("cache", "prune", "--model", "m", "--lock-timeout", "0.5",
-                             "--cache-dir", str(path.parent), cwd=tmp_path)
-            assert_one_line(prune, path, "is locked by another process")
-            with ResponseCache(path.parent, timeout_s=0.2) as cache:
-                assert len(cache.get_many([f"key-{i:06d}-" + "x" * 40 for i in range(5)])) == 5
-                with pytest.raises(DataError, match=f"{path}.*locked"):
-                    cache.put_many([("new", GOOD)])
-        finally:
-            proc.kill()
+    with held_exclusively(path):
+        # WAL readers still read; writers wait, then fail in one line
+        prune = valuesim("cache", "prune", "--model", "m", "--lock-timeout", "0.5",
+                         "--cache-dir", str(path.parent), cwd=tmp_path)
+        assert_one_line(prune, path, "is locked by another process")
+        with ResponseCache(path.parent, timeout_s=0.2) as cache:
+            assert len(cache.get_many([f"key-{i:06d}-" + "x" * 40 for i in range(5)])) == 5
+            with pytest.raises(DataError, match=f"{path}.*locked"):
+                cache.put_many([("new", GOOD)])
 
 
 def test_bad_rows_are_rescored_through_the_engine(
