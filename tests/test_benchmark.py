@@ -57,3 +57,16 @@ def test_bench_refuses_unknown_and_remote_models(tmp_path: Path, capsys: pytest.
             main(["bench", "--params", str(params), "--model", model])
         assert exc.value.code == 2
         assert match in capsys.readouterr().err
+
+
+def test_server_exact_path_is_skipped_with_a_reason_without_the_openai_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import valuesim.plugins
+    from valuesim.benchmark import server_exact_tv
+
+    monkeypatch.setattr(valuesim.plugins, "providers", lambda: {})
+    tv, sent, why = server_exact_tv(None, [], [])
+    assert (tv, sent) == (None, 0)
+    assert why is not None
+    assert "openai plugin is not installed" in why

@@ -12,7 +12,7 @@ and estimator. Nothing is approximated on the way:
 - personas are the study's: respondents of the study's population (the extract
   stage's ``data/interim/respondents.parquet``, else ``data.source``; or ``source``),
   sampled by :func:`valuesim.personas.sampling.sample_respondents` with
-  ``personas.seed`` (prefix-consistent: ``n = personas.n_per_country`` gives the
+  ``personas.seed`` (deterministic: ``n = personas.n_per_country`` gives the
   study's personas) and worded by the study's descriptor set;
 - prompts are planned by :func:`valuesim.prompts.plan_prompts`, as simulate plans them;
 - answers go through the engine and the study's response cache
@@ -250,7 +250,7 @@ def _preflight(engine: Engine, units: Sequence[PromptUnit], requests: Sequence[S
     Runs only when something is not cached yet; loading the model is not a call. For
     providers without a local tokenizer the provider's own check applies.
     """
-    found = engine.cache.get_many([engine.key(r) for r in requests]) if engine.cache else {}
+    found = engine.cached(requests)
     todo = [i for i, r in enumerate(requests) if engine.key(r) not in found]
     if not todo:
         return

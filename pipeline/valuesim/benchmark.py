@@ -9,6 +9,11 @@ kept target question) in one process:
 - fp32: the engine (chunks, prefix KV reuse, answer tries, logits only where
   needed) with fp32 weights, the exact path.
 - bf16: the same with bf16 weights.
+- server-exact: the fp32 model served by a vLLM-wire-format fake
+  (:mod:`valuesim.testing.fake_vllm`) and scored through the real ``openai`` SDK and
+  the openai plugin's exact prefix mode (``server: vllm``); its largest TV from the
+  fp32 engine's ``answer_start`` distributions is ``server_exact_max_tv`` (None, with
+  the reason in ``server_exact_skipped``, when the plugin is not installed).
 
 It reports scorings per second, speed-ups, prompt tokens per second of the faster
 path, the total-variation distance of each path from the reference, and what bf16
@@ -26,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +40,7 @@ import polars as pl
 
 from valuesim import paths
 from valuesim.errors import ConfigError, DataError
-from valuesim.llm.types import AnswerDistribution, ChatMessage, ScoreRequest
+from valuesim.llm.types import AnswerDistribution, ChatMessage, Decoding, ScoreRequest
 
 if TYPE_CHECKING:
     from valuesim.config import Params
@@ -81,6 +86,10 @@ class BenchResult:
     mae_fp32: float | None
     mae_bf16: float | None
     notes: list[str] = field(default_factory=list)
+    # the exact prefix path over the wire (fake vLLM + openai SDK + plugin) vs fp32
+    server_exact_max_tv: float | None = None
+    server_exact_requests: int = 0  # chat requests it sent (continuations included)
+    server_exact_skipped: str | None = None  # why it did not run
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -287,6 +296,7 @@ def run_bench(
     questions: Sequence[str] | None = None,
     naive: bool = True,
     naive_requests: int = 4,
+    server_exact: bool = True,
     log: Callable[[str], None] = print,
 ) -> BenchResult:
     from valuesim.llm.local_model import cpu_has_native_bf16, set_threads
@@ -337,6 +347,13 @@ def run_bench(
         tv32 = tv([res32[i] for i in sub], ref)
         tv16 = tv([res16[i] for i in sub], ref)
 
+    server_tv, server_sent, server_skipped = None, 0, "not asked for (--no-server-exact)"
+    if server_exact:
+        log("bench: server-exact path (fake vLLM + openai SDK + plugin) ...")
+        start = [replace(r, decoding=Decoding(answer_rule="answer_start")) for r in reqs]
+        ref_start = res32 if fp32.answer_rule == "answer_start" else _local(fp32).score(start)
+        server_tv, server_sent, server_skipped = server_exact_tv(_local(fp32).lm, start, ref_start)
+
     tokens = sum(r.usage.prompt_tokens for r in res32)
     tv16_32 = tv(res16, res32)
     m32, m16 = country_means(units, res32), country_means(units, res16)
@@ -375,8 +392,48 @@ def run_bench(
         country_mean_diff_max=float(diffs.max()),
         mae_fp32=mae(m32) if human else None,
         mae_bf16=mae(m16) if human else None,
-        notes=[] if naive else ["naive reference skipped: speed-ups and TV vs reference are null"],
+        notes=([] if naive else ["naive reference skipped: speed-ups and TV vs reference are null"])
+        + ([f"server-exact path skipped: {server_skipped}"] if server_skipped else []),
+        server_exact_max_tv=server_tv,
+        server_exact_requests=server_sent,
+        server_exact_skipped=server_skipped,
     )
+
+
+#: top-k width the server-exact path asks for (the fake's --max-logprobs): SmolLM2 puts
+#: some digits of a 10-point scale below its 200th most likely first token
+SERVER_EXACT_WIDTH = 1000
+
+
+def server_exact_tv(
+    lm: LoadedModel, requests: Sequence[ScoreRequest], exact: Sequence[AnswerDistribution]
+) -> tuple[float | None, int, str | None]:
+    """(max TV from ``exact``, requests sent, why skipped) for the server-exact path.
+
+    ``lm`` is served by a loopback fake of vLLM's chat-completions API with real
+    log-probabilities; the openai plugin scores ``requests`` through it with
+    ``options.server: vllm``. ``exact`` are the local provider's ``answer_start``
+    distributions of the same requests.
+    """
+    import importlib.util
+
+    from valuesim.config import ModelSpec
+    from valuesim.llm.engine import Engine
+    from valuesim.plugins import providers
+    from valuesim.testing.fake_vllm import serve_fake_vllm
+
+    if "openai" not in providers() or importlib.util.find_spec("openai") is None:
+        return None, 0, "the openai plugin is not installed (pip install -e plugins/valuesim-openai)"
+    with serve_fake_vllm(lm, max_logprobs=SERVER_EXACT_WIDTH) as (url, fake):
+        spec = ModelSpec(
+            provider="openai", model=fake.model_name, base_url=url, concurrency=1,
+            options={"server": "vllm", "max_top_logprobs": SERVER_EXACT_WIDTH},
+        )
+        with Engine("openai", spec, progress=False, log=lambda _msg: None) as engine:
+            got = engine.run([engine.request(r.messages, r.answers) for r in requests])
+        sent = len(fake.bodies)
+    tvs = [total_variation(a.probs, b.probs) for a, b in zip(got, exact, strict=True)]
+    return max(tvs), sent, None
 
 
 def _yes_no(x: bool | None) -> str:
@@ -405,6 +462,9 @@ def format_result(r: BenchResult) -> str:
         f"max {r.country_mean_diff_max:.4f}",
         f"country-mean MAE vs population (/range): fp32 {f(r.mae_fp32, '.4f')}, "
         f"bf16 {f(r.mae_bf16, '.4f')}",
+        f"server-exact (fake vLLM, openai plugin, server: vllm) vs fp32: max TV "
+        f"{f(r.server_exact_max_tv, '.2e')} over {r.requests} scorings, {r.server_exact_requests} "
+        "chat requests",
         *r.notes,
     ]
     return "\n".join(lines)

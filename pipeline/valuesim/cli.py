@@ -17,6 +17,8 @@ from valuesim.errors import ValuesimError
 COMMAND_MODULES = (
     "human", "demo", "map", "personas", "prompt", "providers", "score", "bench", "stage",
     "cache", "ask",
+    "compare",
+    "plan",
 )
 
 

@@ -138,7 +138,9 @@ class ModelSpec(_Strict):
     provider: str
     model: str
     revision: str | None = None
-    base_url: str | None = None
+    # One server, or a list of servers of the same model (a fleet, valuesim.llm.fleet):
+    # each persona's requests go to one server; concurrency is per server.
+    base_url: str | list[str] | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     estimator: Literal[ESTIMATORS] | None = None  # type: ignore[valid-type]
     # What an answer's probability measures (README, "Answer probabilities"); None:
@@ -149,6 +151,39 @@ class ModelSpec(_Strict):
     concurrency: Count = 8
     batch_api: Flag = False
     options: dict[str, Any] = Field(default_factory=dict)
+    # Figure 2's model order (paper: by decreasing size, proprietary left of open):
+    # parameters in billions (an estimate for closed models) and open weights or not.
+    size_b: float | None = Field(None, gt=0, strict=True)
+    open: Flag | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _servers(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """A fleet's URLs are checked here, before anything is created or sent."""
+        if not isinstance(value, list):
+            return value
+        from valuesim.llm.api_support import base_url_problem, redact_url
+
+        if not value:
+            raise ValueError("an empty list of servers; give one URL or a list of several")
+        seen: set[str] = set()
+        for url in value:
+            problem = base_url_problem(url)
+            if problem:
+                raise ValueError(problem)
+            if url.rstrip("/") in seen:
+                raise ValueError(f"server {redact_url(url)!r} is listed twice; list each server once")
+            seen.add(url.rstrip("/"))
+        return value
+
+    @model_validator(mode="after")
+    def _fleet_without_batch_api(self) -> ModelSpec:
+        if isinstance(self.base_url, list) and len(self.base_url) > 1 and self.batch_api:
+            raise ValueError(
+                "batch_api sends to one vendor's batch endpoint, not to a fleet of servers; "
+                "set batch_api: false or give one base_url"
+            )
+        return self
 
 
 class SimulateParams(_Strict):
@@ -169,6 +204,9 @@ class SimulateParams(_Strict):
     )
     # also ask the Inglehart-Welzel map items (Figure 1); kept out of the metrics
     map_items: Flag = True
+    # USD: a paid model's simulate stage stops before sending anything when the whole
+    # study's unsent answers would cost more (valuesim.planning.check_cost_ceiling)
+    max_cost_usd: float | None = Field(None, ge=0, strict=True)
 
     @field_validator("methods")
     @classmethod

@@ -71,6 +71,11 @@ class ProviderFactory(Protocol):
     every other option is part of the key. A factory without it is keyed as if it
     declared :class:`~valuesim.llm.provider_options.BatchOptions` (``timeout_s``,
     ``api_key_env``, ``batch_poll_s``, ``batch_wait_s`` out, everything else in).
+
+    Optional method ``capabilities_for(spec) -> Capabilities``: what the factory offers
+    for one spec, where its options unlock more than ``capabilities`` says (the openai
+    plugin's ``server: vllm`` gives exact ``logprobs``); the engine picks the default
+    estimator from it (:func:`valuesim.llm.engine.spec_capabilities`).
     """
 
     name: str

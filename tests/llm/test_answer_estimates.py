@@ -16,6 +16,7 @@ from valuesim.llm.answer_estimates import (
     from_top_logprobs,
     from_verbalized,
     parse_reply,
+    prefix_answers,
     top_k_tv_bound,
 )
 from valuesim.llm.types import AnswerDistribution, ChatMessage, Decoding, ScoreRequest
@@ -278,3 +279,14 @@ def test_tv_bound_holds_for_any_model(first_w: list[float], after_one_w: list[fl
     est = from_top_logprobs(top(first), TEN, generated_first=generated, following=following)
     assume(not est.flag)
     assert tv(est, ref) <= top_k_tv_bound(est, ref, TEN) + 1e-9
+
+
+def test_prefix_answers_are_proper_prefixes_of_another_answer() -> None:
+    assert prefix_answers(TEN) == ("1",)
+    assert prefix_answers(FOUR) == ()
+    assert prefix_answers(("Agree", "Agree strongly", "No", "Nothing", "N")) == (
+        "Agree",
+        "No",
+        "N",
+    )
+    assert prefix_answers(("1", "1")) == ()  # a duplicate is not a proper prefix

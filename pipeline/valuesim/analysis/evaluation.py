@@ -18,6 +18,7 @@ import polars as pl
 
 from valuesim.analysis import curves, references, scores
 from valuesim.analysis.blocks import build_blocks
+from valuesim.analysis.ensemble import ensemble_population
 from valuesim.config import AnalysisParams
 
 # Figure 9's temperatures: log-spaced around the default T = 1 (which is included).
@@ -94,6 +95,10 @@ def evaluate(
     whose runs have a persona count N (their floor is taken at that N)."""
     cells = scores.score_cells(population, human)
     countries = scores.by_country(cells)
+    # Figure 11's ensemble (two or more models): model "ensemble" rows in by_country,
+    # per_question and wilcoxon only; cells, summary, metrics and plots keep the models
+    ens = ensemble_population(population)
+    scored = pl.concat([cells, scores.score_cells(ens, human)]) if ens.height else cells
     selected = sorted(set(cells["country"].to_list()))
 
     sample_frames, temp_frames = [], []
@@ -130,16 +135,16 @@ def evaluate(
 
     tables = {
         "cells.parquet": cells,
-        "by_country.parquet": countries,
+        "by_country.parquet": scores.by_country(scored) if ens.height else countries,
         "summary.parquet": summary,
         "reference_cells.parquet": ref_cells,
         "reference_by_country.parquet": ref_countries,
         "reference_summary.parquet": ref_summary,
         "sampling_floor.parquet": floor,
         "split_half.parquet": halves,
-        "wilcoxon.parquet": scores.wilcoxon_table(cells, ref_cells),
+        "wilcoxon.parquet": scores.wilcoxon_table(scored, ref_cells),
         "mann_whitney.parquet": scores.method_tests(cells),
-        "per_question.parquet": curves.per_question(cells),
+        "per_question.parquet": curves.per_question(scored),
         "sample_size.parquet": sample_sizes,
         "temperature.parquet": temperature,
     }

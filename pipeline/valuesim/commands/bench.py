@@ -24,9 +24,14 @@ def register(app: typer.Typer) -> None:
             4, "--naive-requests", min=0,
             help="Requests the naive reference runs on (evenly spaced; 0 = all).",
         ),
+        server_exact: bool = typer.Option(
+            True, "--server-exact/--no-server-exact",
+            help="Also score through a fake vLLM server with the openai plugin (server_exact_max_tv).",
+        ),
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
     ) -> None:
-        """Time the naive reference, the fp32 engine and the bf16 engine on the same prompts."""
+        """Time the naive reference, the fp32 engine and the bf16 engine on the same prompts;
+        check the exact server path (fake vLLM + openai plugin) against fp32."""
         from valuesim.benchmark import format_result, run_bench
         from valuesim.config import load_params
 
@@ -40,6 +45,7 @@ def register(app: typer.Typer) -> None:
             questions=questions or None,
             naive=naive,
             naive_requests=naive_requests,
+            server_exact=server_exact,
             log=log,
         )
         typer.echo(result.to_json() if as_json else format_result(result))

@@ -105,6 +105,19 @@ def check_answer_rule(provider: str, request: ScoreRequest, estimator: Estimator
     )
 
 
+def prefix_answers(answers: Sequence[str]) -> tuple[str, ...]:
+    """The admissible answers that are a proper string prefix of another one, in order.
+
+    On a 1-10 scale that is ``("1",)``: "1" may still grow into "10", so scoring it
+    exactly needs the next token's distribution after "1" (one more request to an API
+    server; the local provider walks the same answer trie over token ids). Compared as
+    written, without stripping or case-folding: the text is what the reply continues.
+    """
+    return tuple(
+        a for a in answers if any(len(b) > len(a) and b.startswith(a) for b in answers)
+    )
+
+
 def merge_logprobs(candidates: Iterable[tuple[str, float]]) -> dict[str, float]:
     """token -> log-probability from (token, log-probability) pairs of one top-k position.
 

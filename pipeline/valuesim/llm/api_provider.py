@@ -179,6 +179,12 @@ class APIProvider:
         )
         return self.distribution(request, replies)
 
+    def share_draws(self, other: APIProvider) -> None:
+        """Remember finished draws in ``other``'s memo: the same model on another server
+        (a fleet, :mod:`valuesim.llm.fleet`), so a request re-routed between them does
+        not send again the draws that finished before its server failed."""
+        self._draws = other._draws
+
     def _usable(self, estimator: str) -> bool:
         if estimator not in self.estimators:
             return False

@@ -108,6 +108,22 @@ class Endpoint:
         return self.key or NO_KEY
 
 
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a server's base_url (one line), or None when it can.
+
+    Checked for every URL of a fleet (``base_url`` as a list) when params are read,
+    and for the one URL a provider is created with.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"base_url {redact_url(url)!r} is not an http(s) URL; write it like https://host:port/v1"
+    return None
+
+
 def resolve_endpoint(
     provider: str,
     *,
@@ -126,16 +142,10 @@ def resolve_endpoint(
     is never sent over plain http except to a loopback address.
     """
     url = base_url or default_url
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProviderError(
-            f"{provider}: base_url {redact_url(url)!r} is not an http(s) URL; "
-            "write it like https://host:port/v1"
-        )
+    problem = base_url_problem(url)
+    if problem:
+        raise ProviderError(f"{provider}: {problem}")
+    parts = urlsplit(url)
     if api_key_env:
         key = api_key_from_env(provider, [str(api_key_env)])
     elif parts.hostname == urlsplit(default_url).hostname:

@@ -3,7 +3,8 @@
 The engine is the user-facing wrapper around a provider (which implements one
 method, ``score``). A run looks every request up in the persistent response cache,
 sends only the misses, in chunks of ``simulate.batch_size``, with up to
-``spec.concurrency`` chunks in flight, and stores each chunk in the cache the moment
+``spec.concurrency`` chunks in flight (per server, for a fleet of servers:
+:mod:`valuesim.llm.fleet`), and stores each chunk in the cache the moment
 it returns. A run killed at any point therefore loses at most the chunks in flight
 and never pays for a finished one twice. Transient failures (429, 5xx, timeouts)
 are retried with exponential backoff, honouring ``retry_after``; a permanent
@@ -20,6 +21,7 @@ the next run's summary instead of nowhere.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import sys
@@ -28,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,6 +95,17 @@ def _offers(caps: Capabilities) -> list[str]:
         )
         if ok
     ]
+
+
+def spec_capabilities(factory: ProviderFactory, spec: ModelSpec) -> Capabilities:
+    """What ``factory`` offers for ``spec`` before its provider exists.
+
+    A factory whose options unlock an estimator (the openai plugin's ``server: vllm``
+    makes exact ``logprobs`` possible) has an optional ``capabilities_for(spec)``;
+    otherwise its ``capabilities`` hold for every spec.
+    """
+    for_spec = getattr(factory, "capabilities_for", None)
+    return for_spec(spec) if callable(for_spec) else factory.capabilities
 
 
 def check_capabilities(provider: str, caps: Capabilities, spec: ModelSpec) -> Estimator:
@@ -226,6 +239,9 @@ class RunSummary:
     earlier_answers: int = 0
     earlier_tokens: int = 0
     earlier_cost_usd: float = 0.0
+    # A fleet (base_url as a list): per server URL, the answers it returned in this run
+    # ("requests"), their tokens, its failed attempts, and why it left rotation ("out").
+    servers: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -256,7 +272,18 @@ class RunSummary:
             f"{self.flagged} flagged, "
             + (f"{self.bad_cache_rows} unreadable cached answers re-scored, " if self.bad_cache_rows else "")
             + f"{self.wall_s:.1f}s"
+            + self._servers_line()
         )
+
+    def _servers_line(self) -> str:
+        if not self.servers:
+            return ""
+        parts = []
+        for url, s in self.servers.items():
+            tokens = sum(v for k in ("prompt_tokens", "completion_tokens") if isinstance(v := s.get(k), int))
+            out = f" (out: {s['out']})" if s.get("out") else ""
+            parts.append(f"{url} {s.get('requests', 0)} req {tokens} tok{out}")
+        return "; per server: " + ", ".join(parts)
 
 
 def cost_of(usage: Usage, price: Mapping[str, float] | None) -> float:
@@ -340,8 +367,9 @@ class Engine:
         self.spec = spec
         # Fail before any request (and before loading anything) when the config asks
         # for what the provider cannot give.
-        self.estimator: Estimator = check_capabilities(provider.name, provider.capabilities, spec)
-        self.decoding = decoding_for(spec, self.estimator, provider.capabilities)
+        caps = spec_capabilities(provider, spec)
+        self.estimator: Estimator = check_capabilities(provider.name, caps, spec)
+        self.decoding = decoding_for(spec, self.estimator, caps)
         #: what every answer of this engine measures (recorded in run summaries)
         self.answer_rule: str = self.decoding.answer_rule or (
             STATED if self.estimator == "verbalized" else "answer_start"
@@ -407,6 +435,16 @@ class Engine:
             self.factory.name, self.spec.model, self.spec.revision, request, self._key_settings
         )
 
+    def cached(self, requests: Sequence[ScoreRequest]) -> dict[str, AnswerDistribution]:
+        """The answers to ``requests`` already in the response cache, by key: what
+        :meth:`run` would not send (``valuesim plan``, the ask preflight, the cost ceiling)."""
+        if self.cache is None:
+            return {}
+        found = self.cache.get_many([self.key(r) for r in requests])
+        if self.retry_flagged:
+            found = {k: v for k, v in found.items() if not v.flag}
+        return found
+
     # -- the provider, loaded only when something must be sent ------------------
 
     @property
@@ -422,7 +460,10 @@ class Engine:
         else:
             self._tmp_state = tempfile.TemporaryDirectory(prefix="valuesim-state-")
             state_dir = Path(self._tmp_state.name)
-        provider = self.factory.create(self.spec, state_dir=state_dir)
+        from valuesim.llm.fleet import create_provider
+
+        # A list of base_urls is a fleet (valuesim.llm.fleet): one provider per server.
+        provider = create_provider(self.factory, self.spec, state_dir=state_dir, log=self._log)
         # The loaded model may offer less than its provider in general (e.g. an API
         # model without log-probabilities).
         check_capabilities(self.factory.name, provider.capabilities, self.spec)
@@ -480,14 +521,21 @@ class Engine:
         return results
 
     def _send(self, todo: Mapping[str, ScoreRequest]) -> dict[str, AnswerDistribution]:
-        chunks = plan_chunks(list(todo.items()), self.batch_size)
         provider = self.provider
+        chunks = self._plan(provider, list(todo.items()))
         local = bool(getattr(provider, "local", False))
-        workers = 1 if local else min(self.spec.concurrency, len(chunks))
+        # A fleet keeps spec.concurrency in flight per server (its own bound, enforced
+        # per server); one server gets spec.concurrency.
+        in_flight = int(getattr(provider, "max_in_flight", self.spec.concurrency))
+        workers = 1 if local else min(in_flight, len(chunks))
+        servers = int(getattr(provider, "servers", 1))
+        fleet = f" on {servers} servers, at most {self.spec.concurrency} each" if servers > 1 else ""
         self._log(
             f"{self.label}: {self.summary.requests} requests, {self.summary.cache_hits} cached, "
-            f"{len(todo)} to send in {len(chunks)} chunks ({workers} in flight)"
+            f"{len(todo)} to send in {len(chunks)} chunks ({workers} in flight{fleet})"
         )
+        stats = getattr(provider, "server_stats", None)
+        before = stats() if callable(stats) else None
         done: dict[str, AnswerDistribution] = {}
         failure: BaseException | None = None
         bar = tqdm(
@@ -549,6 +597,10 @@ class Engine:
                 wait(running, timeout=_POLL_S)
             pool.shutdown(wait=True)  # the workers have nothing left: this returns at once
             bar.close()
+            if before is not None and callable(stats):
+                from valuesim.llm.fleet import stats_since
+
+                self.summary.servers = stats_since(before, stats())
         if interrupted is not None:
             s = self.summary
             raise RunInterrupted(
@@ -568,6 +620,21 @@ class Engine:
                 raise ProviderError(f"{self.label}: {failure}; {note}") from failure
             raise failure
         return done
+
+    def _plan(
+        self, provider: Provider, items: list[tuple[str, ScoreRequest]]
+    ) -> list[list[tuple[str, ScoreRequest]]]:
+        """The chunks to send. A fleet says which server takes each request (each
+        persona on one server); each server's share is chunked on its own and the
+        chunks alternate between servers, so those in flight keep every server busy."""
+        assign = getattr(provider, "assign", None)
+        if not callable(assign):
+            return plan_chunks(items, self.batch_size)
+        lanes: dict[int, list[tuple[str, ScoreRequest]]] = {}
+        for item, server in zip(items, assign([r for _, r in items]), strict=True):
+            lanes.setdefault(int(server), []).append(item)
+        per_server = [plan_chunks(lane, self.batch_size) for lane in lanes.values()]
+        return [c for row in itertools.zip_longest(*per_server) for c in row if c is not None]
 
     def _run_chunk(
         self,

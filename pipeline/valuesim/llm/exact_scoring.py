@@ -132,6 +132,12 @@ def _ids(tok: Any, text: str) -> list[int]:
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
+def prompt_token_ids(tok: Any, messages: Sequence[ChatMessage]) -> list[int]:
+    """The token ids of a prompt as it is scored: the chat template with the
+    generation prompt (what a request's ``usage.prompt_tokens`` counts)."""
+    return _ids(tok, _render(tok, messages, generation_prompt=True))
+
+
 def answer_trie(
     lm: LoadedModel,
     messages: Sequence[ChatMessage],
@@ -213,7 +219,7 @@ def encode(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[_Encoded]:
             raise ProviderError(f"unknown answer_rule {rule!r}; choose one of: {', '.join(ANSWER_RULES)}")
         if (req.answers, rule) not in tries:
             tries[(req.answers, rule)] = answer_trie(lm, req.messages, req.answers, rule)
-        prompt = _ids(tok, _render(tok, req.messages, generation_prompt=True))
+        prompt = prompt_token_ids(tok, req.messages)
         head = req.messages[:-1]
         if head not in head_len:
             # The shareable prefix: everything before the last user message's text,

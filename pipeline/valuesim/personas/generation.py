@@ -66,7 +66,9 @@ class LazyTextGenerator:
 
     def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int = 2048) -> str:
         if self._provider is None:
-            provider = self._factory.create(self._spec, state_dir=self._state_dir)
+            from valuesim.llm.fleet import create_provider  # a list of base_urls: a fleet
+
+            provider = create_provider(self._factory, self._spec, state_dir=self._state_dir)
             if not isinstance(provider, TextGenerator):
                 raise ProviderError(
                     f"provider {self._factory.name!r} claims text generation but has no generate()"

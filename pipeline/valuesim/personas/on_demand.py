@@ -6,9 +6,10 @@ respondents from the study's extract (``data/interim/respondents.parquet``), els
 from ``data.source`` or a given source (the demo aggregates drawn with the extract's
 seed, or real WVS files read as the extract reads them), sampled by
 :func:`valuesim.personas.sampling.sample_respondents` with ``personas.seed`` and worded
-with the study's descriptor sets. Sampling is prefix-consistent, so ``n =
+with the study's descriptor sets. Sampling is deterministic given the seed, so ``n =
 personas.n_per_country`` from the study's population gives the study's own personas
-(and prompts, and cached answers).
+(and prompts, and cached answers); another ``n`` is its own draw, which shares most
+(not always all) of its personas with the study's.
 
 Every check (countries the source has, ``n`` against its respondents) raises a
 one-line error before anything is scored.

@@ -31,11 +31,20 @@ CAVEATS = (
     "less documented topics.",
 )
 
-MAE_HEATMAP = ("Figure 11. MAE by country and method; bold marks the "
-               "best method per model and country, * a significant advantage over every other "
-               "method (Wilcoxon, p<0.05). Below the line, in italics, the references (no model): "
-               "the scale midpoint, uniform answers and the pooled answers of the other countries.")
+MAE_HEATMAP = ("Figure 11. MAE by country and method, averaged over questions; the first column is "
+               "the MAE over all countries (each country weighs the same). Bold marks the best "
+               "method per model and column, * a significant advantage over every other method in "
+               "that country (Wilcoxon signed-rank across questions, p<0.05). With two or more models "
+               "the top rows are the ensemble: for each method, country and question the mean of the "
+               "models' predicted distributions, scored like a model. Below the line, in italics, the "
+               "references (no model): the scale midpoint, uniform answers and the pooled answers of "
+               "the other countries.")
 MAE_BY_COUNTRY = "MAE of each method per country."
+MAE_BY_MODEL = ("Figure 2. MAE per model (x axis) and country, one panel per prompting method. "
+                "Models run from the largest to the smallest (params models.<name>.size_b, billions "
+                "of parameters), proprietary ones (open: false) left of the dotted line and open ones "
+                "right of it; models that give neither are in name order. Each colored line is one "
+                "country, the black line the mean over countries.")
 NORMALIZED_VARIANCE = ("Figures 4/10. Normalized variance per "
                        "(country, question) by method vs humans, before and after calibration.")
 TEMPERATURE = ("Figure 9. MAE and Wasserstein distance vs a common "
@@ -56,9 +65,53 @@ FLOORS_HEADING = ("Noise floors: a perfect simulator with n personas per country
 TEMPERATURES_HEADING = "Fitted calibration temperatures"
 
 
-def per_question(y: str, x: str) -> str:
-    return (f"Figure 8. Per-question MAE, {y} vs {x}; points "
-            f"above the diagonal: {x} prompting has the larger error.")
+def per_question(y: str, x: str, n_models: int = 1) -> str:
+    points = ("Each colored point is one model's MAE on one question, averaged over countries; "
+              "black points are the mean over models." if n_models > 1 else
+              "Each point is one question's MAE, averaged over countries.")
+    return (f"Figure 8. Per-question MAE, {y} vs {x} prompting. {points} Points above the "
+            f"diagonal: {x} prompting has the larger error.")
+
+
+def sampled_map(sample: pl.DataFrame, seed: int) -> str:
+    """Figure 1B's caption, with the counts actually drawn."""
+    n = sample.group_by(["model", "method", "country"]).len()["len"]
+    count = f"{int(n.max()):,}" if n.len() else "0"
+    return ("Figure 1B. Four selected countries spread over the map (farthest apart on it). "
+            "Shading: density of the human respondents' positions (weighted Gaussian kernel). "
+            f"Markers: up to {count} sampled model respondents per method and country (seed "
+            f"{seed}), many on the same spot. The model gives a distribution per item, not joint "
+            "answers: each sampled respondent draws a persona of the country, then one answer per "
+            "item from it independently (the post-materialist second choice given the first), and "
+            "is placed with the same transform as the humans. The spread shows what the marginals "
+            "imply, not how the model's answers co-vary.")
+
+
+def missing_figures(
+    params: Params, n_models: int, sample: pl.DataFrame | None, humans: pl.DataFrame | None,
+) -> list[str]:
+    """Why Figure 1B or the cross-model parts of Figures 2, 8 and 11 are not shown
+    (``sample``/``humans``: the evaluate stage's map_sample/map_humans, None if absent)."""
+    notes = []
+    if sample is None or humans is None or sample.is_empty() or humans.is_empty():
+        if sample is not None and humans is not None and sample.height:
+            why = ("the human respondents lack the map items, so there is no human density to "
+                   "draw them over (extract with a question bank that has the ten map items)")
+        elif not params.simulate.map_items:
+            why = "simulate.map_items is off, so no method answered the map items"
+        elif not any(asks_map_items(m) for m in params.simulate.methods):
+            why = ("none of simulate.methods answers the map items (only default, generic, country "
+                   "and sociodemographic do)")
+        elif sample is None:
+            why = "the evaluate stage wrote no sampled respondents (re-run `dvc repro evaluate`)"
+        else:
+            why = "no (model, method) had usable answers to the map items in the panel countries"
+        notes.append(f"Figure 1B (sampled model respondents over the human density) is not shown: {why}.")
+    if n_models < 2:
+        notes.append("Figure 2 across models, Figure 8's mean-over-models points and Figure 11's "
+                     "ensemble rows need two or more models (simulate.models); with one model the "
+                     "report shows its MAE per method and country instead of Figure 2.")
+    return notes
 
 
 def per_question_axes(methods: Sequence[str]) -> tuple[str, str] | None:

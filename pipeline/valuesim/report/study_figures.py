@@ -1,4 +1,5 @@
-"""The study's figures (paper Figures 1, 3, 4/10, 8, 9, 11) as PNG files.
+"""The study's figures (paper Figures 1, 3, 4/10, 8, 9, 11) as PNG files (Figures 1B and 2
+across models: ``valuesim.report.model_figures``).
 
 Each function takes the evaluate stage's frames and a path, draws one figure and
 writes it atomically (``valuesim.culturalmap.drawing.save_figure``). Matplotlib is imported lazily
@@ -7,6 +8,7 @@ with the Agg backend so the package imports without a display.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,17 +63,30 @@ def cultural_map(
                    "joined to their country)")
 
 
+ALL = "all"  # Figure 11's first column: the MAE over all countries
+
+
+def _heatmap_runs(by_country: pl.DataFrame, order: Sequence[str] | None) -> list[tuple[str, str]]:
+    """(model, method) rows: the ensemble on top, then the models in ``order`` (Figure
+    2's), any other model after them by name; each model's methods by name."""
+    runs = by_country.select("model", "method").unique().sort(["model", "method"]).rows()
+    rank = {m: i for i, m in enumerate(["ensemble", *(order or [])])}
+    return sorted(runs, key=lambda r: (rank.get(r[0], len(rank)), r[0], r[1]))
+
+
 def mae_heatmap(
     by_country: pl.DataFrame, wilcoxon: pl.DataFrame, path: Path,
-    references: pl.DataFrame | None = None,
+    references: pl.DataFrame | None = None, order: Sequence[str] | None = None,
 ) -> None:
-    """Figure 11: MAE per country x (model, method); bold = best method for that
-    (model, country), * = better than every other method at p < 0.05 (Wilcoxon).
-    Reference rows (``references``, model "reference") sit below a line, in italics,
-    and never take the bold or the star: they are what the methods are read against."""
+    """Figure 11: MAE per country x (model, method), with a first column "all" (the
+    mean over countries). Bold = best method for that (model, country), * = better than
+    every other method at p < 0.05 (Wilcoxon; not for "all"). Model ``ensemble`` rows
+    (two or more models) come first; models follow in ``order``. Reference rows
+    (``references``, model "reference") sit below a line, in italics, and never take
+    the bold or the star: they are what the methods are read against."""
     plt = _plt()
     n_models = by_country["model"].n_unique()
-    runs = by_country.select("model", "method").unique(maintain_order=True).sort(["model", "method"]).rows()
+    runs = _heatmap_runs(by_country, order)
     n_methods = len(runs)
     refs = references if references is not None else pl.DataFrame(schema=by_country.schema)
     ref_runs = [("reference", m) for m in REFERENCE_ORDER if m in set(refs["method"].to_list())]
@@ -80,17 +95,20 @@ def mae_heatmap(
     # columns in ascending MAE of generic prompting, as in the paper (else the first method)
     methods = [k for _, k in runs]
     first = by_country.filter(pl.col("method") == ("generic" if "generic" in methods else methods[0]))
-    countries = first.group_by("country").agg(pl.col("mae").mean()).sort("mae")["country"].to_list()
+    countries = first.group_by("country").agg(pl.col("mae").mean()).sort(["mae", "country"])["country"].to_list()
+    columns = [ALL, *countries]
     rows = [*runs, *ref_runs]
-    grid = np.full((len(rows), len(countries)), np.nan)
+    grid = np.full((len(rows), len(columns)), np.nan)
     for r, (model, method) in enumerate(rows):
         sub = dict(table.filter((pl.col("model") == model) & (pl.col("method") == method))
                    .select("country", "mae").iter_rows())
-        grid[r] = [sub.get(c, np.nan) for c in countries]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(countries) + 3), 0.55 * len(rows) + 2))
+        grid[r, 1:] = [sub.get(c, np.nan) for c in countries]
+        # every country weighs the same, as in the summary's MAE
+        grid[r, 0] = float(np.mean(list(sub.values()))) if sub else np.nan
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(columns) + 3), 0.55 * len(rows) + 2))
     im = ax.imshow(grid, cmap="viridis_r", aspect="auto")
     for r, (model, method) in enumerate(rows):
-        for c, country in enumerate(countries):
+        for c, country in enumerate(columns):
             v = grid[r, c]
             if np.isnan(v):
                 continue
@@ -99,13 +117,17 @@ def mae_heatmap(
             else:
                 same = [i for i, (m, _) in enumerate(runs) if m == model]
                 best = np.nanargmin(grid[same, c]) == same.index(r)
-                sig = best and _significantly_best(wilcoxon, model, country, method)
+                sig = best and c > 0 and _significantly_best(wilcoxon, model, country, method)
             ax.text(c, r, f"{v:.3f}{'*' if sig else ''}", ha="center", va="center", fontsize=8.5,
                     weight="bold" if best else "normal", style="italic" if r >= n_methods else "normal",
                     color="white" if v > np.nanmean(grid) else "black")
+    for r in range(1, n_methods):
+        if runs[r][0] != runs[r - 1][0]:  # between models
+            ax.axhline(r - 0.5, color="white", lw=1.5)
     if ref_runs:
         ax.axhline(n_methods - 0.5, color="white", lw=3)
-    ax.set_xticks(range(len(countries)), countries)
+    ax.axvline(0.5, color="white", lw=3)
+    ax.set_xticks(range(len(columns)), ["all countries", *countries])
     labels = [_run(m, k, n_models) for m, k in runs] + [f"reference: {k}" for _, k in ref_runs]
     ax.set_yticks(range(len(rows)), labels)
     ax.set_title("MAE by country and method (bold: best method; *: p<0.05 vs every other method)")
@@ -239,12 +261,19 @@ def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFram
 
 def per_question(per_q: pl.DataFrame, x_method: str, y_method: str, path: Path) -> None:
     """Figure 8: per-question MAE of one method against another (above the diagonal:
-    ``y_method`` is worse)."""
+    ``y_method`` is worse). A colored point per (model, question); with two or more
+    models, black points are the mean over models per question. The ensemble (its own
+    distributions, not an average of errors) is not drawn."""
     plt = _plt()
+    per_q = per_q.filter(pl.col("model") != "ensemble").drop_nulls([x_method, y_method])
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     for i, ((model,), grp) in enumerate(per_q.group_by(["model"], maintain_order=True)):
         ax.scatter(grp[x_method].to_numpy(), grp[y_method].to_numpy(), color=PALETTE[i % len(PALETTE)],
-                   label=str(model), alpha=0.8)
+                   label=str(model), alpha=0.6, s=22)
+    if per_q["model"].n_unique() > 1:
+        mean = per_q.group_by("question").agg(pl.col(x_method).mean(), pl.col(y_method).mean())
+        ax.scatter(mean[x_method].to_numpy(), mean[y_method].to_numpy(), color="black", s=26,
+                   label="mean over models", zorder=3)
     hi = float(np.nanmax(per_q.select(x_method, y_method).to_numpy())) * 1.05
     ax.plot([0, hi], [0, hi], color="black", lw=0.8, ls="--")
     ax.set_xlim(0, hi)

@@ -73,8 +73,9 @@ def shown_params(params: Params) -> dict:
         # unset (the default): the page shows the configuration as before the setting existed
         shown["data"].pop("new_questions", None)
     for spec in shown.get("models", {}).values():
-        if spec.get("base_url"):
-            spec["base_url"] = redact_url(spec["base_url"])
+        url = spec.get("base_url")
+        if url:  # one server, or a fleet's list of them
+            spec["base_url"] = [redact_url(u) for u in url] if isinstance(url, list) else redact_url(url)
     return shown
 
 

@@ -8,16 +8,26 @@ data under reports/plots/. The computation is ``valuesim.analysis.evaluation`` a
 
 from __future__ import annotations
 
+import polars as pl
+
 from valuesim import artifacts
 from valuesim.analysis.blocks import simulated_runs
 from valuesim.analysis.evaluation import evaluate
 from valuesim.config import Params
 from valuesim.culturalmap.positions import map_positions
+from valuesim.culturalmap.sampled_respondents import (
+    HUMAN_SCHEMA,
+    POSITION_SCHEMA,
+    human_positions,
+    sampled_positions,
+    spread_countries,
+)
 from valuesim.culturalmap.transform import IWTransform
 from valuesim.paths import (
     CALIBRATED,
     EVAL,
     HUMAN_DISTRIBUTIONS,
+    MAP_POSITIONS,
     MAP_TRANSFORM,
     METRICS,
     PLOTS,
@@ -51,6 +61,18 @@ def run(params: Params, **_: object) -> None:
     for name, frame in result.tables.items():
         artifacts.write_parquet(frame, EVAL / name)
     artifacts.write_parquet(map_positions(map_answers, transform), EVAL / "map_positions.parquet")
+    # Figure 1B: sampled model respondents and the human respondents of four selected
+    # countries spread over the map, both projected with the map's transform (empty
+    # tables when there is nothing to sample or no map items in the respondents: the
+    # report says why)
+    sample, humans = pl.DataFrame(schema=POSITION_SCHEMA), pl.DataFrame(schema=HUMAN_SCHEMA)
+    if transform is not None and map_answers:
+        panels = spread_countries(artifacts.read_csv(MAP_POSITIONS, "map"), artifacts.selected_countries())
+        sample = sampled_positions(map_answers, transform, panels, params.analysis.seed)
+        if set(transform.items) <= set(respondents.columns):
+            humans = human_positions(respondents, transform, panels)
+    artifacts.write_parquet(sample, EVAL / "map_sample.parquet")
+    artifacts.write_parquet(humans, EVAL / "map_humans.parquet")
     for name, frame in result.plots.items():
         artifacts.write_csv(frame, PLOTS / name)
     # metrics last: DVC's metrics file is the run's summary

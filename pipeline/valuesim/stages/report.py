@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from valuesim import artifacts
@@ -26,9 +27,11 @@ from valuesim.paths import (
     SHAPLEY,
 )
 from valuesim.report import captions
+from valuesim.report import model_figures as mf
 from valuesim.report import study_figures as figs
 from valuesim.report.findings import country_spread, findings, temperature_edge_findings
 from valuesim.report.html_page import Figure, page, table
+from valuesim.report.model_figures import model_order
 from valuesim.report.new_questions import new_questions_section
 from valuesim.report.shapley_figure import shapley_figure
 from valuesim.report.tables import (
@@ -40,6 +43,11 @@ from valuesim.report.tables import (
 )
 
 STUDY_FIGURES = FIGURES / "study"
+
+
+def _optional(path: Path) -> pl.DataFrame | None:
+    """An evaluate table that older runs may lack (Figure 1B's): None when absent."""
+    return artifacts.read_parquet(path, "evaluate") if path.exists() else None
 
 
 def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
@@ -62,10 +70,22 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         notes += captions.map_notes(params, sim_pos)
     ref_by_country = artifacts.read_parquet(EVAL / "reference_by_country.parquet", "evaluate")
     floor = artifacts.read_parquet(EVAL / "sampling_floor.parquet", "evaluate")
-    figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png", ref_by_country)
+    models = [m for m in params.simulate.models if m in set(cells["model"].to_list())]
+    order = model_order(models, params.models)
+    sample = _optional(EVAL / "map_sample.parquet")
+    humans = _optional(EVAL / "map_humans.parquet")
+    if sample is not None and humans is not None and sample.height and humans.height:
+        mf.sampled_map(humans, sample, order, out / "sampled_map.png")
+        made.append(Figure(out / "sampled_map.png", captions.sampled_map(sample, params.analysis.seed)))
+    notes += captions.missing_figures(params, len(order), sample, humans)
+    if len(order) > 1:
+        mf.mae_by_model(by_country, order, params.models, out / "mae_by_model.png")
+        made.append(Figure(out / "mae_by_model.png", captions.MAE_BY_MODEL))
+    else:
+        figs.mae_by_country(by_country, out / "mae_by_country.png")
+        made.append(Figure(out / "mae_by_country.png", captions.MAE_BY_COUNTRY))
+    figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png", ref_by_country, order)
     made.append(Figure(out / "mae_heatmap.png", captions.MAE_HEATMAP))
-    figs.mae_by_country(by_country, out / "mae_by_country.png")
-    made.append(Figure(out / "mae_by_country.png", captions.MAE_BY_COUNTRY))
     figs.nvar_boxplots(cells, out / "normalized_variance.png")
     made.append(Figure(out / "normalized_variance.png", captions.NORMALIZED_VARIANCE))
     figs.temperature_curves(temperature, out / "temperature.png")
@@ -78,7 +98,7 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     if axes is not None:
         y, x = axes
         figs.per_question(per_q, y, x, out / "per_question.png")
-        made.append(Figure(out / "per_question.png", captions.per_question(y, x)))
+        made.append(Figure(out / "per_question.png", captions.per_question(y, x, len(order))))
     shapley = shapley_figure(SHAPLEY, out)  # only when analysis.shapley was on
     if shapley is not None:
         made.append(shapley)

@@ -12,13 +12,9 @@ methods where that is meaningful, see ``valuesim.culturalmap.item_prompts``) and
 
 from __future__ import annotations
 
-import polars as pl
-
-from valuesim import artifacts
 from valuesim.config import Params
 from valuesim.errors import ConfigError
 from valuesim.paths import simulated_dir
-from valuesim.survey.bank import load_bank
 
 # Run statistics that the answers fix; the rest of the engine's RunSummary (cache_hits,
 # sent, provider_calls, retries, tokens, cost_usd, wall_s) depends on the cache and the
@@ -44,32 +40,27 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         write_outputs,
         write_run_stats,
     )
-    from valuesim.culturalmap.item_prompts import map_answers_frame, plan_map_prompts
+    from valuesim.culturalmap.item_prompts import map_answers_frame
     from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
-    from valuesim.prompts import plan_prompts
+    from valuesim.planning import check_cost_ceiling, outputs_inputs, stage_prompts, stage_requests
 
     model = _pick(model, params.simulate.models, "model")
     method = get_method(_pick(method, params.simulate.methods, "method")).name
     if model not in params.models:
         known = ", ".join(sorted(params.models)) or "none"
         raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
-    bank = load_bank(params.data.questions)
-    kept = artifacts.kept_questions()
-    countries = artifacts.selected_countries()
-    # country-level methods need no personas
-    personas = pl.DataFrame() if get_method(method).persona is None else artifacts.method_personas(method)
-    units = plan_prompts(method, personas, bank, kept, countries, params.prompts.guidance)
-    map_prompts = (
-        plan_map_prompts(method, personas, bank, countries, params.prompts.guidance)
-        if params.simulate.map_items else []
-    )
+    # the same inputs and prompts as `valuesim plan` counts (valuesim.planning)
+    inputs = outputs_inputs(params)
+    bank, countries, kept = inputs.bank, list(inputs.countries), list(inputs.questions)
+    units, map_prompts = stage_prompts(params, method, inputs)
 
     label = f"simulate {model}/{method}"
     with Engine.from_params(params, model, label=label) as engine:
         # one run for both, so progress, retries and the summary cover everything paid for
-        requests = [engine.request(u.messages, u.answers) for u in units]
-        requests += [engine.request(p.unit.messages, p.unit.answers) for p in map_prompts]
+        requests = stage_requests(engine, units, map_prompts)
+        # simulate.max_cost_usd: a paid model stops here, before its first request
+        check_cost_ceiling(params, engine, requests, label)
         results = engine.run(requests)
         summary = engine.summary
 

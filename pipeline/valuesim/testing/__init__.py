@@ -6,6 +6,9 @@
   suite every provider plugin runs against its fake in a few lines (flaky,
   rate-limited, garbage and hung servers, a restart that pays nothing twice, a
   key that never leaks). It needs pytest, so it loads only when asked for.
+- :func:`serve_fake_vllm` / :class:`FakeVLLM` (:mod:`valuesim.testing.fake_vllm`): a
+  vLLM- (or SGLang-) wire-format server whose log-probabilities come from a local
+  model through transformers, extension fields (``continue_final_message``) included.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from typing import Any
 
 from valuesim.testing._server import JSONHandler, local_http_server
 
-__all__ = ["FakeServer", "JSONHandler", "ProviderConformance", "local_http_server"]
+__all__ = [
+    "FakeServer", "FakeVLLM", "JSONHandler", "ProviderConformance", "local_http_server",
+    "serve_fake_vllm",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +28,8 @@ def __getattr__(name: str) -> Any:
         from valuesim.testing import conformance
 
         return getattr(conformance, name)
+    if name in ("FakeVLLM", "serve_fake_vllm"):
+        from valuesim.testing import fake_vllm
+
+        return getattr(fake_vllm, name)
     raise AttributeError(f"module 'valuesim.testing' has no attribute {name!r}")

@@ -1,11 +1,12 @@
 """The OpenAI plugin's top-k estimate against exact local scoring, on real logits.
 
-A chat-completions server on 127.0.0.1 answers from the embedded SmolLM2's own
-logits, as vLLM or llama.cpp would serve it: the request's messages rendered with the
-model's chat template, the top-``top_logprobs`` tokens of each generated position
-with their log-softmax log-probabilities, greedy generation (temperature 0) of
-``max_tokens`` tokens, the persona's keys and values cached across requests. It runs
-the plain causal-LM forward pass, not valuesim's batched trie scoring. The real
+A chat-completions server on 127.0.0.1 (:mod:`valuesim.testing.fake_vllm`) answers
+from the embedded SmolLM2's own logits, as vLLM would serve it: the request's
+messages rendered with the model's chat template, the top-``top_logprobs`` tokens of
+each generated position with their log-softmax log-probabilities, greedy generation
+(temperature 0) of ``max_tokens`` tokens, the persona's keys and values cached across
+requests. It runs the plain causal-LM forward pass, not valuesim's batched trie
+scoring. The real
 ``openai`` SDK and the plugin (through the engine) score real valuesim prompts
 against it; the built-in transformers provider scores the same messages exactly
 under ``answer_start``. ``valuesim.llm.answer_estimates`` says how far the two may
@@ -30,14 +31,10 @@ Slow: loads the embedded model (first time ever: ~20 s to convert it) and runs a
 
 from __future__ import annotations
 
-import copy
-import inspect
 import json
-import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -50,7 +47,7 @@ from valuesim.personas import descriptors
 from valuesim.personas.build import persona_text
 from valuesim.plugins import providers
 from valuesim.survey.bank import load_bank
-from valuesim.testing import JSONHandler, local_http_server
+from valuesim.testing.fake_vllm import serve_fake_vllm
 
 pytestmark = pytest.mark.slow
 
@@ -69,113 +66,6 @@ VALUE_ROWS = (
 )
 MATCH_TV = 1e-3  # "equal" for single-token items: far above float noise, far below any rule difference
 ROUNDING = 1e-4  # slack on the bound for float differences between the two forward passes
-
-
-# -- a chat-completions server that answers with SmolLM2's logits --------------------
-
-
-@dataclass
-class RealLogits:
-    """The fake server's state: the loaded model, and a lock (one forward at a time)."""
-
-    lm: Any  # valuesim.llm.local_model.LoadedModel
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    # the greedy first token, by the request's messages as sent
-    generated: dict[str, str] = field(default_factory=dict)
-    # KV caches of prompt heads (the persona), reused like a server's prefix cache
-    heads: dict[tuple[int, ...], Any] = field(default_factory=dict)
-
-    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        import torch
-
-        tok, model = self.lm.tokenizer, self.lm.model
-        # the same rendering as the local provider: template text, then its tokens
-        text = tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
-        ids = list(tok(text, add_special_tokens=False)["input_ids"])
-        # the head: everything before the last message's text (its persona)
-        probe = [*body["messages"][:-1], {"role": "user", "content": ""}]
-        head = _common_prefix(ids, tok(tok.apply_chat_template(
-            probe, tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
-        k = int(body["top_logprobs"])
-        content: list[dict[str, Any]] = []
-        chosen: list[int] = []
-        with self.lock, torch.inference_mode():
-            # Logits of the last position only (projecting every prompt position onto
-            # the vocabulary would be wasted), after the head's cached keys and values;
-            # then one token at a time on the KV cache.
-            key = tuple(ids[:head])
-            if key not in self.heads:
-                self.heads[key] = _kv(model(input_ids=torch.tensor([ids[:head]]), use_cache=True, logits_to_keep=1))
-            out = _forward(model, ids[head:], copy.deepcopy(self.heads[key]))
-            for position in range(int(body["max_tokens"])):
-                logp = torch.log_softmax(out.logits[0, -1].double(), dim=-1)
-                top = torch.topk(logp, k)
-                best = int(top.indices[0])  # temperature 0: the argmax is generated
-                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
-                content.append(_entry(tok, best, float(logp[best]), pairs))
-                chosen.append(best)
-                if best in self.lm.end_token_ids or position + 1 == int(body["max_tokens"]):
-                    break
-                out = _forward(model, [best], _kv(out))
-            self.bodies.append(body)
-            self.generated[json.dumps(body["messages"])] = _text(tok, chosen[0])
-        return {
-            "id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion", "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "length", "logprobs": {"content": content},
-                         "message": {"role": "assistant", "content": tok.decode(chosen, skip_special_tokens=True)}}],
-            "usage": {"prompt_tokens": len(ids), "completion_tokens": len(chosen),
-                      "total_tokens": len(ids) + len(chosen)},
-        }
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the common prefix, leaving at least one token of ``a`` after it."""
-    n = 0
-    while n < min(len(a) - 1, len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
-def _kv(out: Any) -> Any:
-    # transformers 5 calls the model output's key/value cache "cache"
-    return out.get("cache") or out.get("past_key_values")
-
-
-def _forward(model: Any, ids: Sequence[int], past: Any) -> Any:
-    """The model on ``ids`` after the cached ``past``; logits of the last position."""
-    import torch
-
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    return model(input_ids=torch.tensor([list(ids)]), use_cache=True, logits_to_keep=1, **{name: past})
-
-
-def _text(tok: Any, token_id: int) -> str:
-    # SmolLM2's byte-level BPE: decode gives each token's text ("1", "0", " ", "\n",
-    # "<|im_end|>"; every digit is a token of its own). Tokens holding part of a UTF-8
-    # character read as "\ufffd" (real servers write "bytes:..."): no answer either way.
-    return str(tok.decode([token_id]))
-
-
-def _entry(
-    tok: Any, token_id: int, logprob: float, top: Iterable[tuple[int, float]]
-) -> dict[str, Any]:
-    """One ``logprobs.content`` entry: the generated token and the top-k candidates."""
-    def one(i: int, lp: float) -> dict[str, Any]:
-        text = _text(tok, i)
-        return {"token": text, "logprob": lp, "bytes": list(text.encode())}
-
-    return {**one(token_id, logprob), "top_logprobs": [one(i, lp) for i, lp in top]}
-
-
-class _Handler(JSONHandler):
-    def do_POST(self) -> None:
-        body = json.loads(self.read_body())
-        if self.path.split("?")[0] != "/v1/chat/completions":
-            self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
-            return
-        self.send_json(200, self.server.fake.completion(body))
 
 
 # -- the prompts: real valuesim prompts for two value personas and a country -------
@@ -245,10 +135,9 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
     spec = ModelSpec(provider="transformers", model="embedded", precision="fp32")
     local = providers()["transformers"].create(spec, state_dir=tmp_path_factory.mktemp("state"))
     todo = valuesim_prompts()
-    fake = RealLogits(local.lm)
-    with pytest.MonkeyPatch.context() as mp, local_http_server(_Handler, fake) as url:
+    with pytest.MonkeyPatch.context() as mp, serve_fake_vllm(local.lm) as (url, fake):
         mp.setenv("OPENAI_API_KEY", "sk-local-test")  # loopback only; never a real key
-        api = ModelSpec(provider="openai", model="smollm2-served", base_url=f"{url}/v1", concurrency=1)
+        api = ModelSpec(provider="openai", model="smollm2-served", base_url=url, concurrency=1)
         with Engine("openai", api, progress=False, log=lambda _: None) as engine:
             assert engine.answer_rule == "answer_start"
             estimates = engine.run([engine.request(m, a) for _, m, a in todo])
@@ -269,7 +158,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
 
 
 def _wire(messages: Sequence[ChatMessage]) -> str:
-    """The messages as the plugin sends them (the key of ``RealLogits.generated``)."""
+    """The messages as the plugin sends them (the key of ``FakeVLLM.generated``)."""
     return json.dumps([{"role": m.role, "content": m.content} for m in messages])
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from valuesim import BatchOptions, Capabilities, hookimpl
 
 if TYPE_CHECKING:
     from valuesim import ModelSpec, Provider, ProviderFactory
 
-__all__ = ["OpenAIFactory", "OpenAIOptions", "register_providers"]
+__all__ = ["EXACT_SERVERS", "OpenAIFactory", "OpenAIOptions", "register_providers"]
 
 
 class OpenAIOptions(BatchOptions):
@@ -27,6 +27,16 @@ class OpenAIOptions(BatchOptions):
     max_tokens_param: str | None = None  # "max_tokens" or "max_completion_tokens"
     omit_temperature: bool | None = None  # never send temperature
     seed: int | None = None
+    # Exact prefix scoring on a vLLM or SGLang server (README, "Server mode"): the
+    # first token's top-k, plus one request per answer that prefixes a longer one
+    # ("1" of "10") continuing the assistant turn with it. Changes answers: in the key.
+    server: Literal["openai", "vllm", "sglang", "auto"] | None = None
+    # When the server ignores the continuation fields: use the top-k estimate instead
+    # of stopping the run (the rows then record estimator top_logprobs).
+    fallback_top_logprobs: bool = False
+
+#: Server modes that score prefixes exactly (estimator ``logprobs``).
+EXACT_SERVERS = ("vllm", "sglang", "auto")
 
 
 class OpenAIFactory:
@@ -39,6 +49,15 @@ class OpenAIFactory:
         top_logprobs=20, sampling=True, text_generation=True, batch_api=True,
         answer_rules=("answer_start",),
     )
+
+    def capabilities_for(self, spec: ModelSpec) -> Capabilities:
+        """``server: vllm``/``sglang``/``auto`` add exact ``logprobs`` (no batch API there)."""
+        if spec.options.get("server") in EXACT_SERVERS:
+            return Capabilities(
+                logprobs=True, top_logprobs=20, sampling=True, text_generation=True,
+                answer_rules=("answer_start",),
+            )
+        return self.capabilities
 
     def create(self, spec: ModelSpec, *, state_dir: Path) -> Provider:
         from valuesim_openai.provider import OpenAIProvider

@@ -1,0 +1,51 @@
+"""`valuesim compare`: the paper's Figures 5 and 6 across experiments (valuesim.compare)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from valuesim.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    def compare(
+        sources: list[str] | None = typer.Argument(  # noqa: B008
+            None, metavar="[EXPERIMENT]...", help="Experiments: `workspace`, a `dvc exp` name or Git revision, a quoted glob "
+                       "over experiment names ('guidance-*'), or a directory holding "
+                       "data/eval/cells.parquet and params.yaml.",
+        ),
+        all_experiments: bool = typer.Option(
+            False, "--all", help="Also every finished experiment that `dvc exp show` lists."
+        ),
+        out: Path = typer.Option(Path("reports/compare"), "--out", help="Output folder (replaced whole)."),  # noqa: B008
+        repo: Path = typer.Option(Path(), "--repo", help="The DVC project the experiments belong to."),  # noqa: B008
+        metric: str = typer.Option("mae", "--metric", help="Per-cell column of cells.parquet to compare."),
+        methods: list[str] | None = typer.Option(  # noqa: B008
+            None, "--method", help="Method to include (repeat the option); default: every method "
+                                   "whose errors differ between the experiments.",
+        ),
+        hue_method: bool = typer.Option(False, "--hue-method", help="One box per method inside each box."),
+    ) -> None:
+        """Compare experiments' per-cell errors: a box plot per varying param, BH-corrected
+        Mann-Whitney U tests between the boxes, and an HTML page."""
+        from valuesim.compare.build import compare as build
+        from valuesim.compare.sources import load
+
+        if not sources and not all_experiments:
+            raise ConfigError("name the experiments to compare (`workspace`, exp names, result "
+                              "directories) or pass --all for every `dvc exp show` experiment")
+        experiments, notes = load(sources or [], all_experiments=all_experiments, repo=repo, metric=metric)
+        for note in notes:
+            typer.echo(note, err=True)
+        result = build(experiments, out, metric=metric, methods=methods, hue_method=hue_method, notes=notes)
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"compared {len(experiments)} experiments by {', '.join(result.keys)} "
+                   f"(methods: {', '.join(result.methods)})")
+        for panel in result.panels:
+            paper = f" ({panel.paper} of the paper)" if panel.paper else ""
+            typer.echo(f"  {result.out / panel.file}{paper}")
+        typer.echo(f"  {result.out / 'tests.csv'}\n  {result.out / 'index.html'}")

@@ -1,0 +1,206 @@
+"""The comparison's box plots: one per varying param, and one over all of them.
+
+A *panel* is one figure: its boxes (groups of per-cell errors) and the Mann-Whitney /
+BH tests between them. With one varying param (a guidance sweep) there is one panel,
+a box per value: the paper's Figure 5. With several (descriptor generator and
+variant: the paper's Figure 6) each param gets its own panel, pooled over the others,
+and one more panel has a box per experiment, clustered by the first param's value
+and coloured by the others'.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from valuesim.compare.significance import pairwise_tests
+from valuesim.culturalmap.drawing import save_figure
+from valuesim.methods import method_label
+
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#999999")
+# Brackets for every pair up to this many pairs (5 boxes); beyond, only the significant
+# ones if they are this few, else none (the test table has every pair).
+ANNOTATE_MAX_PAIRS = 10
+# The paper's figures, by the params they vary (Figure 6: anything under descriptors.)
+PAPER_FIGURES = (("prompts.guidance", "Figure 5"), ("descriptors.", "Figure 6"))
+
+
+@dataclass(frozen=True)
+class Box:
+    label: str  # shown on the axis and in the test table
+    cluster: str  # the first param's value: boxes of one cluster sit together
+    hue: str  # the other params' values (the colour); "" for a one-param panel
+    values: np.ndarray
+    by_method: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Panel:
+    keys: tuple[str, ...]
+    file: str
+    boxes: list[Box]
+    tests: pl.DataFrame
+    metric: str = "mae"
+
+    @property
+    def paper(self) -> str | None:
+        """"Figure 5" / "Figure 6" when the panel is one of the paper's cases (MAE only)."""
+        if self.metric != "mae":
+            return None
+        for prefix, name in PAPER_FIGURES:
+            if all(k == prefix or (prefix.endswith(".") and k.startswith(prefix)) for k in self.keys):
+                return name
+        return None
+
+
+def file_name(metric: str, keys: Sequence[str]) -> str:
+    """``mae_by_prompts_guidance.png``; ``_x_`` joins the params of a combined panel."""
+    slug = "_x_".join(re.sub(r"[^A-Za-z0-9]+", "_", k).strip("_") for k in keys)
+    return f"{metric}_by_{slug}.png"
+
+
+def _box(frame: pl.DataFrame, metric: str, label: str, cluster: str, hue: str) -> Box:
+    methods = {m: g[metric].to_numpy() for (m,), g in frame.group_by(["method"], maintain_order=True)}
+    return Box(label=label, cluster=cluster, hue=hue, values=frame[metric].to_numpy(),
+               by_method=dict(sorted(methods.items())))
+
+
+def panels(cells: pl.DataFrame, keys: Sequence[str], metric: str) -> list[Panel]:
+    """``cells``: every experiment's cells with one column per varying param (``keys``)."""
+    out = []
+    for key in keys:
+        boxes = [_box(g, metric, value, value, "")
+                 for (value,), g in cells.group_by([key], maintain_order=True)]
+        # lowest median first: the best value reads off the left end, as in Figure 5
+        boxes.sort(key=lambda b: (float(np.median(b.values)), b.label))
+        out.append(_panel((key,), boxes, metric))
+    if len(keys) > 1:
+        rest = list(keys[1:])
+        combos = cells.select(*keys).unique().sort(list(keys)).rows()
+        boxes = []
+        for combo in combos:
+            sub = cells.filter(pl.all_horizontal(pl.col(k) == v for k, v in zip(keys, combo, strict=True)))
+            # the legend's title names the keys; with one key the value alone reads best
+            hue = (str(combo[1]) if len(rest) == 1
+                   else ", ".join(f"{k}={v}" for k, v in zip(rest, combo[1:], strict=True)))
+            label = ", ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
+            boxes.append(_box(sub, metric, label, combo[0], hue))
+        out.append(_panel(tuple(keys), boxes, metric))
+    return out
+
+
+def _panel(keys: tuple[str, ...], boxes: list[Box], metric: str) -> Panel:
+    tests = pairwise_tests({b.label: b.values for b in boxes})
+    return Panel(keys=keys, file=file_name(metric, keys), boxes=boxes, tests=tests, metric=metric)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "figure.dpi": 120})
+    return plt
+
+
+def _positions(boxes: Sequence[Box]) -> list[float]:
+    """x of each box: clusters one unit apart, boxes inside a cluster 0.8 wide in all."""
+    xs, x, previous = [], -1.0, None
+    sizes = {c: sum(b.cluster == c for b in boxes) for c in {b.cluster for b in boxes}}
+    inside = 0
+    for b in boxes:
+        if b.cluster != previous:
+            x, inside, previous = x + 1.0, 0, b.cluster
+        n = sizes[b.cluster]
+        xs.append(x + (inside - (n - 1) / 2) * (0.8 / n))
+        inside += 1
+    return xs
+
+
+def _brackets(ax, panel: Panel, xs: Sequence[float], top: float, span: float) -> int:
+    """Significance brackets over the boxes; returns how many were drawn."""
+    tests = panel.tests
+    if tests.height > ANNOTATE_MAX_PAIRS:
+        tests = tests.filter(pl.col("stars").is_in(["*", "**", "***", "****"]))
+        if tests.height > ANNOTATE_MAX_PAIRS:
+            return 0
+    where = {b.label: x for b, x in zip(panel.boxes, xs, strict=True)}
+    # shorter brackets lower, so they nest instead of crossing
+    rows = sorted(tests.iter_rows(named=True), key=lambda r: abs(where[r["a"]] - where[r["b"]]))
+    step = 0.07 * span
+    for i, row in enumerate(rows):
+        x1, x2 = sorted((where[row["a"]], where[row["b"]]))
+        y = top + step * (i + 0.6)
+        ax.plot([x1, x1, x2, x2], [y, y + step * 0.3, y + step * 0.3, y], lw=0.9, color="#333")
+        ax.text((x1 + x2) / 2, y + step * 0.32, row["stars"], ha="center", va="bottom", fontsize=8)
+    return len(rows)
+
+
+def draw(panel: Panel, path: Path, metric: str, hue_method: bool = False) -> int:
+    """Draw one panel as a PNG (atomically); returns the number of brackets drawn."""
+    plt = _plt()
+    boxes = panel.boxes
+    xs = _positions(boxes)
+    methods = sorted({m for b in boxes for m in b.by_method})
+    width = max(6.0, 0.75 * len(boxes) * (len(methods) if hue_method else 1) + 2.5)
+    fig, ax = plt.subplots(figsize=(min(width, 16.0), 5.2))
+    hues = list(dict.fromkeys(b.hue for b in boxes))
+    handles: dict[str, object] = {}
+    # each box's slot: the width a cluster's share of 0.8 leaves it
+    slot = 0.8 / max(sum(b.cluster == c for b in boxes) for c in {b.cluster for b in boxes})
+    if hue_method:
+        sub = slot / len(methods)  # one sub-box per method inside the slot
+        for j, method in enumerate(methods):
+            keep = [(x, b.by_method[method]) for x, b in zip(xs, boxes, strict=True) if method in b.by_method]
+            art = ax.boxplot([v for _, v in keep], positions=[x + (j - (len(methods) - 1) / 2) * sub for x, _ in keep],
+                             widths=sub * 0.85, patch_artist=True, showfliers=True, manage_ticks=False,
+                             medianprops={"color": "black"})
+            for patch in art["boxes"]:
+                patch.set_facecolor(PALETTE[j % len(PALETTE)])
+                patch.set_alpha(0.75)
+            if art["boxes"]:
+                handles[method_label(method)] = art["boxes"][0]
+    else:
+        art = ax.boxplot([b.values for b in boxes], positions=xs, widths=slot * 0.75,
+                         patch_artist=True, showfliers=True, manage_ticks=False,
+                         medianprops={"color": "black"})
+        for b, patch in zip(boxes, art["boxes"], strict=True):
+            color = PALETTE[hues.index(b.hue) % len(PALETTE)]
+            patch.set_facecolor(color)
+            patch.set_alpha(0.75)
+            handles.setdefault(b.hue, patch)
+        for x, b in zip(xs, boxes, strict=True):  # the mean, which the MAE summarizes
+            ax.plot([x], [float(np.mean(b.values))], marker="D", ms=4, color="black", zorder=3)
+    if len(panel.keys) == 1:
+        clusters = [b.label for b in boxes]
+        centers = xs
+    else:
+        clusters = list(dict.fromkeys(b.cluster for b in boxes))
+        centers = [float(np.mean([x for x, b in zip(xs, boxes, strict=True) if b.cluster == c]))
+                   for c in clusters]
+    crowded = sum(len(c) for c in clusters) * 7.0 > fig.get_figwidth() * 72 * 0.8  # ~7 pt a character
+    ax.set_xticks(centers, clusters, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+    ax.set_xlabel(panel.keys[0])
+    ax.set_ylabel(f"{'MAE' if metric == 'mae' else metric} per cell (normalized by range)")
+    values = np.concatenate([b.values for b in boxes])
+    lo, hi = float(np.min(values)), float(np.max(values))
+    drawn = 0 if hue_method else _brackets(ax, panel, xs, hi, max(hi - lo, 1e-9))
+    if drawn:
+        ax.set_ylim(top=hi + 0.07 * max(hi - lo, 1e-9) * (drawn + 1.2))
+    legend = {k: v for k, v in handles.items() if k}
+    if legend:
+        title = "method" if hue_method else ", ".join(panel.keys[1:])
+        ax.legend(list(legend.values()), list(legend.keys()), title=title, fontsize=8,
+                  title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    shown = "MAE" if metric == "mae" else metric
+    ax.set_title(f"{panel.paper + ' (paper): ' if panel.paper else ''}{shown} by {' x '.join(panel.keys)}")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return drawn

@@ -1,0 +1,640 @@
+"""Plan before paying: what the study's simulate runs would send, cost and take.
+
+For every (model, method) of ``simulate.models`` x ``simulate.methods`` the plan
+builds the requests exactly as the simulate stage builds them (the same functions:
+:func:`stage_prompts`, :func:`stage_requests`) and reports
+
+- requests (map-item prompts included), unique ones (identical prompts are sent
+  once), those already in the response cache (looked up with the engine's own keys,
+  :meth:`valuesim.llm.engine.Engine.cached`) and those left to send;
+- prompt tokens of the requests to send: counted with the model's tokenizer when the
+  model is local (the ``transformers`` provider, the same ids its ``usage`` reports),
+  else estimated at ~4 characters a token of message text, and said which;
+- extra requests for exact prefix splits: an ``openai``-provider model with
+  ``options.server`` vllm, sglang or auto asks once more per admissible answer that is
+  a proper prefix of another ("1" on a 1-10 scale), see
+  :func:`valuesim.llm.answer_estimates.prefix_answers`;
+- cost at ``simulate.prices`` (:func:`valuesim.llm.engine.cost_of`; prompt tokens at
+  the full input price, replies at the most tokens the estimator asks for: upper
+  bounds); local models cost nothing, a model without a price is shown unpriced;
+- time at the throughput this project's runs have seen for the model
+  (``reports/runs/*.json``: sent / wall_s) or at an assumed requests/s.
+
+Inputs: the pipeline's outputs when they exist (selected countries, kept questions,
+personas: what the stage will read), else the params alone (:func:`params_inputs`):
+``countries.select`` (+ ``extra``), every target question of the bank (the
+missing-data filter can only drop some: an upper bound) and ``personas.n_per_country``
+personas sampled as the personas stage samples them from ``data.source``, capped at
+the respondents a country has (as the stage caps them). Countries the source lacks get
+stand-in personas (the source's other respondents, relabelled) so that their prompts
+have realistic lengths; the plan says so in its notes.
+
+:func:`check_cost_ceiling` is the simulate stage's guard: with
+``simulate.max_cost_usd`` set, before a paid model's stage sends anything, the whole
+study's unsent cost is planned and the stage stops with one line when it exceeds the
+ceiling (the matrix runs its stages one by one, so only the study's total bounds what
+``dvc repro`` will pay).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from valuesim.errors import ConfigError, DataError
+from valuesim.survey.bank import QuestionBank
+
+if TYPE_CHECKING:
+    from valuesim.config import Params
+    from valuesim.culturalmap.item_prompts import MapPrompt
+    from valuesim.llm.engine import Engine
+    from valuesim.llm.types import ChatMessage, ScoreRequest
+    from valuesim.prompts import PromptUnit
+
+#: Estimated characters per token for models without a local tokenizer.
+CHARS_PER_TOKEN = 4.0
+#: Reply tokens per request, at most: what the API plugins ask for (openai's max_tokens
+#: defaults: 2 for top-k, 8 per sample, 300 for a verbalized distribution).
+REPLY_TOKENS: dict[str, int] = {"logprobs": 1, "top_logprobs": 2, "sampling": 8, "verbalized": 300}
+#: options.server values of the openai plugin that score prefixes exactly (one more
+#: request per prefix answer); "auto" is counted as if the server supports it.
+SPLIT_SERVERS = ("vllm", "sglang", "auto")
+LOCAL_PROVIDERS = ("transformers",)
+
+Prompt = tuple[tuple["ChatMessage", ...], tuple[str, ...]]
+
+
+# -- the stage's requests (shared with valuesim.stages.simulate) ------------------------
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What the simulate stage plans prompts from, and where each part came from."""
+
+    bank: QuestionBank
+    countries: tuple[str, ...]
+    questions: tuple[str, ...]
+    personas: Callable[[str], pl.DataFrame]  # method -> its persona table
+    notes: tuple[str, ...] = ()
+    from_outputs: bool = True  # all of it read from the pipeline's outputs
+
+
+def stage_prompts(
+    params: Params, method: str, inputs: StageInputs
+) -> tuple[list[PromptUnit], list[MapPrompt]]:
+    """The target prompts and (with ``simulate.map_items``) the map-item prompts of one method."""
+    from valuesim.culturalmap.item_prompts import plan_map_prompts
+    from valuesim.prompts import plan_prompts
+
+    personas = inputs.personas(method)
+    guidance = params.prompts.guidance
+    units = plan_prompts(method, personas, inputs.bank, list(inputs.questions),
+                         list(inputs.countries), guidance)
+    maps = (plan_map_prompts(method, personas, inputs.bank, list(inputs.countries), guidance)
+            if params.simulate.map_items else [])
+    return units, maps
+
+
+def stage_requests(
+    engine: Engine, units: Sequence[PromptUnit], map_prompts: Sequence[MapPrompt]
+) -> list[ScoreRequest]:
+    """One request per prompt, targets first, with ``engine``'s decoding settings."""
+    return ([engine.request(u.messages, u.answers) for u in units]
+            + [engine.request(p.unit.messages, p.unit.answers) for p in map_prompts])
+
+
+def _personas_from_outputs(method: str) -> pl.DataFrame:
+    from valuesim import artifacts
+    from valuesim.methods import get_method
+
+    # country-level methods need no personas
+    return pl.DataFrame() if get_method(method).persona is None else artifacts.method_personas(method)
+
+
+def outputs_inputs(params: Params) -> StageInputs:
+    """The simulate stage's inputs, read from the pipeline's outputs (as the stage reads them)."""
+    from valuesim import artifacts
+    from valuesim.survey.bank import load_bank
+
+    bank = load_bank(params.data.questions)
+    questions = tuple(artifacts.kept_questions())  # read in the stage's order: same first error
+    countries = tuple(artifacts.selected_countries())
+    return StageInputs(bank, countries, questions, _personas_from_outputs)
+
+
+# -- inputs from params alone -------------------------------------------------------------
+
+
+def _respondents(
+    params: Params, bank: QuestionBank, countries: Sequence[str], project: Path
+) -> tuple[pl.DataFrame, str, list[str]]:
+    """(respondents of the countries the source has, where from, countries it lacks)."""
+    from valuesim.personas.on_demand import respondents_for
+
+    source = params.data.source
+    try:
+        frame, where, _ = respondents_for(source, params, bank, countries, project)
+        return frame, where, []
+    except DataError:
+        pass
+    parts, lacking, where = [], [], source
+    for c in countries:  # one at a time: which ones does it have?
+        try:
+            frame, where, _ = respondents_for(source, params, bank, [c], project)
+            parts.append(frame)
+        except DataError:
+            lacking.append(c)
+    if parts:
+        return pl.concat(parts, how="diagonal_relaxed"), where, lacking
+    return pl.DataFrame(), f"{source} (not readable here)", list(countries)
+
+
+def params_inputs(params: Params, project: Path = Path()) -> StageInputs:
+    """The simulate stage's inputs as the upstream stages would make them from ``params``."""
+    from valuesim.methods import get_method
+    from valuesim.personas.on_demand import personas_for, under
+    from valuesim.survey.bank import load_bank
+
+    if params.countries.select == "hull":
+        raise ConfigError(
+            "countries.select is hull: the countries come from the map stage; run `dvc repro map` "
+            "first or list the countries in countries.select"
+        )
+    bank = load_bank(under(project, params.data.questions))
+    countries = list(dict.fromkeys([*params.countries.select, *params.countries.extra]))
+    questions = [i.id for i in bank.targets]
+    n = params.personas.n_per_country
+    notes = [f"questions: all {len(questions)} target questions of the bank (the human stage's "
+             "missing-data filter may drop some: request counts are upper bounds)"]
+    persona_methods = [m for m in params.simulate.methods if get_method(m).persona is not None]
+    if not persona_methods:
+        return StageInputs(bank, tuple(countries), tuple(questions), _no_personas, tuple(notes), False)
+
+    real, where, lacking = _respondents(params, bank, countries, project)
+    have = dict(real.group_by("country").len().iter_rows()) if real.height else {}
+    short = [f"{c} {have[c]}" for c in countries if c in have and have[c] < n]
+    if short:
+        notes.append(f"personas: fewer respondents than personas.n_per_country ({n}) in "
+                     f"{where} for {', '.join(short)}: all of them are used, as the personas stage does")
+    pool = real
+    if lacking:
+        pool = pl.concat([real, _stand_ins(params, bank, project, lacking, countries)]
+                         if real.height else [_stand_ins(params, bank, project, lacking, countries)],
+                         how="diagonal_relaxed")
+        notes.append(f"personas: {', '.join(lacking)} not in {where}: {n} stand-in personas each "
+                     "(synthetic respondents of other countries of the shipped demo population, "
+                     "relabelled) so that prompts have realistic lengths")
+    made: dict[str, pl.DataFrame] = {}
+
+    def personas(method: str) -> pl.DataFrame:
+        if get_method(method).persona is None:
+            return pl.DataFrame()
+        if method not in made:
+            made[method] = personas_for(params, bank, pool, countries, method, n, project)
+        return made[method]
+
+    notes.insert(0, f"personas: sampled from {where} with personas.seed as the personas stage does")
+    return StageInputs(bank, tuple(countries), tuple(questions), personas, tuple(notes), False)
+
+
+def _no_personas(method: str) -> pl.DataFrame:
+    return pl.DataFrame()
+
+
+def _stand_ins(
+    params: Params, bank: QuestionBank, project: Path, lacking: Sequence[str], study: Sequence[str],
+) -> pl.DataFrame:
+    """``personas.n_per_country`` respondents for each country in ``lacking``: synthetic
+    respondents of demo countries outside the study, relabelled. Countries of the study
+    are never borrowed: without nationality their personas' prompts would repeat the
+    real ones', and the plan would count them once."""
+    from valuesim.config import DataParams
+    from valuesim.personas.on_demand import respondents_for, under
+    from valuesim.survey.demo.population import load_aggregates
+
+    # the study's own demo population when it is one, else the shipped one
+    demo = params.data.source if params.data.is_demo else DataParams().source
+    n = params.personas.n_per_country
+    try:
+        spare = [c for c in load_aggregates(under(project, demo)).countries if c not in study]
+        per_country = params.data.demo_respondents_per_country
+        need = -(-n // per_country)  # demo countries per stand-in country
+        if need * len(lacking) > len(spare):
+            raise DataError(f"{len(spare)} demo countries outside the study, "
+                            f"{need * len(lacking)} needed")
+        parts = []
+        for i, country in enumerate(lacking):
+            borrowed = spare[i * need:(i + 1) * need]
+            frame = respondents_for(demo, params, bank, borrowed, project)[0]
+            parts.append(frame.with_columns(
+                pl.lit(country).alias("country"),
+                (pl.lit(f"{country}~") + pl.col("respondent_id")).alias("respondent_id"),
+            ))
+    except (DataError, OSError) as exc:
+        raise DataError(
+            f"plan: no respondents for {', '.join(lacking)} in data.source {params.data.source}, and "
+            f"no stand-ins from the demo population {demo} ({exc}); run from the project root "
+            "or fix data.source"
+        ) from None
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def study_inputs(
+    params: Params, project: Path = Path(), *, use_outputs: bool = True, why_not: str = "",
+) -> StageInputs:
+    """The pipeline's outputs where they all exist (and ``use_outputs``), else
+    :func:`params_inputs`; ``why_not``: why the outputs are not used (for the note)."""
+    from valuesim import paths
+    from valuesim.methods import get_method
+
+    needed = [paths.SELECTED_COUNTRIES, paths.KEPT_QUESTIONS] + [
+        paths.personas_for(m) for m in params.simulate.methods if get_method(m).persona is not None
+    ]
+    if use_outputs:
+        if all((project / p).exists() for p in needed):
+            inputs = outputs_inputs(params)
+            note = f"inputs: the pipeline's outputs ({', '.join(map(str, needed))})"
+            return StageInputs(inputs.bank, inputs.countries, inputs.questions, inputs.personas, (note,))
+        why_not = why_not or "the pipeline's outputs are not all there yet"
+    inputs = params_inputs(params, project)
+    why = why_not or "not asked to read the pipeline's outputs"
+    return StageInputs(inputs.bank, inputs.countries, inputs.questions, inputs.personas,
+                       (f"planned from params alone ({why})", *inputs.notes), False)
+
+
+# -- the plan ---------------------------------------------------------------------------
+
+
+@dataclass
+class PlanRow:
+    model: str
+    method: str
+    provider: str
+    provider_model: str
+    estimator: str
+    requests: int  # as the run's summary counts them (map prompts included)
+    map_requests: int
+    unique: int
+    cached: int  # requests whose answer is in the cache (the run's cache_hits)
+    to_send: int  # unique requests not cached
+    prompt_tokens: int  # of the requests to send
+    tokens_counted: str  # "tokenizer" or "estimate"
+    split_requests: int  # extra requests for exact prefix splits, of those to send
+    reply_tokens: int  # at most, of everything to send
+    cost_usd: float | None  # None: no price for a model that is not local
+    time_s: float | None
+    rate: float | None  # requests/s the time assumes
+    rate_source: str
+
+
+@dataclass
+class Plan:
+    rows: list[PlanRow]
+    notes: list[str] = field(default_factory=list)
+    countries: tuple[str, ...] = ()
+    questions: int = 0
+
+    @property
+    def cost_usd(self) -> float:
+        return math.fsum(r.cost_usd or 0.0 for r in self.rows)
+
+    @property
+    def paid_rows(self) -> list[PlanRow]:
+        return [r for r in self.rows if r.cost_usd]
+
+    def totals(self) -> dict[str, Any]:
+        times = [r.time_s for r in self.rows]
+        return {
+            "requests": sum(r.requests for r in self.rows),
+            "cached": sum(r.cached for r in self.rows),
+            "to_send": sum(r.to_send for r in self.rows),
+            "split_requests": sum(r.split_requests for r in self.rows),
+            "prompt_tokens": sum(r.prompt_tokens for r in self.rows),
+            "cost_usd": self.cost_usd,
+            # runs of the DVC matrix go one after another
+            "time_s": None if any(t is None for t in times) else math.fsum(times),  # type: ignore[arg-type]
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"countries": list(self.countries), "questions": self.questions,
+                "rows": [asdict(r) for r in self.rows], "totals": self.totals(), "notes": self.notes}
+
+
+def observed_rates(runs_dir: Path) -> dict[tuple[str, str], float]:
+    """Requests sent per second of wall time, by (provider, provider model), over the
+    run statistics the simulate stage wrote (``reports/runs/*.json``)."""
+    sent: Counter[tuple[str, str]] = Counter()
+    wall: dict[tuple[str, str], float] = {}
+    for path in sorted(runs_dir.glob("*.json")) if runs_dir.is_dir() else []:
+        try:
+            stats = json.loads(path.read_text(encoding="utf-8"))
+            key = (str(stats["provider"]), str(stats["model"]))
+            n, s = int(stats["sent"]), float(stats["wall_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # informational files: a damaged one just gives no rate
+        if n > 0 and s > 0:
+            sent[key] += n
+            wall[key] = wall.get(key, 0.0) + s
+    return {k: sent[k] / wall[k] for k in sent}
+
+
+def _is_local(engine: Engine) -> bool:
+    return engine.factory.name in LOCAL_PROVIDERS or bool(getattr(engine.factory, "local", False))
+
+
+def _price(params: Params, engine: Engine) -> dict[str, float] | None:
+    if _is_local(engine):
+        return None
+    return params.simulate.prices.get(engine.spec.model)
+
+
+def is_paid(params: Params, engine: Engine) -> bool:
+    """Whether answers from this engine's model cost money: a price in ``simulate.prices``
+    and not a local model."""
+    return _price(params, engine) is not None
+
+
+def _plan_engine(params: Params, model: str, project: Path, stack: ExitStack) -> Engine:
+    """An engine for keys and cache lookups only: it loads no model, and opens the
+    response cache only when one exists (a plan must not create one)."""
+    from valuesim.llm.cache import DB_NAME, resolve_cache_dir
+    from valuesim.llm.engine import Engine
+
+    spec, sim = params.models[model], params.simulate
+    directory = resolve_cache_dir(sim.cache_dir, cwd=project)
+    cache = directory if (directory / DB_NAME).exists() else None
+    return stack.enter_context(Engine(spec.provider, spec, cache, batch_size=sim.batch_size,
+                                      prices=sim.prices, progress=False, log=lambda _: None))
+
+
+def _holds_model(engine: Engine) -> bool:
+    """Whether the cache may hold answers of this engine's model (a cheap look before
+    hashing every request)."""
+    if engine.cache is None:
+        return False
+    return any(g.provider in (None, engine.factory.name) and g.model in (None, engine.spec.model)
+               for g in engine.cache.stats())
+
+
+def local_tokenizer(engine: Engine) -> Any:
+    """The tokenizer of a local (transformers) model, without loading its weights."""
+    from transformers import AutoTokenizer
+
+    from valuesim.llm.local_model import default_model_cache, resolve_model
+
+    source, _ = resolve_model(engine.spec.model, default_model_cache())
+    kw = {"revision": engine.spec.revision} if engine.spec.revision else {}
+    return AutoTokenizer.from_pretrained(source, **kw)
+
+
+class _MethodPrompts:
+    """One method's prompts, counted once for every model that is asked them.
+
+    Prompts do not depend on the model; only the cache lookup does. What is derived
+    from all unique prompts (estimated tokens, prefix splits) is kept for the models
+    with nothing cached, which is every model of a study not run yet.
+    """
+
+    def __init__(self, prompts: list[Prompt], n_map: int) -> None:
+        self.requests = len(prompts)
+        self.n_map = n_map
+        self.counts = Counter(prompts)
+        self.unique = list(self.counts)
+        self._estimate: int | None = None
+        self._splits: tuple[int, int] | None = None
+
+    def estimated_tokens(self, send: Sequence[Prompt]) -> int:
+        if len(send) != len(self.unique):
+            return _estimate(send)
+        if self._estimate is None:
+            self._estimate = _estimate(self.unique)
+        return self._estimate
+
+    def prefix_splits(self, send: Sequence[Prompt]) -> tuple[int, int]:
+        """(extra requests, their prompt tokens) when every request of ``send`` splits its
+        prefix answers: one more request per answer that is a proper prefix of another."""
+        from valuesim.llm.answer_estimates import prefix_answers
+
+        everything = len(send) == len(self.unique)
+        if everything and self._splits is not None:
+            return self._splits
+        per_scale: dict[tuple[str, ...], int] = {}
+        extra = tokens = 0
+        for messages, answers in send:
+            k = per_scale.setdefault(answers, len(prefix_answers(answers)))
+            if k:
+                extra += k
+                # the same prompt again, continued by the prefix (the server's prefix cache
+                # serves most of it; priced here in full)
+                tokens += k * (_estimate([(messages, answers)]) + 1)
+        if everything:
+            self._splits = (extra, tokens)
+        return extra, tokens
+
+
+def _estimate(prompts: Sequence[Prompt]) -> int:
+    chars = sum(len(m.content) for messages, _ in prompts for m in messages)
+    return round(chars / CHARS_PER_TOKEN)
+
+
+def _prompt_tokens(method: _MethodPrompts, send: Sequence[Prompt], tokenizer: Any) -> int:
+    if tokenizer is None:
+        return method.estimated_tokens(send)
+    from valuesim.llm.exact_scoring import prompt_token_ids
+
+    return sum(len(prompt_token_ids(tokenizer, messages)) for messages, _ in send)
+
+
+def _splits_apply(engine: Engine) -> bool:
+    """openai-provider models in server mode (options.server) split prefix answers."""
+    return (engine.factory.name == "openai"
+            and engine.spec.options.get("server") in SPLIT_SERVERS
+            and engine.estimator not in ("sampling", "verbalized"))
+
+
+def _row(
+    params: Params, model: str, method: str, engine: Engine, prompts: _MethodPrompts,
+    tokenizer: Any, rate: float | None, rate_source: str,
+) -> PlanRow:
+    from valuesim.llm.engine import cost_of
+    from valuesim.llm.types import Usage
+
+    cached_prompts: set[Prompt] = set()
+    if _holds_model(engine):
+        requests = [engine.request(m, a) for m, a in prompts.unique]
+        found = engine.cached(requests)
+        cached_prompts = {p for p, r in zip(prompts.unique, requests, strict=True)
+                          if engine.key(r) in found}
+    send = [p for p in prompts.unique if p not in cached_prompts] if cached_prompts else prompts.unique
+    tokens = _prompt_tokens(prompts, send, tokenizer)
+    splits, split_tokens = prompts.prefix_splits(send) if _splits_apply(engine) else (0, 0)
+    per_reply = REPLY_TOKENS.get(engine.estimator, 1) * (
+        engine.decoding.samples if engine.estimator == "sampling" else 1
+    )
+    replies = per_reply * (len(send) + splits)
+    price = _price(params, engine)
+    if _is_local(engine):
+        cost: float | None = 0.0
+    elif price is None:
+        cost = None
+    else:
+        cost = cost_of(Usage(prompt_tokens=tokens + split_tokens, completion_tokens=replies), price)
+    work = len(send) + splits
+    return PlanRow(
+        model=model, method=method, provider=engine.factory.name, provider_model=engine.spec.model,
+        estimator=engine.estimator, requests=prompts.requests, map_requests=prompts.n_map,
+        unique=len(prompts.unique), cached=sum(prompts.counts[p] for p in cached_prompts),
+        to_send=len(send), prompt_tokens=tokens,
+        tokens_counted="tokenizer" if tokenizer is not None else "estimate",
+        split_requests=splits, reply_tokens=replies, cost_usd=cost,
+        time_s=(work / rate if rate else None) if work else 0.0, rate=rate, rate_source=rate_source,
+    )
+
+
+def plan_study(
+    params: Params,
+    inputs: StageInputs,
+    *,
+    project: Path = Path(),
+    requests_per_s: float | None = None,
+    count_tokens: bool = True,
+    models: Sequence[str] | None = None,
+) -> Plan:
+    """The plan of every (model, method) of the study (or of ``models`` only).
+
+    ``requests_per_s``: the throughput to assume where this project has seen none for
+    a model. ``count_tokens``: load local models' tokenizers (off: local rows are
+    estimated too; their cost is 0 either way).
+    """
+    from valuesim.answer_tables import RUNS
+
+    seen = observed_rates(project / RUNS)
+    chosen = list(models) if models is not None else list(params.simulate.models)
+    rows: list[PlanRow] = []
+    with ExitStack() as stack:
+        engines = {m: _plan_engine(params, m, project, stack) for m in chosen}
+        tokenizers = {m: local_tokenizer(e) if count_tokens and _is_local(e) else None
+                      for m, e in engines.items()}
+        for method in params.simulate.methods:
+            units, maps = stage_prompts(params, method, inputs)
+            listed: list[Prompt] = [(u.messages, u.answers) for u in units]
+            listed += [(p.unit.messages, p.unit.answers) for p in maps]
+            prompts = _MethodPrompts(listed, len(maps))
+            del units, maps, listed  # a paper-scale method holds a million prompts
+            for model, engine in engines.items():
+                observed = seen.get((engine.factory.name, engine.spec.model))
+                if observed is not None:
+                    rate, source = observed, f"seen in {RUNS}"
+                elif requests_per_s is not None:
+                    rate, source = requests_per_s, "assumed (--requests-per-s)"
+                else:
+                    rate, source = None, "none seen; pass --requests-per-s"
+                rows.append(_row(params, model, method, engine, prompts,
+                                 tokenizers[model], rate, source))
+    notes = list(inputs.notes)
+    if any(r.tokens_counted == "estimate" for r in rows):
+        notes.append(f"prompt tokens marked est: ~{CHARS_PER_TOKEN:g} characters a token of message "
+                     "text (no chat template); tok: counted with the model's own tokenizer")
+    if any(r.split_requests for r in rows):
+        notes.append("splits: one more request per prefix answer (\"1\" of 1-10) for openai models "
+                     "with options.server vllm/sglang/auto")
+    if any(r.cost_usd for r in rows):
+        notes.append("cost: simulate.prices, prompt tokens at the full input price and replies at "
+                     "the most tokens the estimator asks for (an upper bound)")
+    return Plan(rows, notes, inputs.countries, len(inputs.questions))
+
+
+# -- the simulate stage's guard ---------------------------------------------------------
+
+
+def check_cost_ceiling(
+    params: Params, engine: Engine, requests: Sequence[ScoreRequest], label: str,
+    project: Path = Path(),
+) -> None:
+    """Stop a paid run before its first request when the study would cost more than
+    ``simulate.max_cost_usd``; nothing happens for free models or a fully cached stage.
+
+    The figure is the whole study's unsent cost (every (model, method) of the matrix,
+    planned from the pipeline's outputs), since DVC runs the matrix stage by stage and
+    only the total bounds what a ``dvc repro`` pays.
+    """
+    ceiling = params.simulate.max_cost_usd
+    if ceiling is None or not is_paid(params, engine):
+        return
+    if len(engine.cached(requests)) == len({engine.key(r) for r in requests}):
+        return  # nothing to send
+    plan = plan_study(params, outputs_inputs(params), project=project, count_tokens=False)
+    total = plan.cost_usd
+    if total <= ceiling:
+        return
+    mine = sum(r.cost_usd or 0.0 for r in plan.rows
+               if f"{r.model}/{r.method}" == label.removeprefix("simulate "))
+    runs = len(plan.paid_rows)
+    raise ConfigError(
+        f"{label}: the study's unsent answers would cost {usd(total)} at simulate.prices "
+        f"({runs} paid runs, this one {usd(mine)}), over simulate.max_cost_usd {usd(ceiling)}; "
+        "nothing was sent: raise the ceiling or shrink the study (see `valuesim plan`)"
+    )
+
+
+def usd(amount: float) -> str:
+    """Dollars with cents, or four significant digits below a cent (a small test run)."""
+    return f"${amount:,.2f}" if amount == 0 or amount >= 0.01 else f"${amount:.4g}"
+
+
+def iter_table(plan: Plan) -> Iterator[str]:
+    """The plan as aligned text lines (what ``valuesim plan`` prints)."""
+    head = ("model", "method", "requests", "map", "cached", "to send", "prompt tokens",
+            "splits", "cost USD", "time")
+    body = []
+    for r in plan.rows:
+        tokens = f"{r.prompt_tokens:,} {'tok' if r.tokens_counted == 'tokenizer' else 'est'}"
+        cost = "no price" if r.cost_usd is None else f"{r.cost_usd:,.2f}"
+        body.append((r.model, r.method, f"{r.requests:,}", f"{r.map_requests:,}", f"{r.cached:,}",
+                     f"{r.to_send:,}", tokens, f"{r.split_requests:,}", cost, _duration(r.time_s)))
+    t = plan.totals()
+    unpriced = sorted({r.model for r in plan.rows if r.cost_usd is None})
+    body.append(("total", "", f"{t['requests']:,}", "", f"{t['cached']:,}", f"{t['to_send']:,}",
+                 f"{t['prompt_tokens']:,}", f"{t['split_requests']:,}",
+                 f"{t['cost_usd']:,.2f}" + (" + ?" if unpriced else ""),
+                 _duration(t["time_s"])))
+    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+    left = {0, 1}
+
+    def fmt(row: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+    yield fmt(head)
+    for row in body[:-1]:
+        yield fmt(row)
+    yield "  ".join("-" * w for w in widths)
+    yield fmt(body[-1])
+    rates = {(r.model, r.rate, r.rate_source) for r in plan.rows}
+    for model, rate, source in sorted(rates, key=lambda x: x[0]):
+        shown = f"{rate:,.2f} requests/s" if rate else "unknown"
+        yield f"time for {model}: {shown} ({source})"
+    yield from (f"note: {n}" for n in plan.notes)
+    if unpriced:
+        yield (f"note: no price in simulate.prices for {', '.join(unpriced)}: not counted in the "
+               "cost (free for your own servers; add a price for a paid API)")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
