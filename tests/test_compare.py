@@ -12,21 +12,12 @@ import pytest
 from scipy.stats import mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
+from tests.fixtures.cli import run_cli
 from tests.fixtures.compare_runs import cells_frame, project_params, write_result
 from valuesim.cli import main
 
 # planted per-cell shifts of the persona methods; generic never changes with guidance
 GUIDANCE = {"social_science": 0.0, "minimal": 0.03, "decisive": 0.12}
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

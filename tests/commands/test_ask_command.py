@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.cli import run_cli
 from tests.fixtures.study_files import write_ask_params
-from valuesim.cli import main
 
 EXAMPLE = "data/questions/new_items_example.yaml"
 
@@ -24,16 +24,6 @@ def project(
     write_ask_params(tmp_path, model="fake")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def paid(project: Path) -> int:

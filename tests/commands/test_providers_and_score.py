@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import yaml
 
+from tests.fixtures.cli import run_cli
 from tests.fixtures.simulate_project import make_project
 from valuesim.answer_tables import run_stats_path
-from valuesim.cli import main
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_provider_insta
     }))
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_providers_lists_builtin_and_plugin_providers(

@@ -130,6 +130,27 @@ def merge_logprobs(candidates: Iterable[tuple[str, float]]) -> dict[str, float]:
     return merged
 
 
+def floor_unobserved(
+    mass: list[float], observed: Sequence[bool], top_probs: Iterable[float], answers: Sequence[str]
+) -> tuple[str, ...]:
+    """Give each answer the top-k never showed a small positive floor, in place; return them.
+
+    The floor is min(smallest top-k probability / 2, unobserved mass / number missing),
+    never below ``MIN_FLOOR``: an answer outside the top-k is less likely than anything
+    in it, and together the missing ones cannot hold more than the mass top-k left out.
+    """
+    missing = [i for i, seen in enumerate(observed) if not seen]
+    if not missing:
+        return ()
+    probs = list(top_probs)
+    smallest = min(probs, default=1.0)
+    residual = max(0.0, 1.0 - sum(probs))
+    floor = max(MIN_FLOOR, min(smallest / 2, residual / len(missing)))
+    for i in missing:
+        mass[i] = floor
+    return tuple(answers[i] for i in missing)
+
+
 def from_top_logprobs(
     first: Mapping[str, float],
     answers: Sequence[str],
@@ -172,15 +193,7 @@ def from_top_logprobs(
             mass[short] += p * max(0.0, 1.0 - extended)
             observed[short] = True
     coverage = sum(mass)
-    missing = [i for i, seen in enumerate(observed) if not seen]
-    floored: list[str] = []
-    if missing:
-        smallest = min(probs_first.values(), default=1.0)
-        residual = max(0.0, 1.0 - sum(probs_first.values()))
-        floor = max(MIN_FLOOR, min(smallest / 2, residual / len(missing)))
-        for i in missing:
-            mass[i] = floor
-            floored.append(answers[i])
+    floored = floor_unobserved(mass, observed, probs_first.values(), answers)
     total = sum(mass)
     flag = "" if coverage > 0 else "no admissible answer in the top-k"
     return AnswerDistribution(
@@ -188,7 +201,7 @@ def from_top_logprobs(
         coverage=min(1.0, coverage),
         estimator=estimator,
         usage=usage or Usage(),
-        floored=tuple(floored),
+        floored=floored,
         flag=flag,
         answer_rule=RULE,
     )

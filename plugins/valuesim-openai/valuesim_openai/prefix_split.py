@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from valuesim import AnswerDistribution, Usage
-from valuesim.llm.answer_estimates import MIN_FLOOR, RULE, parse_reply, prefix_answers
+from valuesim.llm.answer_estimates import RULE, floor_unobserved, parse_reply, prefix_answers
 
 
 def continuation_prefixes(
@@ -102,22 +102,14 @@ def from_prefix_continuations(
         if tok.strip():
             walk(tok, p)
     coverage = sum(mass)
-    missing = [i for i, seen in enumerate(observed) if not seen]
-    floored: list[str] = []
-    if missing:
-        smallest = min(probs_first.values(), default=1.0)
-        residual = max(0.0, 1.0 - sum(probs_first.values()))
-        floor = max(MIN_FLOOR, min(smallest / 2, residual / len(missing)))
-        for i in missing:
-            mass[i] = floor
-            floored.append(answers[i])
+    floored = floor_unobserved(mass, observed, probs_first.values(), answers)
     total = sum(mass)
     return AnswerDistribution(
         probs=tuple(m / total for m in mass),
         coverage=min(1.0, coverage),
         estimator="logprobs",
         usage=usage or Usage(),
-        floored=tuple(floored),
+        floored=floored,
         flag="" if coverage > 0 else "no admissible answer in the top-k",
         answer_rule=RULE,
     )
