@@ -43,7 +43,7 @@ def test_embedded_model_asks_the_example_items_and_a_second_ask_is_free(
         assert len(row["codes"]) == len(row["probs"])
         expected = float(np.dot(row["codes"], row["probs"]))
         assert row["expected"] == pytest.approx(expected)
-        assert row["codes"][0] <= row["ci_low"] <= row["expected"] <= row["ci_high"] <= row["codes"][-1]
+        assert row["codes"][0] <= row["persona_ci_low"] <= row["expected"] <= row["persona_ci_high"] <= row["codes"][-1]
         assert 0 <= row["normalized_variance"] <= 1
         assert 0 < row["mean_coverage"] <= 1
         assert (row["n_personas"], row["flagged"]) == (2, 0)

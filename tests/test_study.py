@@ -71,7 +71,7 @@ def test_metrics_frame_is_long_and_typed() -> None:
 
 
 def test_the_notebook_api_is_public() -> None:
-    for name in ("ask", "run_ask", "AskResult", "load_study", "Study"):
+    for name in ("ask", "run_ask", "AskResult", "load_study", "Study", "run_pilot", "ppi_mean"):
         assert name in valuesim.__all__
     assert callable(valuesim.ask)
     assert valuesim.ask.__module__ == "valuesim.asking"
@@ -92,3 +92,14 @@ def test_new_questions_of_a_study(tmp_path: Path) -> None:
     frame = study.new_questions()
     assert frame.schema == pl.Schema(RESULT_SCHEMA)
     assert frame.select("model", "method", "question").rows() == [("m1", "value", "AI_TRUST")]
+
+
+def test_the_interval_tables_of_a_study(tmp_path: Path) -> None:
+    study = load_study(tmp_path)
+    with pytest.raises(DataError, match=r"data/eval/intervals\.parquet not found"):
+        study.intervals()
+    (tmp_path / "data/eval").mkdir(parents=True)
+    pl.DataFrame({"model": ["m"], "coverage": [0.9]}).write_parquet(tmp_path / "data/eval/intervals.parquet")
+    assert study.intervals()["coverage"].to_list() == [0.9]
+    with pytest.raises(DataError, match=r"data/eval/interval_fits\.parquet not found"):
+        study.interval_fits()

@@ -66,6 +66,10 @@ _EXPORTS: dict[str, str] = {
     "ask": "valuesim.asking",
     "run_ask": "valuesim.asking",
     "AskResult": "valuesim.asking",
+    # pilot mode (PPI++) and the prediction intervals the study fits
+    "run_pilot": "valuesim.pilot_asking",
+    "PilotResult": "valuesim.pilot_asking",
+    "ppi_mean": "valuesim.analysis.ppi",
 }
 
 __all__ = ["__version__", *_EXPORTS]

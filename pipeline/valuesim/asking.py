@@ -6,8 +6,9 @@ from the package, and a submodule of the same name would shadow it.)
 :func:`ask` runs new items (question files, :mod:`valuesim.survey.new_questions`) or
 WVS items of the bank through the study's own machinery and returns one row per
 (country, question): the predicted distribution, its expected answer and normalized
-variance, a bootstrap 95% interval of the expected answer over personas, coverage
-and estimator. Nothing is approximated on the way:
+variance, a prediction interval of the population's mean answer (the study's conformal
+fit, :mod:`valuesim.prediction`), a bootstrap 95% interval of the expected answer over
+personas (simulation noise only), coverage and estimator. Nothing is approximated on the way:
 
 - personas are the study's: respondents of the study's population (the extract
   stage's ``data/interim/respondents.parquet``, else ``data.source``; or ``source``),
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from valuesim.analysis.conformal import cell_seed as _cell_seed  # evaluate reproduces ask's seeds
 from valuesim.errors import ConfigError, ProviderError
 from valuesim.paths import CALIBRATED
 from valuesim.survey.bank import Item, QuestionBank
@@ -67,8 +68,10 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "probs": pl.List(pl.Float64()),
     "expected": pl.Float64(),
     "normalized_variance": pl.Float64(),
-    "ci_low": pl.Float64(),
-    "ci_high": pl.Float64(),
+    # persona bootstrap 95% interval of the expected answer: simulation noise only
+    "persona_ci_low": pl.Float64(),
+    "persona_ci_high": pl.Float64(),
+    "persona_sd": pl.Float64(),  # spread of the personas' expected answers (scale points)
     "n_personas": pl.Int64(),
     "flagged": pl.Int64(),
     "mean_coverage": pl.Float64(),
@@ -77,6 +80,12 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.Utf8(),
     "model": pl.Utf8(),
     "temperature": pl.Float64(),  # null: raw (uncalibrated) distributions
+    # prediction interval of the population's mean answer (valuesim.prediction): from the
+    # study's conformal fit for (model, method); null when there is none
+    "pred_low": pl.Float64(),
+    "pred_high": pl.Float64(),
+    "pred_level": pl.Float64(),
+    "pred_source": pl.Utf8(),
 }
 # The study's calibrate output (valuesim.stages.calibrate writes it).
 TEMPERATURES = CALIBRATED / "temperatures.json"
@@ -272,10 +281,6 @@ def _preflight(engine: Engine, units: Sequence[PromptUnit], requests: Sequence[S
             raise ProviderError(f"question {question}: {exc}; nothing was scored") from None
 
 
-def _cell_seed(seed: int, country: str, question: str) -> int:
-    return zlib.crc32(f"{seed}:{country}:{question}".encode())
-
-
 def cell_stats(
     codes: Sequence[int], probs: np.ndarray, temperature: float | None, params: Params,
     country: str, question: str,
@@ -284,8 +289,9 @@ def cell_stats(
 
     ``temperature``: the mean-preserving tilt applied to every persona's distribution
     before they are averaged (as the study calibrates), or None for raw. Returns
-    probs, expected, normalized_variance and the percentile bootstrap 95% interval of
-    the expected answer over personas (seeded per cell from ``analysis.seed``).
+    probs, expected, normalized_variance, the percentile bootstrap 95% interval of the
+    expected answer over personas (seeded per cell from ``analysis.seed``: simulation
+    noise only, not where the population's answer lies) and the personas' spread.
     """
     from valuesim.analysis import metrics
 
@@ -295,14 +301,17 @@ def cell_stats(
 
         probs = mean_preserving_tilt(probs, values, temperature)
     population = probs.mean(axis=0)
+    per_persona = probs @ values
     low, high = metrics.bootstrap_ci(
-        probs @ values, params.analysis.bootstrap, _cell_seed(params.analysis.seed, country, question)
+        per_persona, params.analysis.bootstrap, _cell_seed(params.analysis.seed, country, question)
     )
     return {
         "probs": population.tolist(),
         "expected": float(metrics.expected(population, values)),
         "normalized_variance": float(metrics.normalized_variance(population, values)),
-        "ci_low": low, "ci_high": high, "temperature": temperature,
+        "persona_ci_low": low, "persona_ci_high": high,
+        "persona_sd": float(per_persona.std(ddof=1)) if per_persona.size > 1 else None,
+        "temperature": temperature,
     }
 
 
@@ -398,9 +407,10 @@ def run_ask(
     *,
     method: str = "value",
     model: str = "smollm2",
-    n: int = 50,
+    n: int | None = None,
     source: str | Path | None = None,
     calibrate: bool = False,
+    level: float = 0.9,
     params_path: str | Path = "params.yaml",
     project_dir: str | Path = ".",
     progress: bool | None = None,
@@ -412,11 +422,15 @@ def run_ask(
     from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
     from valuesim.personas.on_demand import check_n, personas_for, respondents_for, under
+    from valuesim.prediction import add_prediction_intervals, check_level, find_fit
     from valuesim.survey.bank import load_bank
 
     project = Path(project_dir)
     params = load_params(under(project, params_path))
     _check_model_and_method(params, model, method)
+    level = check_level(level)
+    if n is None:  # the study's own personas (and cached answers) unless told otherwise
+        n = params.personas.n_per_country
     bank = load_bank(under(project, params.data.questions))
     items = resolve_questions(questions, bank)
     codes = parse_countries(countries)
@@ -455,6 +469,11 @@ def run_ask(
 
     frame = summarise(units, results, items, codes, bank, params, calibration,
                       model=model, method=method)
+    fit, fit_note = find_fit(project, model, method, level=level, n=per_country,
+                             calibrated=calibration is not None)
+    if fit_note:
+        notes.append(fit_note)
+    frame = add_prediction_intervals(frame, fit, asked_n=per_country, level=level)
     empty = frame.filter(pl.col("n_personas") == 0)
     if empty.height:
         cells = ", ".join(f"{c}/{q}" for c, q in empty.select("country", "question").iter_rows())
@@ -476,9 +495,10 @@ def ask(
     *,
     method: str = "value",
     model: str = "smollm2",
-    n: int = 50,
+    n: int | None = None,
     source: str | Path | None = None,
     calibrate: bool = False,
+    level: float = 0.9,
     params_path: str | Path = "params.yaml",
     project_dir: str | Path = ".",
 ) -> pl.DataFrame:
@@ -488,17 +508,23 @@ def ask(
     item ids of the bank ("Q164") or :class:`~valuesim.survey.bank.Item` objects, one or
     a list. ``countries``: ISO3 codes, "JPN,DEU" or a list. ``method`` and ``model``:
     a prompting method (:mod:`valuesim.methods`) and an entry of the params' ``models``.
-    ``n``: personas per country (persona methods). ``source``: respondents to sample
-    personas from (demo ``.json`` aggregates or WVS files; default: the study's).
-    ``calibrate``: apply the study's fitted temperature for (model, method); without
-    one the rows stay raw (``temperature`` null; :func:`run_ask` says why).
+    ``n``: personas per country (persona methods; default ``personas.n_per_country``,
+    the study's own personas). ``source``: respondents to sample personas from (demo
+    ``.json`` aggregates or WVS files; default: the study's). ``calibrate``: apply the
+    study's fitted temperature for (model, method); without one the rows stay raw
+    (``temperature`` null; :func:`run_ask` says why). ``level``: of the prediction
+    interval (0.8, 0.9 or 0.95, the levels the study fitted).
 
-    Columns: see :data:`RESULT_SCHEMA` (``probs`` in the order of ``codes``; ``ci_low``
-    and ``ci_high``: percentile bootstrap 95% interval of the expected answer over
-    personas, ``analysis.bootstrap`` resamples seeded from ``analysis.seed``). Use
-    :func:`run_ask` for the run's summary (answers sent and cached, notes).
+    Columns: see :data:`RESULT_SCHEMA` (``probs`` in the order of ``codes``).
+    ``pred_low``/``pred_high``: prediction interval of the population's mean answer at
+    ``pred_level``, from the conformal fit of the study's own questions for (model,
+    method) (:mod:`valuesim.prediction`; ``pred_source`` names the fit and its measured
+    coverage; null when the study has no fit for it). ``persona_ci_low``/``persona_ci_high``:
+    percentile bootstrap 95% interval of the expected answer over personas -- how much
+    the answer moves with other personas of the same model, *not* where the population's
+    answer lies. Use :func:`run_ask` for the run's summary (answers sent and cached, notes).
     """
     return run_ask(
         questions, countries, method=method, model=model, n=n, source=source,
-        calibrate=calibrate, params_path=params_path, project_dir=project_dir,
+        calibrate=calibrate, level=level, params_path=params_path, project_dir=project_dir,
     ).frame

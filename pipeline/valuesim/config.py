@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,8 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from valuesim import safe_yaml
 from valuesim.errors import ConfigError
 from valuesim.methods import METHOD_NAMES, unknown_method_message
+from valuesim.names import clip, name_problem, shorten
 
 # The paper's ten countries where WVS-7 files exist, with documented substitutes for
 # the four that have none here (README, "Country selection").
@@ -45,6 +47,23 @@ class _Strict(BaseModel):
 Seed = Annotated[int, Field(ge=0, strict=True)]  # numpy seeds must be >= 0
 Count = Annotated[int, Field(ge=1, strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
+
+
+def _name(what: str) -> AfterValidator:
+    """A name that becomes a path or a shell word (valuesim.names: one pattern)."""
+
+    def check(value: str) -> str:
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(f"{what} {problem}")
+        return value
+
+    return AfterValidator(check)
+
+
+# Model names become folders (data/simulated/<model>/<method>) and words of the
+# simulate stage's command under `dvc repro`.
+ModelName = Annotated[str, Field(strict=True), _name("model name")]
 
 
 class DataParams(_Strict):
@@ -69,7 +88,7 @@ class DataParams(_Strict):
                       and p.parts[:2] == ("data", "questions") and len(p.parts) > 2)
             if not (inside and p.suffix in (".yaml", ".yml")):
                 raise ValueError(
-                    f"{path} must be a .yaml file under data/questions/ (the directory dvc.yaml "
+                    f"{clip(path)} must be a .yaml file under data/questions/ (the directory dvc.yaml "
                     "declares for the new_questions stage); move the file there"
                 )
         return v
@@ -92,8 +111,9 @@ class CountryParams(_Strict):
     def _iso3(cls, v: Any) -> Any:
         if isinstance(v, list):
             for c in v:
-                if not (isinstance(c, str) and len(c) == 3 and c.isalpha() and c.isupper()):
-                    raise ValueError(f"country {c!r} is not an upper-case ISO3 code")
+                if not (isinstance(c, str) and len(c) == 3 and c.isascii() and c.isalpha()
+                        and c.isupper()):
+                    raise ValueError(f"country {shorten(c)} is not an upper-case ISO3 code")
         return v
 
 
@@ -119,7 +139,7 @@ class DescriptorParams(_Strict):
     # "auto": `static` for the handwritten* variants, `llm` for the generated ones; or
     # the name of any registered descriptor generator.
     generator: str = "auto"
-    generator_model: str = "smollm2"
+    generator_model: ModelName = "smollm2"
     path: str = "data/descriptors/value_handwritten.yaml"
     sociodemographic_path: str = "data/descriptors/sociodemographic.yaml"
     max_retries: int = Field(3, ge=0, strict=True)
@@ -193,7 +213,7 @@ class SimulateParams(_Strict):
     )
     # names of entries in the top-level `models` section (a list, so DVC's matrix
     # can fan out over it)
-    models: list[str] = Field(default_factory=lambda: ["smollm2"], min_length=1)
+    models: list[ModelName] = Field(default_factory=lambda: ["smollm2"], min_length=1)
     cache_dir: str = ".valuesim-cache"
     batch_size: Count = 32
     max_retries: int = Field(4, ge=0, strict=True)
@@ -211,7 +231,7 @@ class SimulateParams(_Strict):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, v: list[str]) -> list[str]:
-        for m in v:
+        for m in v:  # the table's names all match valuesim.names' pattern
             if m not in METHOD_NAMES:  # the table of methods: valuesim.methods
                 raise ValueError(unknown_method_message(m))
         return v
@@ -259,13 +279,24 @@ class Params(_Strict):
     calibration: CalibrationParams = CalibrationParams()
     analysis: AnalysisParams = AnalysisParams()
 
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_names(cls, v: Any) -> Any:
+        # checked here rather than as dict[ModelName, ...]: pydantic would put the bad
+        # key itself into the error's location
+        if isinstance(v, dict):
+            for name in v:
+                problem = name_problem(name)
+                if problem:
+                    raise ValueError(f"model name {problem}")
+        return v
 
     @model_validator(mode="after")
     def _models_defined(self) -> Params:
         for name in self.simulate.models:
             if name not in self.models:
                 known = ", ".join(sorted(self.models)) or "none"
-                raise ValueError(f"simulate.models names {name!r}, not defined under models ({known})")
+                raise ValueError(f"simulate.models names {shorten(name)}, not defined under models ({known})")
         return self
 
 
@@ -300,22 +331,29 @@ def check_option(model: type[BaseModel], field: str, value: Any, option: str) ->
         raise ConfigError(f"{option} {value}: {exc.errors()[0]['msg']}") from exc
 
 
+def _location(loc: tuple[int | str, ...]) -> str:
+    """``simulate.prices.<key>.input``, each key cut short (keys come from the file)."""
+    return ".".join(clip(str(x), 40) for x in loc)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Parse and validate params; raise ConfigError with a one-line message.
 
-    Warnings (see :func:`sample_size_warnings`) go to stderr, one line each."""
+    The file is read within :data:`valuesim.safe_yaml.PARAMS` (size, nesting, alias
+    expansion, value length). Warnings (see :func:`sample_size_warnings`) go to stderr,
+    one line each."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"params file {p} not found; run from the project root or pass --params")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
+        raw = safe_yaml.load_file(p, safe_yaml.PARAMS) or {}
+    except safe_yaml.YamlError as exc:
+        raise ConfigError(str(exc)) from exc
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
+        loc = _location(err["loc"])
         hint = " (typo? unknown keys are rejected)" if err["type"] == "extra_forbidden" else ""
         raise ConfigError(f"{p}: {loc}: {err['msg']}{hint}") from exc
     for line in sample_size_warnings(params):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from valuesim.errors import ConfigError
+from valuesim.names import shorten
 
 PersonaKind = Literal["value", "sociodemographic", "fewshot"]
 # Which guidance opens the system message: the assistant prompt ("default"), our
@@ -74,7 +75,7 @@ _BY_NAME: dict[str, Method] = {m.name: m for m in METHODS}
 
 
 def unknown_method_message(name: str) -> str:
-    return f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}"
+    return f"unknown method {shorten(name)}; choose from {', '.join(METHOD_NAMES)}"
 
 
 def get_method(name: str) -> Method:

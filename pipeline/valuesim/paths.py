@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from valuesim.names import check_name
+
 INTERIM = Path("data/interim")
 RESPONDENTS = INTERIM / "respondents.parquet"  # country, respondent_id, weight, <items...>
 MISSING_COUNTS = INTERIM / "missing_counts.parquet"  # country, item, reason, n
@@ -46,8 +48,9 @@ REPORT_HTML = REPORTS / "index.html"
 
 
 def personas_for(method: str) -> Path:
-    return PERSONAS_BY_METHOD / f"{method}.parquet"
+    return PERSONAS_BY_METHOD / f"{check_name(method, 'method')}.parquet"
 
 
 def simulated_dir(model: str, method: str) -> Path:
-    return SIMULATED / model / method
+    # params are checked when read (valuesim.config); this keeps any other caller in too
+    return SIMULATED / check_name(model, "model") / check_name(method, "method")

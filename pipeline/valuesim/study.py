@@ -167,6 +167,18 @@ class Study:
         methods whose personas state the map items have no rows)."""
         return self._parquet(paths.EVAL / "map_positions.parquet", "evaluate")
 
+    def intervals(self) -> pl.DataFrame:
+        """How far to trust a new answer: the empirical coverage and width of every
+        prediction-interval variant and level, validated holding out whole questions
+        (``loqo``) and whole batteries (``lobo``), overall and per country, battery and
+        scale length, beside the references and the persona bootstrap (the evaluate stage)."""
+        return self._parquet(paths.EVAL / "intervals.parquet", "evaluate")
+
+    def interval_fits(self) -> pl.DataFrame:
+        """The conformal thresholds fitted on all the study's questions, which ``ask`` and
+        the new_questions stage apply (:mod:`valuesim.prediction`)."""
+        return self._parquet(paths.EVAL / "interval_fits.parquet", "evaluate")
+
     # -- new questions --------------------------------------------------------------------
 
     def new_questions(self) -> pl.DataFrame:

@@ -47,7 +47,7 @@ def test_json_output_parses_and_asking_again_sends_nothing(
     for r in rows:
         assert abs(sum(r["probs"]) - 1) < 1e-9
         assert len(r["probs"]) == len(r["codes"])
-        assert r["ci_low"] <= r["expected"] <= r["ci_high"]
+        assert r["persona_ci_low"] <= r["expected"] <= r["persona_ci_high"]
         assert r["n_personas"] == 3
         assert r["estimator"] == "logprobs"
     assert [r["new"] for r in rows[:3]] == [True, True, False]
@@ -75,14 +75,14 @@ def test_csv_output_parses_and_table_output_is_readable(
     assert len(probs) == 11
     assert abs(sum(probs) - 1) < 1e-5
     assert rows[1]["codes"] == ";".join(str(c) for c in range(11))
-    assert float(rows[0]["ci_low"]) <= float(rows[0]["expected"]) <= float(rows[0]["ci_high"])
+    assert float(rows[0]["persona_ci_low"]) <= float(rows[0]["expected"]) <= float(rows[0]["persona_ci_high"])
     # Q164 is a persona item: value personas state it, and the command says so
     assert "note: Q164: value personas state" in err
     assert "0 cached, 6 sent" in err.splitlines()[-1]  # the run's summary line
 
     code, out, err = run_cli([*base, "--format", "table", "--calibrate"], capsys)
     assert code == 0, err
-    for text in ("AI_TRUST", "CLIMATE_TAX", "Q164 (WVS)", "95% CI", "raw (not calibrated)"):
+    for text in ("AI_TRUST", "CLIMATE_TAX", "Q164 (WVS)", "persona 95%", "no prediction interval", "raw (not calibrated)"):
         assert text in out
     assert "note: no fitted temperature" in err
     assert "6 cached, 0 sent" in err
@@ -132,3 +132,31 @@ def test_a_bad_question_file_is_one_line_naming_item_and_field(
         "error: mine.yaml: item Q1: id clashes with the WVS item Q1 of the question bank; "
         "write `- Q1` to ask the bank's item, or choose another id"
     ]
+
+
+def test_rows_carry_the_studys_prediction_interval_at_the_asked_level(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_prediction import fit_rows, write_fits
+
+    rows = fit_rows(jpn=0.2, deu=0.3)
+    write_fits(project, [{**r, "model": "fake"} for r in rows])
+    args = ["ask", "--questions", str(root / EXAMPLE), "--countries", "JPN,NGA", "--model", "fake",
+            "--n", "2", "--format", "json", "--level", "0.8"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    by = {(r["country"], r["question"]): r for r in json.loads(out)["results"]}
+    jpn = by[("JPN", "CLIMATE_TAX")]  # 0-10: 0.2 * 0.5 (level 0.8) * 10 either side
+    assert jpn["pred_level"] == 0.8
+    assert jpn["pred_low"] == pytest.approx(max(0.0, jpn["expected"] - 1.0))
+    assert jpn["pred_high"] == pytest.approx(min(10.0, jpn["expected"] + 1.0))
+    assert "fake/value N=6, asked with N=2 per_country" in jpn["pred_source"]
+    nga = by[("NGA", "AI_TRUST")]  # not in the study: the pooled threshold, said so
+    assert "pooled (country not in the study)" in nga["pred_source"]
+    assert nga["pred_high"] - nga["pred_low"] <= 2 * 0.25 * 0.5 * 3 + 1e-9
+    for r in by.values():
+        assert r["persona_ci_low"] <= r["expected"] <= r["persona_ci_high"]
+
+    code, out, err = run_cli([*args[:-4], "--level", "0.99"], capsys)
+    assert code != 0
+    assert err.strip().splitlines() == ["error: level 0.99 is not fitted; use --level 0.8, 0.9, 0.95"]

@@ -10,13 +10,13 @@ model calls.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from valuesim.analysis import curves, references, scores
+from valuesim.analysis import curves, interval_cells, interval_tables, references, scores
 from valuesim.analysis.blocks import build_blocks
 from valuesim.analysis.ensemble import ensemble_population
 from valuesim.config import AnalysisParams
@@ -30,11 +30,13 @@ Run = tuple[str, str]  # (model, method)
 @dataclass(frozen=True)
 class Evaluation:
     """What the evaluate stage writes: ``tables`` by file name under data/eval/,
-    ``plots`` by file name under reports/plots/, and the DVC metrics."""
+    ``plots`` by file name under reports/plots/, the DVC metrics, and ``json`` files
+    by name under data/eval/."""
 
     tables: dict[str, pl.DataFrame]
     plots: dict[str, pl.DataFrame]
     metrics: dict[str, Any]
+    json: dict[str, Any] = field(default_factory=dict)
 
 
 def personas_per_country(answers: pl.DataFrame) -> int:
@@ -65,6 +67,43 @@ def floor_columns(floors: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
     )
 
 
+def prediction_intervals(
+    *, answers: Mapping[Run, pl.DataFrame], human: pl.DataFrame, kept: Sequence[str],
+    respondents: pl.DataFrame, keys: pl.DataFrame, persona_methods: Collection[str],
+    an: AnalysisParams, persona_seed: int, batteries: Mapping[str, str] | None = None,
+) -> interval_tables.IntervalTables:
+    """Conformal prediction intervals (:mod:`valuesim.analysis.conformal`) of every run
+    and of the midpoint and other-countries references, on the (country, question)
+    ``keys`` the methods are scored on.
+
+    A run's cells are made from its persona-level answers as ``ask`` makes them: its N
+    and each smaller ``analysis.sample_sizes`` n that ``ask --n n`` would draw with
+    ``persona_seed`` from the run's personas. Raw and calibrated cells are equal (the
+    calibration preserves every persona's mean); both are written.
+    """
+    frames, scales = [], {}
+    for (model, method), frame in answers.items():
+        persona = method in persona_methods
+        cells = interval_cells.run_cells(
+            model, method, frame.join(keys, on=["country", "question"], how="semi"), human, kept, respondents,
+            persona_method=persona, run_n=personas_per_country(frame) if persona else 1,
+            sizes=an.sample_sizes, persona_seed=persona_seed, bootstrap=an.bootstrap, seed=an.seed,
+            batteries=batteries,
+        )
+        frames.append(cells)
+        for q, codes in frame.group_by("question").agg(pl.col("codes").first()).iter_rows():
+            scales.setdefault(str(q), list(codes))
+    countries = sorted(set(keys["country"].to_list()))
+    hum = human.filter(pl.col("question").is_in(list(kept)) & pl.col("country").is_in(countries))
+    # the references' own predictions (references.reference_cells scores them, keeping no means)
+    predictions = {
+        "midpoint": references.constant_reference(hum, "midpoint"),
+        "other_countries": references.other_countries_reference(respondents, hum, countries, kept),
+    }
+    frames.append(interval_cells.reference_interval_cells(predictions, hum, keys, scales, batteries))
+    return interval_tables.interval_tables(pl.concat(frames))
+
+
 def plot_tables(
     all_countries: pl.DataFrame, sample_sizes: pl.DataFrame, floor_spread: pl.DataFrame,
     temperature: pl.DataFrame, sizes: Sequence[int],
@@ -89,10 +128,13 @@ def plot_tables(
 def evaluate(
     *, population: pl.DataFrame, human: pl.DataFrame, kept: Sequence[str], respondents: pl.DataFrame,
     answers: Mapping[Run, pl.DataFrame], persona_methods: Collection[str], an: AnalysisParams,
+    persona_seed: int = 0, batteries: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Scores of the calibrated population, curves of the persona-level ``answers``,
-    references and floors from the human data; ``persona_methods`` are the methods
-    whose runs have a persona count N (their floor is taken at that N)."""
+    references and floors from the human data, and prediction intervals;
+    ``persona_methods`` are the methods whose runs have a persona count N (their floor
+    is taken at that N); ``persona_seed`` is ``personas.seed`` (the draws of ``ask``);
+    ``batteries``: the bank's explicit ``battery`` of an item, where it sets one."""
     cells = scores.score_cells(population, human)
     countries = scores.by_country(cells)
     # Figure 11's ensemble (two or more models): model "ensemble" rows in by_country,
@@ -148,8 +190,17 @@ def evaluate(
         "sample_size.parquet": sample_sizes,
         "temperature.parquet": temperature,
     }
+    intervals = prediction_intervals(
+        answers=answers, human=human, kept=kept, respondents=respondents,
+        keys=cells.select("country", "question").unique(), persona_methods=persona_methods, an=an,
+        persona_seed=persona_seed, batteries=batteries,
+    )
+    tables["intervals.parquet"] = intervals.intervals
+    tables["interval_fits.parquet"] = intervals.fits
     all_countries = pl.concat([countries, ref_countries])
     metrics = scores.metrics_json(pl.concat([summary.select(ref_summary.columns), ref_summary]),
                                   all_countries, coverage, floors, half)
+    metrics["interval"] = intervals.metrics
     plots = plot_tables(all_countries, sample_sizes, floor_spread, temperature, an.sample_sizes)
-    return Evaluation(tables=tables, plots=plots, metrics=metrics)
+    return Evaluation(tables=tables, plots=plots, metrics=metrics,
+                      json={"interval_choice.json": intervals.choice})

@@ -25,8 +25,9 @@ FORMATS = ("table", "json", "csv")
 _SPARK = "▁▂▃▄▅▆▇█"
 CSV_COLUMNS = (
     "country", "question", "label", "new", "codes", "probs", "expected", "normalized_variance",
-    "ci_low", "ci_high", "n_personas", "flagged", "mean_coverage", "estimator", "answer_rule",
-    "method", "model", "temperature",
+    "pred_low", "pred_high", "pred_level", "persona_ci_low", "persona_ci_high", "persona_sd",
+    "n_personas", "flagged", "mean_coverage", "estimator", "answer_rule", "method", "model",
+    "temperature", "pred_source",
 )
 
 
@@ -41,7 +42,10 @@ def register(app: typer.Typer) -> None:
         countries: str = typer.Option(..., help="ISO3 codes, e.g. JPN,DEU"),
         method: str = typer.Option("value", help="prompting method"),
         model: str = typer.Option("smollm2", help="an entry of the params' models section"),
-        n: int = typer.Option(50, help="personas per country (persona methods)"),
+        n: int | None = typer.Option(
+            None, help="personas per country (persona methods); default personas.n_per_country, "
+            "the study's own personas, whose answers the study may already have cached"
+        ),
         source: str | None = typer.Option(
             None, help="sample personas from these respondents (demo .json or WVS files) "
             "instead of the study's population"
@@ -49,18 +53,45 @@ def register(app: typer.Typer) -> None:
         calibrate: bool = typer.Option(
             False, "--calibrate", help="apply the temperature the study fitted for (model, method)"
         ),
+        level: float = typer.Option(
+            0.9, help="level of the prediction interval: 0.8, 0.9 or 0.95 (the levels the "
+            "study fitted); with --pilot, the level of the PPI++ interval (any in (0, 1))"
+        ),
+        pilot: str | None = typer.Option(
+            None, "--pilot", help="pilot file (CSV or parquet) of real respondents' answers to "
+            "the questions: prints PPI++ estimates and intervals of each country mean"
+        ),
+        pilot_unlabeled: int | None = typer.Option(
+            None, "--pilot-unlabeled", help="with --pilot: model-only respondents per country "
+            "(default personas.n_per_country)"
+        ),
         fmt: str = typer.Option("table", "--format", help="table, json or csv"),
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
     ) -> None:
-        """Ask survey items of any countries: distribution, expected answer, 95% interval."""
+        """Ask survey items of any countries: distribution, expected answer, prediction interval.
+
+        The prediction interval (pred_low-pred_high) is where the population's mean answer
+        lies at --level, from the study's own questions held out one at a time; the
+        persona interval is simulation noise only.
+        """
         from valuesim.asking import run_ask
 
         if fmt not in FORMATS:
             raise ConfigError(f"unknown format {fmt!r}; use --format table, json or csv")
         given = [q.strip() for entry in questions for q in entry.split(",") if q.strip()]
+        if pilot is not None:
+            if n is not None:
+                raise ConfigError("--n is not used with --pilot (the pilot's respondents are the "
+                                  "personas); set the unlabeled set's size with --pilot-unlabeled")
+            from valuesim.pilot_asking import print_pilot, run_pilot
+
+            print_pilot(run_pilot(pilot, given, countries, method=method, model=model,
+                                  n_unlabeled=pilot_unlabeled, level=level, source=source,
+                                  params_path=params_file), fmt)
+            return
         result = run_ask(
             given, countries, method=method, model=model, n=n, source=source,
-            calibrate=calibrate, params_path=params_file,
+            calibrate=calibrate, level=level, params_path=params_file,
         )
         if fmt == "json":
             typer.echo(json.dumps(
@@ -102,27 +133,35 @@ def print_table(result: AskResult) -> None:
 
     s = result.summary
     cal = s.calibration.line() if s.calibration is not None else "raw (not calibrated)"
+    sources = sorted({r for r in result.frame["pred_source"].to_list() if r is not None})
+    pred = ("prediction interval: " + "; ".join(sources)) if sources else "no prediction interval"
     table = Table(
         title=f"{s.provider}/{s.provider_model} · {s.method} · {s.personas_per_country} personas "
         f"per country · {s.estimator} · {s.answer_rule}",
-        caption=f"personas from {s.source}; {cal}",
+        caption=f"personas from {s.source}; {cal}\n{pred}\npersona 95%: bootstrap over personas, "
+        "simulation noise only (not where the population's answer lies)",
     )
+    levels = {r for r in result.frame["pred_level"].to_list() if r is not None}
+    pred_head = f"{max(levels):.0%} prediction" if levels else "prediction"
     for col, justify in (
-        ("country", "left"), ("question", "left"), ("expected", "right"), ("95% CI", "right"),
-        ("norm. var", "right"), ("coverage", "right"), ("distribution", "left"), ("mode", "left"),
+        ("country", "left"), ("question", "left"), ("expected", "right"), (pred_head, "right"),
+        ("persona 95%", "right"), ("norm. var", "right"), ("coverage", "right"),
+        ("distribution", "left"), ("mode", "left"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in result.frame.iter_rows(named=True):
         codes = row["codes"]
         if row["probs"] is None:
-            table.add_row(row["country"], row["question"], "-", "-", "-", "-",
+            table.add_row(row["country"], row["question"], "-", "-", "-", "-", "-",
                           "no usable answers", "")
             continue
         probs = row["probs"]
         mode = max(range(len(probs)), key=probs.__getitem__)
         table.add_row(
             row["country"], f"{row['question']}" + ("" if row["new"] else " (WVS)"),
-            f"{row['expected']:.2f}", f"{row['ci_low']:.2f}-{row['ci_high']:.2f}",
+            f"{row['expected']:.2f}",
+            "none" if row["pred_low"] is None else f"{row['pred_low']:.2f}-{row['pred_high']:.2f}",
+            f"{row['persona_ci_low']:.2f}-{row['persona_ci_high']:.2f}",
             f"{row['normalized_variance']:.3f}", f"{row['mean_coverage']:.3f}",
             f"{codes[0]} {sparkline(probs)} {codes[-1]}", f"{codes[mode]} ({probs[mode]:.0%})",
         )

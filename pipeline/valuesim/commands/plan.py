@@ -1,5 +1,7 @@
 """`valuesim plan`: requests, cache hits, tokens, cost and time of the study's simulate
-runs, before anything is sent (see valuesim.planning)."""
+runs, before anything is sent (see valuesim.planning); with ``--pilot-corr`` and
+``--target-width``, how many pilot respondents a PPI++ interval of that width needs
+(valuesim.analysis.ppi.pilot_size)."""
 
 from __future__ import annotations
 
@@ -22,11 +24,38 @@ def register(app: typer.Typer) -> None:
             False, "--from-params",
             help="Plan from the params alone even where the pipeline's outputs exist.",
         ),
+        pilot_corr: float | None = typer.Option(
+            None, "--pilot-corr",
+            help="Plan a human pilot instead: the PPI correlation of answers and predictions "
+            "(measured on a pilot, e.g. `valuesim ask --pilot`'s ppi_correlation).",
+        ),
+        target_width: float | None = typer.Option(
+            None, "--target-width",
+            help="With --pilot-corr: the full interval width wanted, in the unit of --sd "
+            "(default: fraction of the scale range).",
+        ),
+        sd: float = typer.Option(
+            0.5, "--sd",
+            help="With --pilot-corr: the answers' standard deviation, in the unit of "
+            "--target-width (0.5 of the range, the largest possible, by default).",
+        ),
+        level: float = typer.Option(0.9, "--level", help="With --pilot-corr: confidence level."),
+        n_unlabeled: int | None = typer.Option(
+            None, "--n-unlabeled",
+            help="With --pilot-corr: model-only respondents per country (default: unlimited).",
+        ),
     ) -> None:
-        """Per (model, method): requests, cached, prompt tokens, prefix splits, cost and time."""
+        """Per (model, method): requests, cached, prompt tokens, prefix splits, cost and time;
+        with --pilot-corr and --target-width: the pilot size a PPI++ interval needs."""
         from valuesim.config import load_params
         from valuesim.errors import ConfigError
         from valuesim.planning import iter_table, plan_study, study_inputs
+
+        if pilot_corr is not None or target_width is not None:
+            if pilot_corr is None or target_width is None:
+                raise ConfigError("pilot planning needs both --pilot-corr R and --target-width W")
+            _plan_pilot(pilot_corr, target_width, sd, level, n_unlabeled, as_json)
+            return
 
         if requests_per_s is not None and not requests_per_s > 0:
             raise ConfigError(f"--requests-per-s {requests_per_s}: give a positive number of requests a second")
@@ -44,3 +73,24 @@ def register(app: typer.Typer) -> None:
         else:
             for line in iter_table(result):
                 typer.echo(line)
+
+
+def _plan_pilot(
+    corr: float, width: float, sd: float, level: float, n_unlabeled: int | None, as_json: bool
+) -> None:
+    from valuesim.analysis.ppi import pilot_size
+
+    plan = pilot_size(corr, width, sd=sd, level=level, n_unlabeled=n_unlabeled)
+    if as_json:
+        out = {k: (None if v == float("inf") else v) for k, v in plan.__dict__.items()}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    pool = "unlimited" if n_unlabeled is None else f"{n_unlabeled}"
+    typer.echo(
+        f"PPI++ interval of full width {width:g} at level {level:g}, PPI correlation {corr:g}, "
+        f"answer sd {sd:g} (width and sd in one unit: fractions of the scale range unless "
+        f"--sd was given in scale points), {pool} model-only respondents:"
+    )
+    typer.echo(f"  pilot with PPI++: {plan.n_ppi} respondents "
+               f"(worth {plan.effective_n:.0f} without the model)")
+    typer.echo(f"  classical:        {plan.n_classical} respondents (pilot alone)")

@@ -12,6 +12,7 @@ import typer
 
 from valuesim.config import load_params
 from valuesim.errors import ConfigError
+from valuesim.names import shorten
 
 STAGES = (
     "extract", "validate", "map", "human", "descriptors", "personas",
@@ -26,10 +27,21 @@ def register(app: typer.Typer) -> None:
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
         model: str | None = typer.Option(None, help="simulate: model name"),
         method: str | None = typer.Option(None, help="simulate: prompting method"),
+        from_dvc_stage: bool = typer.Option(
+            False, "--from-dvc-stage",
+            help="simulate: take model and method from DVC_STAGE (what dvc.yaml runs, so that "
+                 "no params value is pasted into a shell command)",
+        ),
     ) -> None:
         """Run one pipeline stage (what `dvc repro` calls)."""
         if name not in STAGES:
-            raise ConfigError(f"unknown stage {name!r}; choose from {', '.join(STAGES)}")
+            raise ConfigError(f"unknown stage {shorten(name)}; choose from {', '.join(STAGES)}")
+        if from_dvc_stage:
+            if name != "simulate" or model is not None or method is not None:
+                raise ConfigError("--from-dvc-stage is for the simulate stage, without --model/--method")
+            from valuesim.stages.simulate import from_dvc_stage as dvc_entry
+
+            model, method = dvc_entry()
         params = load_params(params_file)
         mod = importlib.import_module(f"valuesim.stages.{name}")
         options = {k: v for k, v in {"model": model, "method": method}.items() if v is not None}

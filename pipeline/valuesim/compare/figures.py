@@ -10,6 +10,7 @@ and coloured by the others'.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,10 +59,17 @@ class Panel:
         return None
 
 
+# A file name's slug: long enough for any params key; a longer one (keys come from the
+# experiments' params.yaml) is cut and told apart by a digest, never an OS error.
+_SLUG_MAX = 120
+
+
 def file_name(metric: str, keys: Sequence[str]) -> str:
     """``mae_by_prompts_guidance.png``; ``_x_`` joins the params of a combined panel."""
     slug = "_x_".join(re.sub(r"[^A-Za-z0-9]+", "_", k).strip("_") for k in keys)
-    return f"{metric}_by_{slug}.png"
+    if len(slug) > _SLUG_MAX:
+        slug = f"{slug[: _SLUG_MAX - 13]}_{hashlib.sha256(slug.encode()).hexdigest()[:12]}"
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', metric)[:_SLUG_MAX]}_by_{slug}.png"
 
 
 def _box(frame: pl.DataFrame, metric: str, label: str, cluster: str, hue: str) -> Box:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
+from valuesim import safe_yaml
 from valuesim.errors import ConfigError, DataError
 
 CELLS = "data/eval/cells.parquet"
@@ -62,10 +62,10 @@ def _parse(name: str, cells: bytes, params: bytes, metric: str) -> tuple[pl.Data
                         "stage with this version of valuesim, or choose another --metric")
     if frame.is_empty():
         raise DataError(f"{name}: {CELLS} has no rows; rerun its evaluate stage")
-    try:
-        loaded = yaml.safe_load(params.decode("utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DataError(f"{name}: {PARAMS} is not valid YAML ({_first_line(exc)}); fix or restore it") from exc
+    try:  # the limits of params.yaml (valuesim.safe_yaml.PARAMS)
+        loaded = safe_yaml.load_bytes(params, safe_yaml.PARAMS, f"{name}: {PARAMS}") or {}
+    except safe_yaml.YamlError as exc:
+        raise DataError(f"{exc}; fix or restore it") from exc
     if not isinstance(loaded, dict):
         raise DataError(f"{name}: {PARAMS} is not a mapping; fix or restore it")
     return frame.select(*KEY_COLUMNS, metric), loaded

@@ -10,13 +10,15 @@ a set that misses an answer fails before any persona is built or any model is ca
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from valuesim import safe_yaml
 from valuesim.artifacts import write_text
 from valuesim.errors import DataError
+from valuesim.names import clip, shorten
 from valuesim.survey.bank import Item, QuestionBank
 
 DescriptorKind = Literal["value", "sociodemographic"]
@@ -24,12 +26,14 @@ DESCRIPTOR_KINDS: tuple[str, ...] = ("value", "sociodemographic")
 # How many problems a validation message lists before it says "and N more"; the
 # message must stay one line, and an LLM generator gets it back to fix its reply.
 _MAX_LISTED = 12
+# One sentence of a persona (README, "Limits"); ten of them make a value persona.
+Sentence = Annotated[str, Field(max_length=safe_yaml.MAX_SENTENCE)]
 
 
 class NumericDescriptor(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    template: str  # e.g. "You are {value} years old."
+    template: Sentence  # e.g. "You are {value} years old."
 
     def render(self, value: int) -> str:
         return self.template.replace("{value}", str(value))
@@ -41,9 +45,9 @@ class DescriptorSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int = 1
-    name: str
+    name: str = Field(max_length=safe_yaml.MAX_LABEL)
     kind: DescriptorKind
-    items: dict[str, dict[int, str]] = Field(default_factory=dict)
+    items: dict[str, dict[int, Sentence]] = Field(default_factory=dict)
     numeric: dict[str, NumericDescriptor] = Field(default_factory=dict)
     # provenance of generated sets (variant, generator, model); free-form
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -56,7 +60,7 @@ class DescriptorSet(BaseModel):
             return self.items[item_id][value]
         except KeyError:
             raise DataError(
-                f"descriptor set {self.name!r} has no sentence for {item_id}={value}; "
+                f"descriptor set {shorten(self.name)} has no sentence for {clip(item_id)}={value}; "
                 "the respondents hold a code the question bank does not list"
             ) from None
 
@@ -76,7 +80,7 @@ def problems(ds: DescriptorSet, bank: QuestionBank) -> list[str]:
     expected = covered_items(bank, ds.kind)
     wanted = {i.id for i in expected}
     for unknown in sorted((set(ds.items) | set(ds.numeric)) - wanted):
-        out.append(f"unknown item {unknown} (not a {ds.kind} item of the bank)")
+        out.append(f"unknown item {clip(unknown)} (not a {ds.kind} item of the bank)")
     for item in expected:
         if item.numeric:
             num = ds.numeric.get(item.id)
@@ -123,19 +127,23 @@ def parse(raw: object, *, origin: str) -> DescriptorSet:
         return DescriptorSet.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
+        # the keys come from the file: each cut short, like any value shown in an error
+        loc = ".".join(clip(str(x), 40) for x in err["loc"])
         raise DataError(f"descriptor set {origin}: {loc}: {err['msg']}") from exc
 
 
 def load(path: str | Path, bank: QuestionBank, *, kind: str) -> DescriptorSet:
-    """Load a descriptor set from YAML and validate it against the bank."""
+    """Load a descriptor set from YAML and validate it against the bank.
+
+    Read within :data:`valuesim.safe_yaml.DESCRIPTOR_SET` (1 MB, no aliases, 20
+    levels, 2,000 characters a value); a sentence has at most 1,000 characters."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"descriptor set {p} not found; check the descriptors section of params.yaml")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"descriptor set {p} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raw = safe_yaml.load_file(p, safe_yaml.DESCRIPTOR_SET)
+    except safe_yaml.YamlError as exc:
+        raise DataError(f"descriptor set {exc}") from exc
     ds = parse(raw, origin=str(p))
     if ds.kind != kind:
         raise DataError(f"descriptor set {p} has kind {ds.kind!r}, expected {kind!r}")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from valuesim import safe_yaml
 from valuesim.contracts import (
     DescriptorGeneratorFactory,
     GenerationRequest,
@@ -120,10 +121,10 @@ def parse_reply(reply: str, bank: QuestionBank, *, name: str, meta: dict[str, ob
     fenced = _FENCE.match(text)
     if fenced:  # models add code fences even when told not to
         text = fenced.group(1)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataError(f"the reply is not valid YAML ({str(exc).splitlines()[0]})") from exc
+    try:  # the limits of a descriptor file: no aliases, 20 levels, 2,000 characters a value
+        raw = safe_yaml.load_text(text, safe_yaml.DESCRIPTOR_REPLY, "the reply")
+    except safe_yaml.YamlError as exc:
+        raise DataError(str(exc)) from exc
     if isinstance(raw, dict) and isinstance(raw.get("items"), dict):
         raw = raw["items"]
     if not isinstance(raw, dict):

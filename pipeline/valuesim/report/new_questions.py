@@ -32,7 +32,9 @@ CAPTION = (
     "its human distribution. Calibrated shares use each run's temperature fitted on the "
     "WVS items (overall T of data/calibrated/temperatures.json), which is out of sample for "
     "these items; the tilt keeps each persona's expected answer, so the expected answer and "
-    "its 95% bootstrap interval over personas are those of the raw answers."
+    "its 95% bootstrap interval over personas are those of the raw answers. That interval "
+    "is simulation noise only; where the population's answer lies is the 90% prediction "
+    "interval (section \"How far to trust a new answer\")."
 )
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
@@ -80,13 +82,20 @@ def load_new_questions(
 def item_table(rows: pl.DataFrame) -> pl.DataFrame:
     """One item's rows for display: country x run."""
     several = rows["model"].n_unique() > 1
-    ci = ["" if lo is None else f"[{lo:.3f}, {hi:.3f}]"
-          for lo, hi in rows.select("ci_low", "ci_high").iter_rows()]
-    return rows.with_columns(pl.Series("95% CI", ci, dtype=pl.Utf8)).select(
+    def span(lo: float | None, hi: float | None) -> str:
+        return "" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
+
+    pred = [span(lo, hi) for lo, hi in rows.select("pred_low", "pred_high").iter_rows()]
+    persona = [span(lo, hi) for lo, hi in rows.select("persona_ci_low", "persona_ci_high").iter_rows()]
+    return rows.with_columns(
+        pl.Series("prediction (90%)", pred, dtype=pl.Utf8),
+        pl.Series("persona 95% (simulation noise)", persona, dtype=pl.Utf8),
+    ).select(
         "country",
         (pl.format("{}/{}", "model", "method") if several else pl.col("method")).alias("run"),
         pl.col("expected"),
-        pl.col("95% CI"),
+        pl.col("prediction (90%)"),
+        pl.col("persona 95% (simulation noise)"),
         pl.col("nvar_raw").alias("nvar raw"), pl.col("nvar_cal").alias("nvar calibrated"),
         pl.col("T"), pl.col("mean_coverage").alias("coverage"),
         pl.col("n_personas").alias("personas"),

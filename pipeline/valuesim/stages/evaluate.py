@@ -1,8 +1,9 @@
 """`valuesim stage evaluate`: scores, references, noise floors, tests and curves.
 
 Reads the calibrated population, the persona-level answers, the human data and the
-map; writes data/eval/*.parquet, reports/metrics.json (DVC metrics) and the DVC plot
-data under reports/plots/. The computation is ``valuesim.analysis.evaluation`` and
+map; writes data/eval/*.parquet (with the prediction intervals: intervals.parquet,
+interval_fits.parquet, interval_choice.json), reports/metrics.json (DVC metrics) and
+the DVC plot data under reports/plots/. The computation is ``valuesim.analysis.evaluation`` and
 ``valuesim.culturalmap.positions``.
 """
 
@@ -36,6 +37,18 @@ from valuesim.paths import (
 )
 
 
+def explicit_batteries(params: Params) -> dict[str, str]:
+    """Items of the bank that set their ``battery`` (the rest follow their Q-number)."""
+    from pathlib import Path
+
+    from valuesim.survey.bank import load_bank
+
+    path = Path(params.data.questions)
+    if not path.exists():  # a study assembled without the bank: every battery from its id
+        return {}
+    return {i.id: i.battery for i in load_bank(path).items if i.battery}
+
+
 def run(params: Params, **_: object) -> None:
     from valuesim.methods import persona_kind
 
@@ -48,7 +61,7 @@ def run(params: Params, **_: object) -> None:
         population=population, human=human, kept=kept, respondents=respondents,
         answers={key: artifacts.read_parquet(path, "simulate") for key, path in runs.items()},
         persona_methods={m for m in params.simulate.methods if persona_kind(m)[0]},
-        an=params.analysis,
+        an=params.analysis, persona_seed=params.personas.seed, batteries=explicit_batteries(params),
     )
     # a map-answer file is read only when there is a map to place it on
     transform = IWTransform.load(MAP_TRANSFORM) if MAP_TRANSFORM.exists() else None
@@ -73,6 +86,8 @@ def run(params: Params, **_: object) -> None:
             humans = human_positions(respondents, transform, panels)
     artifacts.write_parquet(sample, EVAL / "map_sample.parquet")
     artifacts.write_parquet(humans, EVAL / "map_humans.parquet")
+    for name, data in result.json.items():
+        artifacts.write_json(data, EVAL / name)
     for name, frame in result.plots.items():
         artifacts.write_csv(frame, PLOTS / name)
     # metrics last: DVC's metrics file is the run's summary

@@ -7,7 +7,9 @@ through the engine and the response cache, scored as :func:`valuesim.ask` scores
 them (:mod:`valuesim.asking`). Writes ``data/new_questions/questions.json`` (the
 items, as the report shows them) and, per run, ``<model>/<method>/``
 ``answers.parquet`` (per persona), ``population.parquet`` (raw, one row per country
-and item, :data:`valuesim.asking.RESULT_SCHEMA`) and ``summary.json`` (what the
+and item, :data:`valuesim.asking.RESULT_SCHEMA`, with the prediction interval of the
+study's conformal fit for that run at level 0.9, ``data/eval/interval_fits.parquet``)
+and ``summary.json`` (what the
 answers determine). Run statistics go to ``reports/runs/new_questions-<model>-<method>.json``.
 
 A stage of its own, not part of simulate: calibrate and evaluate read all of
@@ -18,6 +20,8 @@ files, empty (schema only), without loading any model.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import polars as pl
 
@@ -79,6 +83,7 @@ def _ask(
     from valuesim.asking import plan_items, score_units, summarise
     from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
+    from valuesim.prediction import DEFAULT_LEVEL, add_prediction_intervals, find_fit
 
     personas = pl.DataFrame() if get_method(method).persona is None else artifacts.method_personas(method)
     asked, units = plan_items(params, method, personas, bank, items, countries)
@@ -90,6 +95,13 @@ def _ask(
     answers = answers_frame(units, results, asked)
     population = summarise(units, results, items, countries, bank, params, None,
                            model=model, method=method)
+    # the study's own conformal fit for this run (the evaluate stage ran first): where
+    # each country's population answer lies, at the default level
+    n = None if get_method(method).persona is None else params.personas.n_per_country
+    fit, note = find_fit(Path(), model, method, level=DEFAULT_LEVEL, n=n)
+    if note:
+        print(f"{label}: {note}")
+    population = add_prediction_intervals(population, fit, asked_n=n, level=DEFAULT_LEVEL)
     summary: dict[str, object] = {
         "model": model, "method": method, "provider": run.provider, "provider_model": run.model,
         "estimator": estimator, "answer_rule": answer_rule,

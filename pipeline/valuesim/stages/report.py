@@ -2,7 +2,9 @@
 
 Reads the evaluate, calibrate, map and extract outputs, draws the figures into a new
 figure directory and writes the page. The words are ``valuesim.report.captions``,
-the tables ``valuesim.report.tables``, the findings ``valuesim.report.findings``.
+the tables ``valuesim.report.tables``, the findings ``valuesim.report.findings``; the
+sections after the figures are ``valuesim.report.new_questions`` and
+``valuesim.report.intervals_section``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from valuesim.report import model_figures as mf
 from valuesim.report import study_figures as figs
 from valuesim.report.findings import country_spread, findings, temperature_edge_findings
 from valuesim.report.html_page import Figure, page, table
+from valuesim.report.intervals_section import intervals_section
 from valuesim.report.model_figures import model_order
 from valuesim.report.new_questions import new_questions_section
 from valuesim.report.shapley_figure import shapley_figure
@@ -130,6 +133,8 @@ def run(params: Params, **_: object) -> None:
             found = captions.insert_before_closing(found, edges, synthetic)
         # only when data.new_questions asked something: otherwise the page is unchanged
         new = new_questions_section(NEW_QUESTIONS, temps, params, out)
+        # always there: a run evaluated before intervals existed gets one line saying so
+        trust = intervals_section(EVAL, NEW_QUESTIONS, out, bool(params.data.new_questions))
         floors = floor_table(artifacts.read_parquet(EVAL / "sampling_floor.parquet", "evaluate"), split_half)
         text = page(
             title="valuesim study report", findings=found, provenance=captions.provenance(meta),
@@ -138,6 +143,6 @@ def run(params: Params, **_: object) -> None:
             tables=[(captions.RESULTS_HEADING, table(results_table(summary, ref_summary))),
                     (captions.FLOORS_HEADING, table(floors)),
                     (captions.TEMPERATURES_HEADING, table(temperature_table(temps)))],
-            figures=made, sections=[] if new is None else [new],
+            figures=made, sections=[s for s in (new, trust) if s is not None],
         )
     artifacts.write_text(REPORT_HTML, text)

@@ -12,8 +12,13 @@ methods where that is meaningful, see ``valuesim.culturalmap.item_prompts``) and
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from valuesim.config import Params
 from valuesim.errors import ConfigError
+from valuesim.methods import METHOD_NAMES
+from valuesim.names import shorten
 from valuesim.paths import simulated_dir
 
 # Run statistics that the answers fix; the rest of the engine's RunSummary (cache_hits,
@@ -28,6 +33,37 @@ def _pick(given: str | None, choices: list[str], what: str) -> str:
     if len(choices) == 1:
         return choices[0]
     raise ConfigError(f"several {what}s in params ({', '.join(choices)}); pass --{what} NAME")
+
+
+DVC_MATRIX_PREFIX = "simulate@"
+
+
+def from_dvc_stage(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The (model, method) of the DVC matrix entry being run, from ``DVC_STAGE``.
+
+    ``dvc repro`` pastes a matrix value into the stage's command, which its shell then
+    parses: a model named ``m;touch pwned;#`` in params would run ``touch`` before
+    valuesim could refuse the name. So dvc.yaml's simulate command names no model or
+    method (``valuesim stage simulate --from-dvc-stage``) and the stage reads them from
+    the variable DVC sets for every stage, ``simulate@<model>-<method>`` (the matrix
+    values joined by ``-`` in dvc.yaml's key order; ``dvc.yaml:`` before it when the
+    project is a subdirectory). Method names hold no ``-`` (valuesim.methods), so the
+    method is what follows the last ``-`` (or, with the keys the other way round, what
+    precedes the first); both are then checked against params as ``--model`` and
+    ``--method`` are.
+    """
+    stage = environ.get("DVC_STAGE", "")
+    entry = stage.rsplit(":", 1)[-1]
+    key = entry.removeprefix(DVC_MATRIX_PREFIX)
+    model, _, method = key.rpartition("-")
+    first, _, rest = key.partition("-")
+    if method not in METHOD_NAMES and first in METHOD_NAMES:
+        model, method = rest, first
+    if not entry.startswith(DVC_MATRIX_PREFIX) or not model or not method:
+        found = f"is {shorten(stage)}" if stage else "is not set"
+        raise ConfigError(f"--from-dvc-stage: DVC_STAGE {found}, not simulate@<model>-<method>; the "
+                          "option is for dvc.yaml's simulate stage: by hand pass --model and --method")
+    return model, method
 
 
 def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
@@ -49,7 +85,7 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
     method = get_method(_pick(method, params.simulate.methods, "method")).name
     if model not in params.models:
         known = ", ".join(sorted(params.models)) or "none"
-        raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
+        raise ConfigError(f"model {shorten(model)} is not defined under models in params ({known})")
     # the same inputs and prompts as `valuesim plan` counts (valuesim.planning)
     inputs = outputs_inputs(params)
     bank, countries, kept = inputs.bank, list(inputs.countries), list(inputs.questions)

@@ -13,10 +13,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from valuesim import safe_yaml
 from valuesim.errors import ConfigError, DataError
+from valuesim.names import clip, question_id_problem, shorten
 
 Role = Literal["target", "persona", "sociodemographic"]
 MissingReason = Literal["dont_know", "no_answer", "not_applicable", "not_asked", "missing"]
@@ -26,7 +27,7 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     code: int
-    label: str
+    label: str = Field(max_length=safe_yaml.MAX_LABEL)
 
 
 class Item(BaseModel):
@@ -42,15 +43,25 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: str  # a name (valuesim.names): it becomes file names (new_<id>.png)
     roles: list[Role]
-    label: str  # short name, e.g. "Importance of God"
-    text: str  # the question wording shown to the model
+    label: str = Field(max_length=safe_yaml.MAX_LABEL)  # short name, e.g. "Importance of God"
+    text: str = Field(max_length=safe_yaml.MAX_QUESTION_TEXT)  # the wording shown to the model
     answers: list[Answer] = Field(default_factory=list)
     missing: dict[int, MissingReason] = Field(default_factory=dict)
     numeric: bool = False
     derived_from: list[str] = Field(default_factory=list)
     dimension: Literal["secular", "self_expression"] | None = None
+    # questionnaire section, when the Q-number does not say it (valuesim.survey.batteries)
+    battery: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str) -> str:
+        problem = question_id_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Item:
@@ -107,7 +118,7 @@ class QuestionBank(BaseModel):
             return self.by_id[item_id]
         except KeyError:
             raise DataError(
-                f"unknown question id {item_id!r}; see data/questions/wvs7.yaml for the ids"
+                f"unknown question id {shorten(item_id)}; see data/questions/wvs7.yaml for the ids"
             ) from None
 
     def with_role(self, role: Role) -> list[Item]:
@@ -130,8 +141,13 @@ def load_bank(path: str | Path = "data/questions/wvs7.yaml") -> QuestionBank:
     p = Path(path)
     if not p.exists():
         raise DataError(f"question bank {p} not found; check data.questions in params.yaml")
+    try:  # 5 MB, 20 levels, 2,000 characters a value, aliases within a budget (valuesim.safe_yaml)
+        raw = safe_yaml.load_file(p, safe_yaml.QUESTION_BANK)
+    except safe_yaml.YamlError as exc:
+        raise ConfigError(f"question bank {exc}") from exc
     try:
-        raw = yaml.safe_load(p.read_text())
         return QuestionBank.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"question bank {p} is invalid: {str(exc).splitlines()[0]}") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(clip(str(x), 40) for x in err["loc"])
+        raise ConfigError(f"question bank {p} is invalid: {loc}: {err['msg']}") from exc

@@ -13,6 +13,7 @@ move into the bank unchanged::
       - {code: 3, label: Do not trust very much}
       - {code: 4, label: Do not trust at all}
       missing: {-1: dont_know}          # optional: codes that are not answers
+      battery: science_technology       # optional: the questionnaire section it belongs to
     - Q164                              # a WVS item of the bank, asked as the bank words it
 
 The file holds a list under ``items:``, a plain list, or one item mapping. An answer
@@ -37,17 +38,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
-import yaml
 from pydantic import ValidationError
 
+from valuesim import safe_yaml
 from valuesim.errors import ConfigError
+from valuesim.names import clip, listing, question_id_problem, shorten
 from valuesim.survey.bank import Answer, Item, MissingReason, QuestionBank
 
-ITEM_FIELDS = ("id", "label", "text", "answers", "missing")
+ITEM_FIELDS = ("id", "label", "text", "answers", "missing", "battery")
 ANSWER_FIELDS = ("code", "label")
 MISSING_REASONS: tuple[str, ...] = get_args(MissingReason)
-# Ids become column values and file names downstream: keep them plain.
-_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+# Ids become column values and file names downstream: valuesim.names.question_id_problem
+_BATTERY = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL_FROM_TEXT = 60  # characters of the text used as label when none is given
 
 
@@ -64,13 +66,13 @@ def _entries(raw: object, path: Path) -> list[object]:
     if isinstance(raw, Mapping) and "items" in raw:
         extra = sorted(str(k) for k in raw if k not in ("items", "version", "source"))
         if extra:
-            raise _fail(path, "file", f"unknown top-level key(s) {', '.join(extra)}; "
+            raise _fail(path, "file", f"unknown top-level key(s) {listing(extra)}; "
                         "use `items:` (and optionally version, source)")
         raw = raw["items"]
         if not isinstance(raw, list):
             raise _fail(path, "file", "`items` must be a list of items")
     elif isinstance(raw, Mapping) and not any(k in raw for k in ITEM_FIELDS):
-        keys = ", ".join(sorted(str(k) for k in raw)) or "none"
+        keys = listing(sorted(str(k) for k in raw)) or "none"
         raise _fail(path, "file", f"unknown top-level key(s) {keys}; list the items under `items:`")
     if isinstance(raw, list):
         entries = raw
@@ -88,9 +90,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _text(value: object, where: str, field: str, path: Path) -> str:
+def _text(value: object, where: str, field: str, path: Path, limit: int = safe_yaml.MAX_LABEL) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(path, where, f"{field} is empty; write it out")
+    long = safe_yaml.too_long(value.strip(), limit)
+    if long:
+        raise _fail(path, where, f"{field} {long}")
     return value.strip()
 
 
@@ -106,10 +111,10 @@ def _answers(raw: object, where: str, path: Path) -> list[Answer]:
             raise _fail(path, where, f"{at} must be a mapping with code and label")
         unknown = sorted(str(x) for x in entry if x not in ANSWER_FIELDS)
         if unknown:
-            raise _fail(path, where, f"{at}: unknown field(s) {', '.join(unknown)}; use code and label")
+            raise _fail(path, where, f"{at}: unknown field(s) {listing(unknown)}; use code and label")
         code = entry.get("code")
         if not _is_int(code):
-            raise _fail(path, where, f"{at}.code {code!r} is not an integer")
+            raise _fail(path, where, f"{at}.code {shorten(code)} is not an integer")
         assert isinstance(code, int)
         if "label" in entry:
             label = entry["label"]
@@ -137,9 +142,9 @@ def _missing(raw: object, codes: Sequence[int], where: str, path: Path) -> dict[
     out: dict[int, Any] = {}
     for code, reason in raw.items():
         if not _is_int(code):
-            raise _fail(path, where, f"missing: code {code!r} is not an integer")
+            raise _fail(path, where, f"missing: code {shorten(code)} is not an integer")
         if reason not in MISSING_REASONS:
-            raise _fail(path, where, f"missing.{code}: reason {reason!r}; choose from "
+            raise _fail(path, where, f"missing.{code}: reason {shorten(reason)}; choose from "
                         f"{', '.join(MISSING_REASONS)}")
         if code in codes:
             raise _fail(path, where, f"missing: code {code} is also an answer code")
@@ -147,36 +152,50 @@ def _missing(raw: object, codes: Sequence[int], where: str, path: Path) -> dict[
     return out
 
 
+def _battery(raw: object, where: str, path: Path) -> str | None:
+    """An item's ``battery:`` (validation holds out whole batteries): a WVS-7 section
+    name of :mod:`valuesim.survey.batteries` or a plain name of the user's own."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _BATTERY.match(raw):
+        raise _fail(path, where, f"battery {shorten(raw)} is not a plain lower-case name such as "
+                    "science_technology (letters, digits, _)")
+    return raw
+
+
 def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBank) -> Item:
     item_id = entry.get("id")
     where = f"item #{index}"
     if not isinstance(item_id, str) or not item_id.strip():
         raise _fail(path, where, "id is missing or empty; give every item an id")
-    where = f"item {item_id}"
-    if not _ID.match(item_id):
-        raise _fail(path, where, "id must start with a letter and use only letters, digits, _ . -")
+    where = f"item {clip(item_id, 40)}"  # a long id is cut short here, and refused next
+    problem = question_id_problem(item_id)
+    if problem:
+        raise _fail(path, where, problem)
     if item_id in bank.by_id:
         raise _fail(path, where, f"id clashes with the WVS item {item_id} of the question bank; "
                     f"write `- {item_id}` to ask the bank's item, or choose another id")
     unknown = sorted(str(k) for k in entry if k not in ITEM_FIELDS)
     if unknown:
-        raise _fail(path, where, f"unknown field(s) {', '.join(unknown)}; an item has "
+        raise _fail(path, where, f"unknown field(s) {listing(unknown)}; an item has "
                     f"{', '.join(ITEM_FIELDS)}")
-    text = _text(entry.get("text"), where, "text", path)
+    text = _text(entry.get("text"), where, "text", path, safe_yaml.MAX_QUESTION_TEXT)
     answers = _answers(entry.get("answers"), where, path)
     missing = _missing(entry.get("missing"), [a.code for a in answers], where, path)
+    battery = _battery(entry.get("battery"), where, path)
     if entry.get("label") is None:
         label = text if len(text) <= _LABEL_FROM_TEXT else text[: _LABEL_FROM_TEXT - 1] + "…"
     else:
         label = _text(entry.get("label"), where, "label", path)
     try:
-        return Item(id=item_id, roles=[], label=label, text=text, answers=answers, missing=missing)
+        return Item(id=item_id, roles=[], label=label, text=text, answers=answers, missing=missing,
+                    battery=battery)
     except ValidationError as exc:  # the checks above should have caught it; stay one line
         raise _fail(path, where, exc.errors()[0]["msg"]) from exc
 
 
 def _bank_item(item_id: str, path: Path, bank: QuestionBank) -> Item:
-    where = f"item {item_id}"
+    where = f"item {clip(item_id, 40)}"
     item = bank.by_id.get(item_id.strip())
     if item is None:
         raise _fail(path, where, "not a WVS item of the question bank; write the item out "
@@ -206,11 +225,10 @@ def load_question_file(path: str | Path, bank: QuestionBank) -> list[Item]:
     p = Path(path)
     if not p.is_file():
         raise QuestionFileError(f"question file {p} not found; check the path")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise QuestionFileError(f"{p}: not valid YAML: {first}") from exc
+    try:  # 5 MB, 20 levels, 2,000 characters a value, aliases within a budget (valuesim.safe_yaml)
+        raw = safe_yaml.load_file(p, safe_yaml.QUESTION_FILE)
+    except safe_yaml.YamlError as exc:
+        raise QuestionFileError(str(exc)) from exc
     return parse_items(raw, p, bank)
 
 
