@@ -1,5 +1,6 @@
 """`valuesim compare` on result directories: a guidance sweep (the paper's Figure 5),
-a descriptor generator x variant sweep (Figure 6), the test table against an
+a descriptor generator x variant sweep (Figure 6), the test table (paired and clustered
+by question by default, the paper's unpaired Mann-Whitney on request) against an
 independent computation, and every bad input as a one-line error that writes nothing."""
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, permutation_test
 from statsmodels.stats.multitest import multipletests
 
 from tests.fixtures.cli import run_cli
-from tests.fixtures.compare_runs import cells_frame, project_params, write_result
+from tests.fixtures.compare_runs import cells_frame, project_params, questions, write_result
 from valuesim.cli import main
 
 # planted per-cell shifts of the persona methods; generic never changes with guidance
@@ -27,6 +28,29 @@ def guidance_sweep(tmp_path: Path) -> list[Path]:
                      cells_frame({"country": shift, "value": shift}, seed=i))
         for i, (g, shift) in enumerate(GUIDANCE.items())
     ]
+
+
+COLUMNS = ["figure", "pair", "a", "b", "test", "n1", "n2", "n_cells", "n_questions", "n_unmatched", "diff",
+           "ci_lo", "ci_hi", "U", "p", "p_BH", "stars"]
+
+
+def _expected_paired(dirs: list[Path], labels: list[str], methods: set[str]) -> dict[str, tuple[float, ...]]:
+    """Per pair: the mean per-question difference a - b, the sign-flip p over questions
+    and its BH p, computed here from the cells files with numpy, scipy + statsmodels."""
+    cube = {}  # label -> (questions, methods x countries) errors, cells in one order
+    for d, lab in zip(dirs, labels, strict=True):
+        frame = (pl.read_parquet(d / "data/eval/cells.parquet").filter(pl.col("method").is_in(methods))
+                 .sort("question", "method", "country"))
+        cube[lab] = frame["mae"].to_numpy().reshape(frame["question"].n_unique(), -1)
+    medians = sorted(cube, key=lambda k: float(np.median(cube[k])))
+    pairs = [(a, b) for i, a in enumerate(medians) for b in medians[i + 1:]]
+    per_q = {pair: (cube[pair[0]] - cube[pair[1]]).mean(axis=1) for pair in pairs}
+    # the package's fixed seed (0) and number of sign patterns
+    ps = [permutation_test((per_q[pair],), np.mean, permutation_type="samples", vectorized=True,
+                           n_resamples=99_999, batch=10_000, rng=np.random.default_rng(0)).pvalue for pair in pairs]
+    _, bh, _, _ = multipletests(ps, method="fdr_bh")
+    return {f"{a} vs {b}": (float(per_q[(a, b)].mean()), p, q, per_q[(a, b)].size, cube[a].size)
+            for (a, b), p, q in zip(pairs, ps, bh, strict=True)}
 
 
 def _expected_tests(dirs: list[Path], labels: list[str], methods: set[str]) -> dict[str, tuple[float, float, float]]:
@@ -62,18 +86,65 @@ def test_a_guidance_sweep_gives_figure_5_and_the_checked_test_table(
     assert html.count("data:image/png;base64,") == 1
 
     tests = pl.read_csv(out / "tests.csv")
-    assert tests.columns == ["figure", "pair", "a", "b", "n1", "n2", "U", "p", "p_BH", "stars"]
-    expected = _expected_tests(guidance_sweep, list(GUIDANCE), {"country", "value"})
+    assert tests.columns == COLUMNS
+    expected = _expected_paired(guidance_sweep, list(GUIDANCE), {"country", "value"})
     assert sorted(tests["pair"].to_list()) == sorted(expected)
     for row in tests.iter_rows(named=True):
-        u, p, q = expected[row["pair"]]
-        assert row["U"] == pytest.approx(u, rel=1e-12)
+        diff, p, q, n_questions, n_cells = expected[row["pair"]]
+        assert row["test"] == "paired, clustered by question (sign-flip)"
+        assert row["diff"] == pytest.approx(diff, rel=1e-9)
+        assert row["ci_lo"] < diff < row["ci_hi"]
         assert row["p"] == pytest.approx(p, rel=1e-9)
         assert row["p_BH"] == pytest.approx(q, rel=1e-9)
+        assert (row["n_questions"], row["n_cells"], row["n_unmatched"]) == (n_questions, n_cells, 0)
     # the boxes run from the lowest median: the planted order
     assert tests["pair"].to_list()[0] == "social_science vs minimal"
     stars = dict(zip(tests["pair"], tests["stars"], strict=True))
     assert stars["social_science vs decisive"] == "****"
+    assert "paired test clustered by question" in html
+
+
+def test_mann_whitney_on_request_is_the_papers_unpaired_test(
+    guidance_sweep: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mw"
+    code, _, err = run_cli(["compare", *map(str, guidance_sweep), "--test", "mann-whitney", "--out", str(out)], capsys)
+    assert code == 0, err
+    tests = pl.read_csv(out / "tests.csv")
+    assert tests.columns == COLUMNS
+    expected = _expected_tests(guidance_sweep, list(GUIDANCE), {"country", "value"})
+    assert sorted(tests["pair"].to_list()) == sorted(expected)
+    for row in tests.iter_rows(named=True):
+        u, p, q = expected[row["pair"]]
+        assert row["test"] == "Mann-Whitney U (unpaired)"
+        assert row["U"] == pytest.approx(u, rel=1e-12)
+        assert row["p"] == pytest.approx(p, rel=1e-9)
+        assert row["p_BH"] == pytest.approx(q, rel=1e-9)
+        assert row["n_cells"] is None
+        assert row["ci_lo"] is None
+    assert "unpaired two-sided Mann-Whitney U" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_paired_test_finds_a_hundredth_that_mann_whitney_misses_on_the_shared_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 0.01 of the range on every country cell; one experiment lacks ZWE (its cells are unmatched)
+    plain = write_result(tmp_path / "g-a", project_params(**{"prompts.guidance": "social_science"}),
+                         cells_frame({"country": 0.0}, seed=1))
+    worse = write_result(tmp_path / "g-b", project_params(**{"prompts.guidance": "minimal"}),
+                         cells_frame({"country": 0.01}, seed=2).filter(pl.col("country") != "ZWE"))
+    found = {}
+    for test in ("paired", "mann-whitney"):
+        out = tmp_path / test
+        code, _, err = run_cli(["compare", str(plain), str(worse), "--method", "country", "--test", test,
+                                "--out", str(out)], capsys)
+        assert code == 0, err
+        found[test] = pl.read_csv(out / "tests.csv").row(0, named=True)
+    n_q = len(questions())
+    assert found["paired"]["p_BH"] < 0.001
+    assert (found["paired"]["n_cells"], found["paired"]["n_unmatched"]) == (9 * n_q, n_q)
+    assert abs(found["paired"]["diff"]) == pytest.approx(0.01, abs=0.003)
+    assert found["mann-whitney"]["p_BH"] > 0.05  # unpaired: the shift hides in the cells' spread
 
 
 def test_a_generator_by_variant_sweep_gives_figure_6(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -193,6 +264,10 @@ def test_bad_inputs_are_one_line_errors_that_write_nothing(
     # an unknown method
     code, _, err = run_cli(["compare", first, second, "--method", "fewshot", "--out", str(out)], capsys)
     assert "no experiment has method(s) fewshot; choose from country, generic, value" in _one_error(err)
+    # an unknown test
+    code, _, err = run_cli(["compare", first, second, "--test", "t-test", "--out", str(out)], capsys)
+    assert code == 2
+    assert "--test 't-test' is not a test; choose paired or mann-whitney" in _one_error(err)
     assert not out.exists()
 
 

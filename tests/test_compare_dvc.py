@@ -110,8 +110,13 @@ def test_compare_all_reads_every_experiment_at_its_revision(
     monkeypatch.chdir(project)
     expected = _expected(["minimal", "decisive"])
     assert tests["pair"].to_list() == list(expected)
-    u, p, q = expected[tests["pair"][0]]
-    assert (tests["U"][0], tests["p"][0], tests["p_BH"][0]) == pytest.approx((u, p, q), rel=1e-9)
+    # the default: paired on the cells both experiments score, clustered by question
+    assert tests["test"][0] == "paired, clustered by question (sign-flip)"
+    cells = {g: pl.read_parquet(Path("inputs") / f"{g}.parquet").filter(pl.col("method") == "country")
+             for g in ("minimal", "decisive")}
+    assert tests["n_cells"][0] == cells["minimal"].height
+    a, b = tests["a"][0], tests["b"][0]
+    assert tests["diff"][0] == pytest.approx(cells[a]["mae"].mean() - cells[b]["mae"].mean(), rel=1e-9)
     assert tests["stars"][0] == "****"
     # nothing was checked out: the workspace is as it was
     assert _run(project, "git", "status", "--porcelain") == status
@@ -120,7 +125,7 @@ def test_compare_all_reads_every_experiment_at_its_revision(
 
 def test_workspace_names_and_patterns_mix(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "mixed"
-    done = _compare(project, "workspace", "g-*", "--out", str(out))
+    done = _compare(project, "workspace", "g-*", "--test", "mann-whitney", "--out", str(out))
     assert done.returncode == 0, done.stderr
     experiments = pl.read_csv(out / "experiments.csv")
     assert experiments["experiment"].to_list()[0] == "workspace"

@@ -1,17 +1,19 @@
-"""The comparison's Mann-Whitney U / Benjamini-Hochberg numbers, checked against
+"""The comparison's test numbers: Mann-Whitney U / Benjamini-Hochberg checked against
 ``scipy.stats.mannwhitneyu`` and statsmodels' ``multipletests(method="fdr_bh")``
-computed independently (the package uses scipy's ``false_discovery_control``)."""
+computed independently (the package uses scipy's ``false_discovery_control``), and the
+paired test's pairing of shared cells."""
 
 from __future__ import annotations
 
 from itertools import combinations
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy.stats import mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
-from valuesim.compare.significance import pairwise_tests, stars
+from valuesim.compare.significance import paired_pairwise_tests, pairwise_tests, stars
 
 
 def _groups() -> dict[str, np.ndarray]:
@@ -69,3 +71,30 @@ def test_an_empty_group_stays_out_of_the_correction() -> None:
     assert set(empty_rows["stars"].to_list()) == {"n/a"}
     kept = with_empty.filter(~with_empty["pair"].str.contains("empty"))
     np.testing.assert_allclose(kept["p_BH"].to_numpy(), full["p_BH"].to_numpy(), rtol=1e-12)
+
+
+def _cells(questions: range, shift: float, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [{"model": "m", "method": "country", "country": c, "question": f"Q{q:02d}",
+             "mae": float(rng.beta(2, 8)) + shift} for q in questions for c in ("JPN", "COL", "ZWE")]
+    return pl.DataFrame(rows)
+
+
+def test_paired_tests_pair_shared_cells_and_keep_a_pair_without_any_out_of_the_correction() -> None:
+    base = _cells(range(20), 0.0, 1)
+    boxes = {"base": base, "shifted": base.with_columns(pl.col("mae") + 0.02),
+             "elsewhere": _cells(range(20, 30), 0.0, 2)}  # no question in common with the others
+    table = paired_pairwise_tests(boxes, "mae")
+    assert table["test"].to_list() == ["paired, clustered by question (sign-flip)"] * 3
+    first = table.row(0, named=True)
+    assert (first["pair"], first["n_cells"], first["n_questions"], first["n_unmatched"]) == (
+        "base vs shifted", 60, 20, 0)
+    assert first["diff"] == pytest.approx(-0.02)
+    assert first["stars"] == "****"  # every question the same sign: p at its floor, 2e-5
+    lone = table.filter(pl.col("pair").str.contains("elsewhere"))
+    assert lone["n_cells"].to_list() == [0, 0]
+    assert lone["n_unmatched"].to_list() == [90, 90]
+    assert lone["p_BH"].is_nan().all()
+    assert set(lone["stars"].to_list()) == {"n/a"}
+    # one finite p: BH over a family of one leaves it as it is
+    assert first["p_BH"] == pytest.approx(first["p"], rel=1e-12)

@@ -186,7 +186,7 @@ def naive_score(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[Answe
     the engine's trie)."""
     import torch
 
-    from valuesim.llm.exact_scoring import _ids, _render, answer_trie
+    from valuesim.llm.exact_scoring import _ids, _render, answer_trie, digit_tokens
     from valuesim.llm.types import Usage
 
     def next_logp(ids: list[int]) -> torch.Tensor:
@@ -203,14 +203,17 @@ def naive_score(lm: LoadedModel, requests: Sequence[ScoreRequest]) -> list[Answe
             bodies = [list(seq[:-1]) for seq in with_end]
             first = next_logp(prompt)
             logps = []
-            for body, seq in zip(bodies, with_end, strict=True):
+            for answer, body, seq in zip(req.answers, bodies, with_end, strict=True):
                 if rule == "first_token":
                     logps.append(float(first[body[0]]))
                     continue
                 tokens = list(seq) if rule == "answer_eot" else body
                 total = sum(float(next_logp(prompt + tokens[:k])[tokens[k]]) for k in range(len(tokens)))
-                if rule == "answer_start":
+                if rule in ("answer_start", "leading_integer"):
                     extend = {o[len(body)] for o in bodies if len(o) > len(body) and o[: len(body)] == body}
+                    last = answer.strip()[-1:]
+                    if rule == "leading_integer" and last.isascii() and last.isdigit():
+                        extend |= digit_tokens(lm.tokenizer)
                     if extend:
                         after = next_logp(prompt + body)
                         total += float(np.log1p(-float(torch.exp(after[sorted(extend)]).sum())))

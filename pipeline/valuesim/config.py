@@ -165,7 +165,7 @@ class ModelSpec(_Strict):
     estimator: Literal[ESTIMATORS] | None = None  # type: ignore[valid-type]
     # What an answer's probability measures (README, "Answer probabilities"); None:
     # the provider's default (answer_start for the built-in and OpenAI providers).
-    answer_rule: Literal["answer_start", "answer_eot", "first_token"] | None = None
+    answer_rule: Literal["answer_start", "answer_eot", "first_token", "leading_integer"] | None = None
     samples: Count = 20
     temperature: float | None = Field(None, ge=0, strict=True)
     concurrency: Count = 8

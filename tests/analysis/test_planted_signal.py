@@ -15,7 +15,7 @@ Each test states what the stages must recover and why it follows from the plant:
 * NOISE (``fewshot``): N = 100 respondents per country drawn as the pipeline draws
   personas, answering with their own answers: unbiased, error = sampling error at N.
   It must beat BIASED in every country (Wilcoxon across questions, p < 0.01), beat
-  every reference, and score what the sampling floor at N = 100 says it should.
+  every reference, and score what the actual-answer floor at N = 100 says it should.
 * NOISE_TWIN (``fewshot_nonat``): an independent second draw; no planted difference
   from NOISE, so the same Wilcoxon assertion must *fail* for that pair.
 
@@ -26,6 +26,7 @@ real WVS-7 files (by path, into a tmp dir) and uses every kept target question.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def assert_better_in_every_country(
 def assert_within_floor(mae: float, floor: dict, what: str) -> None:
     diff = abs(mae - floor["mae"])
     assert diff <= FLOOR_SDS * floor["mae_sd"], (
-        f"{what}: MAE {mae:.5f} vs sampling floor {floor['mae']:.5f} ± {floor['mae_sd']:.5f} "
+        f"{what}: MAE {mae:.5f} vs actual-answer floor {floor['mae']:.5f} ± {floor['mae_sd']:.5f} "
         f"(n = {floor['n']}): {diff / floor['mae_sd']:.1f} SD apart")
 
 
@@ -199,20 +200,20 @@ def test_unbiased_noisy_method_beats_bias_and_references(study: PlantedStudy):
     assert_better_in_every_country(wilcoxon, NOISE_TWIN, BIASED, study.countries, len(study.kept))
 
 
-# ---- 3. the sampling floor ----------------------------------------------------------
+# ---- 3. the actual-answer floor -----------------------------------------------------
 
 
-def test_sampling_floor_matches_the_noise_method(study: PlantedStudy):
+def test_actual_answer_floor_matches_the_noise_method(study: PlantedStudy):
     """The floor simulates exactly what NOISE is (N respondents drawn like personas,
     answering their own answers), so NOISE's MAE is one draw from the floor's
     distribution at N = 100: within 2 SD of its mean."""
-    floors = study.json("reports/metrics.json")["sampling_floor"]
+    floors = study.json("reports/metrics.json")["actual_answer_floor"]
     floor = floors[_key(NOISE)]
     assert floor["n"] == study.plant.n_noise
     assert 0 < floor["mae_sd"] < floor["mae"]
     s = _summary(study, NOISE)
     assert s["n_personas"] == study.plant.n_noise
-    assert s["floor_mae"] == pytest.approx(floor["mae"], abs=1e-5)
+    assert s["answer_floor_mae"] == pytest.approx(floor["mae"], abs=1e-5)
     assert_within_floor(s["mae"], floor, NOISE)
 
 
@@ -222,7 +223,7 @@ def test_sampling_floor_matches_the_noise_method(study: PlantedStudy):
 def test_report_renders_with_the_references(study: PlantedStudy):
     page = (study.root / "reports/index.html").read_text()
     for text in ("midpoint", "uniform", "other_countries", "human split-half",
-                 f"sampling floor, n = {study.plant.n_noise}", *(m for m in (COMPRESSED, BIASED, NOISE))):
+                 html.escape(f"actual-answer floor (n respondents' own answers), n = {study.plant.n_noise}"), *(m for m in (COMPRESSED, BIASED, NOISE))):
         assert text in page, text
     assert "data:image/png;base64," in page
 
@@ -252,7 +253,7 @@ def test_negative_controls(study: PlantedStudy):
     with pytest.raises(AssertionError, match="not significantly better"):
         assert_better_in_every_country(wilcoxon, NOISE, NOISE_TWIN, study.countries, len(study.kept))
 
-    floors = study.json("reports/metrics.json")["sampling_floor"]
+    floors = study.json("reports/metrics.json")["actual_answer_floor"]
     wrong = floors[_key(COMPRESSED)]
     assert wrong["n"] == 2 * study.plant.n_pairs
     with pytest.raises(AssertionError, match="SD apart"):

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from valuesim.analysis.scores import (
     SCORE_SCHEMA,
@@ -196,17 +197,21 @@ def test_metrics_json_keys_rounding_and_references() -> None:
     coverage = pl.DataFrame({"model": ["m"], "method": ["value"], "coverage_mean": [0.987654321],
                              "coverage_p5": [0.5]})
     out = metrics_json(summ, countries, coverage, floors={"m/value": {"n": 40.0, "mae": 0.0512345}},
-                       split_half={"mae": 0.0200001})
+                       split_half={"mae": 0.0200001}, persona_floors={"m/value": {"n": 40, "mae": 0.0123456}},
+                       normal_floors={40: 0.0498765})
     assert out["mae"] == {"m/value": 0.12346, "reference/midpoint": None}
     assert set(out) >= {"mae", "mae_cal", "wasserstein", "wasserstein_cal", "mae_plain",
                         "wasserstein_plain", "nvar", "nvar_cal", "nvar_human", "coverage",
-                        "sampling_floor", "split_half", "by_country"}
+                        "actual_answer_floor", "persona_information_floor", "split_half",
+                        "human_sampling_noise", "by_country"}
     # the human normalized variance is the mean over the methods' rows, references left out
     assert out["nvar_human"] == pytest.approx(0.5)
     assert out["coverage"] == {"m/value": {"mean": 0.98765, "p5": 0.5}}
-    assert out["sampling_floor"] == {"m/value": {"n": 40, "mae": 0.05123}}
-    assert isinstance(out["sampling_floor"]["m/value"]["n"], int)
+    assert out["actual_answer_floor"] == {"m/value": {"n": 40, "mae": 0.05123, "mae_normal": 0.04988}}
+    assert isinstance(out["actual_answer_floor"]["m/value"]["n"], int)
+    assert out["persona_information_floor"] == {"m/value": {"n": 40, "mae": 0.01235}}
     assert out["split_half"] == {"mae": 0.02}
+    assert out["human_sampling_noise"] == {"mae": 0.01}  # split-half / 2
     assert out["by_country"] == {
         "m/value": {"A": {"mae": 0.1, "wasserstein_cal": 0.01}, "B": {"mae": 0.2, "wasserstein_cal": 0.02}},
         "reference/midpoint": {"A": {"mae": 0.3, "wasserstein_cal": 0.03}},
@@ -220,7 +225,8 @@ def test_metrics_json_leaves_optional_sections_out() -> None:
     countries = pl.DataFrame({"model": ["m"], "method": ["value"], "country": ["A"], "mae": [0.1],
                               "wasserstein_cal": [0.1], "nvar_human": [0.5]})
     out = metrics_json(summ, countries)
-    assert not {"coverage", "sampling_floor", "split_half"} & set(out)
+    assert not {"coverage", "actual_answer_floor", "persona_information_floor", "split_half",
+                "human_sampling_noise"} & set(out)
 
 
 def paired_cells() -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -256,6 +262,9 @@ def test_wilcoxon_table_between_methods_and_against_references() -> None:
     ]
     m = refs["mae"].to_numpy()
     assert vs_ref.row(1, named=True)["p_value"] == pytest.approx(stats.wilcoxon(v, m).pvalue)
+    # p_bh: Benjamini-Hochberg over every row of the model (pairs and references)
+    np.testing.assert_allclose(table["p_bh"].to_numpy(),
+                               multipletests(table["p_value"].to_numpy(), method="fdr_bh")[1], rtol=1e-12)
 
 
 def test_wilcoxon_table_without_references() -> None:
@@ -276,3 +285,4 @@ def test_method_tests_mann_whitney_with_bh() -> None:
     p = stats.mannwhitneyu(c, v, alternative="two-sided").pvalue
     assert row["p_value"] == pytest.approx(p)
     assert row["p_adjusted"] == pytest.approx(p)  # one comparison: BH changes nothing
+    assert row["test"].startswith("Mann-Whitney U, unpaired")

@@ -95,7 +95,15 @@ def test_population_rows_have_the_contract_columns_and_fitted_values(
 def test_fit_summary_rounds_to_six_places(blocks: list[QuestionBlock]) -> None:
     fit = fit_loqo(blocks, temperature_grid(0.5, 6.0, 12))
     summary = fit_summary(fit)
-    assert set(summary) == {"overall", "loqo", "loqo_median"}
+    assert set(summary) == {"overall", "loqo", "loqo_median", "identified", "edge", "monotone", "loqo_at_limit",
+                            "curve"}
+    assert summary["identified"] is True
+    assert summary["edge"] is None
+    assert summary["loqo_at_limit"] == 0
+    # the curve: each finite grid T and the limit, the all-questions mean distance
+    assert summary["curve"]["t"] == [round(float(t), 6) for t in temperature_grid(0.5, 6.0, 12)]
+    assert summary["curve"]["objective"] == [round(float(v), 8) for v in fit.grid_objective[:-1].mean(axis=1)]
+    assert summary["curve"]["objective_limit"] == round(float(fit.grid_objective[-1].mean()), 8)
     assert summary["loqo"] == {
         q: round(float(t), 6) for q, t in zip(fit.questions, fit.temperatures, strict=True)
     }
@@ -199,7 +207,8 @@ def test_fit_loqo_recovers_a_planted_temperature_with_distinct_personas(mean_pre
     np.testing.assert_allclose(fit.temperatures, 2.0, rtol=1e-3)
     assert fit.overall == pytest.approx(2.0, rel=1e-3)
     np.testing.assert_allclose(fit.objective, 0.0, atol=1e-6)
-    assert fit.grid_objective.shape == (11, 3)
+    assert fit.grid_objective.shape == (12, 3)  # the grid and the T -> infinity limit
+    assert np.isinf(fit.grid[-1])
 
 
 def test_fit_loqo_needs_two_questions() -> None:
@@ -240,8 +249,21 @@ def test_population_rows_apply_each_questions_own_temperature() -> None:
 def test_fit_summary_of_known_temperatures() -> None:
     fit = LoqoFit(("Q1", "Q2", "Q3"), np.array([1.23456789, 2.0, 0.5]), np.zeros(3), np.ones(3),
                   np.zeros((3, 3)), 1.0000004)
-    assert fit_summary(fit) == {
+    summary = fit_summary(fit)
+    assert {k: summary[k] for k in ("overall", "loqo", "loqo_median")} == {
         "overall": 1.0,
         "loqo": {"Q1": 1.234568, "Q2": 2.0, "Q3": 0.5},
         "loqo_median": 1.234568,
     }
+
+
+def test_fit_summary_keeps_an_infinite_temperature_and_says_it_is_not_identified() -> None:
+    grid = np.array([0.5, 1.0, 2.0, np.inf])
+    falling = np.array([[0.4, 0.5], [0.3, 0.4], [0.25, 0.35], [0.2, 0.3]])  # (grid, question)
+    fit = LoqoFit(("Q1", "Q2"), np.array([np.inf, 2.0]), np.zeros(2), grid, falling, np.inf)
+    summary = fit_summary(fit)
+    assert summary["overall"] == np.inf
+    assert summary["loqo"] == {"Q1": np.inf, "Q2": 2.0}
+    assert (summary["identified"], summary["edge"], summary["monotone"]) == (False, "infinity", True)
+    assert summary["loqo_at_limit"] == 1
+    assert summary["curve"] == {"t": [0.5, 1.0, 2.0], "objective": [0.45, 0.35, 0.3], "objective_limit": 0.25}

@@ -7,10 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from scipy.optimize import brentq
+from scipy.optimize import brentq, minimize
 
 from valuesim.calibration.tilt import (
+    LIMIT,
     fit_temperature_loqo,
+    identification,
+    maximum_entropy_with_mean,
     mean_preserving_tilt,
     temperature_grid,
     temperature_scale,
@@ -175,3 +178,99 @@ def test_loqo_needs_two_questions():
         fit_temperature_loqo(lambda t: np.array([t]), ["a"], temperature_grid(0.5, 2, 5))
     with pytest.raises(DataError, match="grid"):
         temperature_grid(2, 1, 10)
+
+
+# --- the T -> infinity limit and whether T is identified --------------------------------
+
+
+@pytest.mark.parametrize(("p", "r"), [
+    ([0.5, 0.1, 0.1, 0.3], [1.0, 2.0, 3.0, 4.0]),
+    ([0.05, 0.6, 0.2, 0.1, 0.05], [0.0, 1.0, 2.0, 5.0, 10.0]),  # uneven codes
+    ([0.7, 0.0, 0.2, 0.1], [1.0, 2.0, 3.0, 4.0]),  # a zero answer: the support is 1, 3, 4
+])
+def test_the_limit_is_the_maximum_entropy_distribution_with_the_same_mean(p: list[float], r: list[float]) -> None:
+    """Against scipy.optimize: maximize entropy on the support subject to sum 1 and the mean."""
+    p_arr, r_arr = np.asarray(p), np.asarray(r)
+    support = p_arr > 0
+    mean = float(p_arr @ r_arr)
+    rs = r_arr[support]
+    res = minimize(
+        lambda q: float(np.sum(q * np.log(np.clip(q, 1e-300, None)))), np.full(rs.size, 1 / rs.size),
+        method="SLSQP", bounds=[(0, 1)] * rs.size, options={"ftol": 1e-14, "maxiter": 500},
+        constraints=[{"type": "eq", "fun": lambda q: q.sum() - 1}, {"type": "eq", "fun": lambda q: q @ rs - mean}],
+    )
+    assert res.success
+    q = maximum_entropy_with_mean(p_arr, r_arr)
+    assert q[~support].tolist() == [0.0] * int((~support).sum())
+    np.testing.assert_allclose(q[support], res.x, atol=1e-6)
+    assert q @ r_arr == pytest.approx(mean, abs=1e-12)
+    # an exponential tilt of the uniform: log q is linear in r on the support
+    slope = np.polyfit(rs, np.log(q[support]), 1, full=True)
+    assert slope[1].size == 0 or slope[1][0] < 1e-18
+    # and the limit of finite temperatures
+    np.testing.assert_allclose(mean_preserving_tilt(p_arr, r_arr, 1e7), q, atol=1e-6)
+    assert np.array_equal(mean_preserving_tilt(p_arr, r_arr, LIMIT), q)
+
+
+def _questions(curves: list) -> tuple[list[str], object]:
+    qs = [f"Q{i}" for i in range(len(curves))]
+    return qs, lambda t: np.array([c(t) for c in curves])
+
+
+GRID = temperature_grid(0.25, 8.0, 30)
+
+
+def test_an_interior_minimum_is_identified() -> None:
+    qs, objective = _questions([lambda t: (np.log(t) - np.log(2.0)) ** 2 if np.isfinite(t) else 50.0] * 3)
+    fit = fit_temperature_loqo(objective, qs, GRID)
+    assert fit.overall == pytest.approx(2.0, rel=1e-3)
+    ident = identification(fit)
+    assert ident.identified
+    assert ident.edge is None
+
+
+def test_an_objective_falling_to_infinity_is_not_identified() -> None:
+    """The demo's case: W1 keeps falling as T grows, lowest at the limit."""
+    qs, objective = _questions([lambda t, a=a: a + 1.0 / (1.0 + t) for a in (0.1, 0.2, 0.3)])
+    fit = fit_temperature_loqo(objective, qs, GRID)
+    assert np.isinf(fit.overall)
+    assert np.isinf(fit.temperatures).all()
+    assert fit.curve[-1] == pytest.approx(0.2)  # the limit is a point of the search
+    ident = identification(fit)
+    assert not ident.identified
+    assert ident.edge == "infinity"
+    assert ident.monotone
+    # without the limit in the search the same objective stops at the top of the grid
+    capped = fit_temperature_loqo(objective, qs, GRID, limit=False)
+    assert capped.overall == pytest.approx(8.0)
+
+
+def test_a_minimum_beyond_the_grid_is_found_not_mistaken_for_the_limit() -> None:
+    qs, objective = _questions([lambda t: (np.log(t) - np.log(30.0)) ** 2 if np.isfinite(t) else 50.0] * 3)
+    fit = fit_temperature_loqo(objective, qs, GRID)
+    assert fit.overall == pytest.approx(30.0, rel=0.01)
+    assert identification(fit).identified
+
+
+def test_a_minimum_at_the_lowest_grid_point_is_a_bound() -> None:
+    qs, objective = _questions([lambda t: float(np.log(t) if np.isfinite(t) else 50.0)] * 3)
+    fit = fit_temperature_loqo(objective, qs, GRID)
+    assert fit.overall == pytest.approx(0.25)
+    ident = identification(fit)
+    assert ident.edge == "lower"
+    assert not ident.identified
+    assert ident.monotone
+
+
+def test_loqo_holds_out_each_question_at_the_limit_too() -> None:
+    """Q0 alone pins T = 1 strongly; the others keep falling to the limit. Only Q0's
+    own fit (without Q0) reaches the limit; every other fit sees Q0 and stays finite."""
+    def q0(t: float) -> float:
+        return 10.0 * (np.log(t) ** 2 if np.isfinite(t) else 25.0)
+
+    qs, objective = _questions([q0] + [lambda t: 1.0 / (1.0 + t)] * 3)
+    fit = fit_temperature_loqo(objective, qs, GRID)
+    assert np.isinf(fit.temperatures[0])
+    assert np.all(np.isfinite(fit.temperatures[1:]))
+    assert np.all(fit.temperatures[1:] < 1.5)
+    assert identification(fit).identified  # all questions together: Q0 pins it

@@ -39,7 +39,7 @@ def test_providers_lists_builtin_and_plugin_providers(
         "batch_api": False, "answer_rules": ["answer_start"],
     }
     assert rows["transformers"]["logprobs"] is True
-    assert rows["transformers"]["answer_rules"] == ["answer_start", "answer_eot", "first_token"]
+    assert rows["transformers"]["answer_rules"] == ["answer_start", "answer_eot", "first_token", "leading_integer"]
     code, out, _ = run_cli(["providers"], capsys)
     assert code == 0
     assert "testprovider" in out
@@ -100,7 +100,7 @@ def test_score_with_a_params_model_and_table_output(
         (["--model", "fake", "--estimator", "psychic"], 2,
          "unknown estimator 'psychic'; choose one of: logprobs, top_logprobs, sampling, verbalized"),
         (["--model", "fake", "--answer-rule", "whole"], 2,
-         "unknown answer rule 'whole'; choose one of: answer_start, answer_eot, first_token"),
+         "unknown answer rule 'whole'; choose one of: answer_start, answer_eot, first_token, leading_integer"),
         (["--model", "fake", "--estimator", "verbalized"], 4, "cannot give the 'verbalized' estimator"),
         (["--model", "fake", "--format", "yaml"], 2, "unknown format 'yaml'"),
     ],

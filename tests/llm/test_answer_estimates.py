@@ -192,6 +192,7 @@ def test_verbalized() -> None:
     ("estimator", "rule", "ok"),
     [("top_logprobs", None, True), ("top_logprobs", "answer_start", True),
      ("top_logprobs", "answer_eot", False), ("sampling", "first_token", False),
+     ("top_logprobs", "leading_integer", False), ("sampling", "leading_integer", False),
      ("sampling", "answer_start", True), ("verbalized", None, True),
      ("verbalized", "answer_start", False)],
 )

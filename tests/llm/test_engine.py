@@ -402,6 +402,22 @@ def test_cache_key_ignores_how_a_run_is_done_but_not_what_is_asked(tmp_path: Pat
     assert sampled.key(sampled.request(req.messages, req.answers)) not in keys
 
 
+def test_each_answer_rule_has_its_own_cache_key_and_an_unoffered_one_is_refused() -> None:
+    every_rule = Capabilities(logprobs=True, answer_rules=(
+        "answer_start", "answer_eot", "first_token", "leading_integer"))
+    keys = {}
+    for rule in ("answer_start", "answer_eot", "first_token", "leading_integer"):
+        provider = RecordingProvider(every_rule)
+        engine = make_engine(provider, None, model=spec(answer_rule=rule), factory=Factory(provider, every_rule))
+        req = requests_for(engine, personas=1, questions=1)[0]
+        assert req.decoding.answer_rule == rule
+        keys[rule] = engine.key(req)
+    assert len(set(keys.values())) == 4
+    # a provider that offers answer_start only (the API plugins) refuses leading_integer
+    with pytest.raises(ProviderError, match="cannot measure answer_rule 'leading_integer'"):
+        make_engine(RecordingProvider(), None, model=spec(answer_rule="leading_integer"))
+
+
 def test_cost_comes_from_the_price_table_or_the_provider() -> None:
     usage = Usage(prompt_tokens=1_000_000, completion_tokens=500_000, cached_tokens=200_000, cost_usd=9.0)
     assert cost_of(usage, {"input": 1.0, "output": 4.0, "cached_input": 0.5}) == pytest.approx(

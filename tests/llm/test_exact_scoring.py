@@ -50,6 +50,44 @@ def test_answer_start_trie_takes_the_extension_off_the_prefix() -> None:
     assert coverage == pytest.approx(0.8)  # P(reply starts with an answer) = .5 + .3
 
 
+def test_leading_integer_takes_every_digit_continuation_off() -> None:
+    from valuesim.llm.exact_scoring import answer_logprobs
+
+    # "0".."9" are token ids 32..41, "." is 46; "10" = "1" then "0"
+    digits = range(32, 42)
+    bodies = [(33 + d - 1,) for d in range(1, 10)] + [(33, 32)]
+    trie = build_trie(bodies, "leading_integer", END, digits=digits)
+    # every answer needs the distribution after it: "1".."9" and "10"
+    assert len(trie.contexts) == 10
+    assert all(nxt == tuple(digits) for _, nxt in trie.stops)
+    logp = np.full((11, 50), -np.inf)
+    logp[0, 33], logp[0, 34] = np.log(0.5), np.log(0.3)  # P("1") = .5, P("2") = .3
+    slot = {ctx: i + 1 for i, ctx in enumerate(trie.contexts)}
+    after_1, after_2, after_10 = slot[(33,)], slot[(34,)], slot[(33, 32)]
+    # after "1": "0" .4, "5" .1 (a reply "15"), "." .2, end .3
+    logp[after_1, 32], logp[after_1, 37], logp[after_1, 46], logp[after_1, END] = np.log([0.4, 0.1, 0.2, 0.3])
+    logp[after_2, 35], logp[after_2, END] = np.log(0.25), np.log(0.75)  # "23" .25
+    logp[after_10, 32], logp[after_10, END] = np.log(0.5), np.log(0.5)  # "100" .5
+    probs = np.exp(answer_logprobs(trie, logp)[0])
+    assert probs[0] == pytest.approx(0.5 * (0.2 + 0.3))  # "1." and "1" then end; not "15"
+    assert probs[9] == pytest.approx(0.5 * 0.4 * 0.5)  # "10" and not "100"
+    assert probs[1] == pytest.approx(0.3 * 0.75)
+    # answer_start reads the same logits with "15" counted for 1, "23" for 2, "100" for 10
+    start = np.exp(answer_logprobs(build_trie(bodies, "answer_start", END), logp[: 1 + 1])[0])
+    assert start[0] == pytest.approx(0.5 * 0.6)
+    assert start[1] == pytest.approx(0.3)
+
+
+def test_leading_integer_leaves_answers_without_a_final_digit_as_answer_start() -> None:
+    trie = build_trie([(50,), (50, 51), (33,)], "leading_integer", END, digits={32, 33},
+                      numeric=[False, False, True])
+    assert trie.stops[0][1] == (51,)  # "a" loses only its extension into "ab"
+    assert trie.stops[1] == (-1, ())
+    assert trie.stops[2][1] == (32, 33)
+    with pytest.raises(ValueError, match="digit tokens"):
+        build_trie([(33,)], "leading_integer", END)
+
+
 def test_answer_eot_and_first_token_tries() -> None:
     from valuesim.llm.exact_scoring import answer_logprobs
 

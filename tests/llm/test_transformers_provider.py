@@ -91,6 +91,17 @@ def fp32(tmp_path_factory: pytest.TempPathFactory) -> TransformersProvider:
     return providers()["transformers"].create(spec, state_dir=tmp_path_factory.mktemp("state"))
 
 
+_DIGIT_START: dict[int, set[int]] = {}
+
+
+def _digit_start(tok: object) -> set[int]:
+    """Every token whose text begins with a digit, enumerated over the whole vocabulary
+    one token at a time (once per tokenizer)."""
+    if id(tok) not in _DIGIT_START:
+        _DIGIT_START[id(tok)] = {t for t in range(len(tok)) if tok.decode([t])[:1] in set("0123456789")}  # type: ignore[attr-defined,arg-type]
+    return _DIGIT_START[id(tok)]
+
+
 def brute_force(
     provider: TransformersProvider, request: ScoreRequest, rule: str = "answer_eot"
 ) -> tuple[list[float], float]:
@@ -108,6 +119,7 @@ def brute_force(
         return torch.log_softmax(out, dim=-1)
 
     bodies = {ans: tok(ans, add_special_tokens=False)["input_ids"] for ans in request.answers}
+    digit_start = _digit_start(tok) if rule == "leading_integer" else set()
     raw = []
     for body in bodies.values():
         if rule == "first_token":
@@ -116,9 +128,13 @@ def brute_force(
         # answer_eot: the reply as the template writes it, answer then <|im_end|>
         ids = body + tok("<|im_end|>", add_special_tokens=False)["input_ids"] if rule == "answer_eot" else body
         p = math.exp(sum(float(logp_after(ids[:k])[t]) for k, t in enumerate(ids)))
-        if rule == "answer_start":
+        if rule in ("answer_start", "leading_integer"):
             # minus the mass of continuing into a longer answer ("1" then "0" is "10")
             extend = {o[len(body)] for o in bodies.values() if len(o) > len(body) and o[: len(body)] == body}
+            if rule == "leading_integer":
+                # ... and of every next token whose text begins with a digit ("1" then
+                # "5" is the integer 15)
+                extend |= digit_start
             if extend:
                 after = logp_after(body)
                 p *= 1.0 - sum(math.exp(float(after[t])) for t in extend)
@@ -131,7 +147,7 @@ def brute_force(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rule", ["answer_start", "answer_eot", "first_token"])
+@pytest.mark.parametrize("rule", ["answer_start", "answer_eot", "first_token", "leading_integer"])
 def test_exact_scoring_matches_brute_force(fp32: TransformersProvider, rule: str) -> None:
     reqs = [ScoreRequest(r.messages, r.answers, Decoding(answer_rule=rule)) for r in REQUESTS]  # type: ignore[arg-type]
     got = fp32.score(reqs)
@@ -156,6 +172,39 @@ def test_the_default_rule_is_answer_start_and_covers_more_than_answer_eot(
         assert a.answer_rule == "answer_start"
         assert b.answer_rule == "answer_eot"
         assert a.coverage > b.coverage
+
+
+@pytest.mark.slow
+def test_leading_integer_drops_replies_whose_integer_is_longer(fp32: TransformersProvider) -> None:
+    import torch
+
+    req = REQUESTS[1]  # 1-10 scale: after "1" SmolLM2 often goes on with another digit
+    start = fp32.score([req])[0]
+    lead = fp32.score([ScoreRequest(req.messages, req.answers, Decoding(answer_rule="leading_integer"))])[0]
+    assert lead.answer_rule == "leading_integer"
+    tok = fp32.lm.tokenizer
+    msgs = [{"role": m.role, "content": m.content} for m in req.messages]
+    prompt_ids = tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"]
+    one = tok.convert_tokens_to_ids("1")
+    digits = [tok.convert_tokens_to_ids(str(d)) for d in range(10)]
+    with torch.inference_mode():
+        logits = fp32.lm.model(input_ids=torch.tensor([[*prompt_ids, one]])).logits[0].double()
+    p_one = float(torch.softmax(logits[-2], -1)[one])
+    after_one = torch.softmax(logits[-1], -1)
+    other_digits = float(sum(after_one[d] for d in digits if d != digits[0]))  # "11".."19"
+    assert other_digits > 1e-3  # the rules differ here
+    # answer_start counts "11".."19" for 1; leading_integer counts them for no answer
+    raw_start, raw_lead = start.probs[0] * start.coverage, lead.probs[0] * lead.coverage
+    assert raw_start - raw_lead == pytest.approx(p_one * other_digits, rel=1e-4)
+    assert lead.coverage < start.coverage
+    # the benchmark's naive reference reads the same rule
+    from valuesim.benchmark import naive_score
+
+    (naive,) = naive_score(fp32.lm, [ScoreRequest(req.messages, req.answers, Decoding(answer_rule="leading_integer"))])
+    assert naive.answer_rule == "leading_integer"
+    assert naive.probs == pytest.approx(lead.probs, abs=1e-5)
+    assert naive.coverage == pytest.approx(lead.coverage, rel=1e-4)
 
 
 @pytest.mark.slow

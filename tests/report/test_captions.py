@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from valuesim.config import Params
 from valuesim.culturalmap.positions import MAP_POSITION_SCHEMA
@@ -71,13 +72,28 @@ def test_extra_findings_go_before_the_closing_synthetic_line() -> None:
 def test_report_tables() -> None:
     temps = temperature_table({"m/value": {"overall": 1.5, "loqo_median": 1.4, "plain": {"loqo_median": 2.0}},
                                "m/generic": {"overall": 1.0, "loqo_median": 1.1}})
-    assert temps.rows() == [("m/value", 1.5, 1.4, 2.0), ("m/generic", 1.0, 1.1, None)]
+    assert temps.rows() == [("m/value", 1.5, 1.4, "", 2.0, ""), ("m/generic", 1.0, 1.1, "", None, "")]
+    inf = float("inf")
+    flagged = temperature_table({"m/value": {"overall": inf, "loqo_median": inf, "edge": "infinity",
+                                             "plain": {"loqo_median": 5.0, "edge": None}},
+                                 "m/country": {"overall": 0.25, "loqo_median": 0.25, "edge": "lower"}})
+    assert flagged.rows() == [("m/value", inf, inf, "no: lowest at T = ∞", 5.0, "yes"),
+                              ("m/country", 0.25, 0.25, "no: lowest grid point (a bound)", None, "")]
     sizes = pl.DataFrame({"model": ["m"] * 3, "method": ["a", "a", "b"], "n": [1, 2, 1],
                           "mae": [0.3, 0.2, 0.1]})
     assert curve_runs(sizes)["method"].to_list() == ["a", "a"]  # b has a single size: no curve
     floor = pl.DataFrame({"n": [1, 1, 2, 2], "repeat": [0, 1, 0, 1], "country": ["A"] * 4, "mae": [0.2, 0.4, 0.1, 0.3],
                           "wasserstein": [0.5, 0.7, 0.4, 0.6]})
     half = {"mae": 0.05, "mae_sd": 0.01, "wasserstein": 0.1, "wasserstein_sd": 0.02}
-    table = floor_table(floor, half)
-    assert table["reference"].to_list() == ["sampling floor, n = 1", "sampling floor, n = 2", "human split-half"]
+    persona = pl.DataFrame({"method": ["value"] * 2, "n": [2, 2], "repeat": [0, 1], "country": ["A"] * 2,
+                            "mae": [0.02, 0.04]})
+    table = floor_table(floor, half, persona)
+    assert table["reference"].to_list() == [
+        "persona-information floor (value), n = 2",
+        "actual-answer floor (n respondents' own answers), n = 1",
+        "actual-answer floor (n respondents' own answers), n = 2",
+        "human split-half (two halves against each other)",
+        "human sampling noise (split-half / 2: a perfect predictor against the full sample)"]
+    assert table["mae"].to_list() == pytest.approx([0.03, 0.3, 0.2, 0.05, 0.025])
+    assert table["wasserstein"][-1] == pytest.approx(0.05)  # halved too
     assert floor_table(floor, None).height == 2

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from valuesim.analysis.paired import TABLE_SCHEMA as PAIRED_SCHEMA
 from valuesim.report.findings import (
     LOW_COVERAGE,
     country_spread,
@@ -31,7 +32,8 @@ def summary_row(method: str, mae: float, **extra: object) -> dict[str, object]:
         "model": "m", "method": method, "mae": mae, "mae_lo": mae - 0.01, "mae_hi": mae + 0.01,
         "mae_cal": mae, "wasserstein": 0.2, "wasserstein_cal": 0.1, "nvar": 0.3, "nvar_cal": 0.5,
         "nvar_human": 0.6, "mae_plain": None, "wasserstein_plain": None,
-        "floor_mae": None, "floor_mae_sd": None, "n_personas": None,
+        "answer_floor_mae": None, "answer_floor_mae_sd": None, "persona_floor_mae": None,
+        "persona_floor_mae_sd": None, "n_personas": None,
         "coverage_mean": None, "coverage_p5": None, "answer_rule": None,
     }
     row.update(extra)
@@ -48,6 +50,16 @@ def references(**maes: float) -> pl.DataFrame:
 
 def no_tests() -> pl.DataFrame:
     return pl.DataFrame(schema=WILCOXON_SCHEMA)
+
+
+def paired_tests(*rows: tuple[str, str, bool, float, float, float, float, float]) -> pl.DataFrame:
+    """paired_tests.parquet rows of model "m": (a, b, vs_reference, diff, ci_lo, ci_hi, p, p_bh)."""
+    return pl.DataFrame([
+        {"model": "m", "a": a, "b": b, "vs_reference": ref, "n_questions": 32, "n_cells": 320,
+         "n_unmatched": 0, "mean_a": None, "mean_b": None, "diff": d, "ci_lo": lo, "ci_hi": hi, "p": p,
+         "p_bh": q, "better": a if d < 0 else b, "test": "sign-flip", "ci_resamples": "questions"}
+        for a, b, ref, d, lo, hi, p, q in rows
+    ], schema=PAIRED_SCHEMA)
 
 
 def lines_about(lines: list[str], prefix: str) -> list[str]:
@@ -71,17 +83,32 @@ def test_a_method_worse_than_every_reference() -> None:
     assert verdict == "Model M, country: MAE 0.400, no better than any reference (midpoint, uniform)."
 
 
-def test_a_method_better_than_every_reference_with_its_wilcoxon_counts() -> None:
+def test_a_method_better_than_every_reference_with_its_paired_test_and_corrected_counts() -> None:
     wilcoxon = pl.DataFrame([
         {"model": "m", "country": c, "method_a": "value", "method_b": "midpoint", "n": 8,
-         "statistic": 1.0, "p_value": p, "better": better, "vs_reference": True}
-        for c, p, better in (("A", 0.01, "value"), ("B", 0.01, "value"), ("C", 0.01, "midpoint"),
-                             ("D", 0.40, "value"))
-    ], schema=WILCOXON_SCHEMA)
-    out = reference_findings(frame(summary_row("value", 0.05)), references(midpoint=0.15), wilcoxon, None, NAMES)
+         "statistic": 1.0, "p_value": p, "better": better, "vs_reference": True, "p_bh": q}
+        # B is significant uncorrected but not after BH: it must not be counted
+        for c, p, q, better in (("A", 0.01, 0.04, "value"), ("B", 0.01, 0.06, "value"),
+                                ("C", 0.01, 0.03, "midpoint"), ("D", 0.40, 0.40, "value"))
+    ], schema={**WILCOXON_SCHEMA, "p_bh": pl.Float64})
+    paired = paired_tests(("value", "midpoint", True, -0.1, -0.12, -0.08, 0.001, 0.002))
+    out = reference_findings(frame(summary_row("value", 0.05)), references(midpoint=0.15), wilcoxon, None, NAMES,
+                             paired)
     (verdict,) = lines_about(out, "Model M, value: MAE")
-    assert verdict == ("Model M, value: MAE 0.050, better than every reference (midpoint) "
-                       "(Wilcoxon p<0.05: vs midpoint better in 2, worse in 1 of 4 countries).")
+    assert verdict == ("Model M, value: MAE 0.050, better than every reference (midpoint); paired over "
+                       "questions: vs midpoint -0.100 (95% CI -0.120 to -0.080, questions resampled), "
+                       "p = 0.001, p_BH = 0.002 (per country, Wilcoxon across questions at BH-adjusted "
+                       "p<0.05 over the model's per-country tests: vs midpoint better in 1, worse in 1 of "
+                       "4 countries).")
+
+
+def test_uncorrected_per_country_tests_are_not_counted() -> None:
+    wilcoxon = pl.DataFrame([{"model": "m", "country": "A", "method_a": "value", "method_b": "midpoint", "n": 8,
+                              "statistic": 1.0, "p_value": 0.001, "better": "value", "vs_reference": True}],
+                            schema=WILCOXON_SCHEMA)
+    out = reference_findings(frame(summary_row("value", 0.05)), references(midpoint=0.15), wilcoxon, None, NAMES)
+    assert lines_about(out, "Model M, value: MAE") == [
+        "Model M, value: MAE 0.050, better than every reference (midpoint)."]
 
 
 def test_an_equal_mae_does_not_count_as_better() -> None:
@@ -89,26 +116,50 @@ def test_an_equal_mae_does_not_count_as_better() -> None:
     assert "no better than any reference (midpoint)" in lines_about(out, "Model M, value: MAE")[0]
 
 
-def test_split_half_floor() -> None:
+def test_split_half_is_restated_as_sampling_noise_with_its_factor() -> None:
     out = reference_findings(frame(summary_row("value", 0.1)), references(), no_tests(),
-                             {"mae": 0.0123, "wasserstein": 0.0456}, NAMES)
-    assert any("Human split-half" in line and "MAE 0.012" in line and "Wasserstein 0.046" in line for line in out)
+                             {"mae": 0.0123, "mae_sd": 0.001, "wasserstein": 0.0456, "wasserstein_sd": 0.002}, NAMES)
+    (line,) = [line for line in out if "Human split-half" in line]
+    assert "MAE 0.012" in line
+    assert "Wasserstein 0.046" in line
+    # halves against each other count the noise twice: the sampling noise is half of it
+    assert "human sampling noise" in line
+    assert "MAE 0.0062" in line
+    assert "Wasserstein 0.0228" in line
+    assert "a floor for any simulator" not in line
 
 
 @pytest.mark.parametrize(("mae", "phrase"), [
-    (0.05, "below the floor"),
+    (0.05, "below it"),
     (0.11, "within the sampling noise"),
-    (0.30, "3.0\u00d7 the floor"),
+    (0.30, "3.0\u00d7 its persona-information floor"),
 ])
-def test_the_sampling_floor_verdict(mae: float, phrase: str) -> None:
-    row = summary_row("value", mae, floor_mae=0.10, floor_mae_sd=0.01, n_personas=40)
+def test_the_floor_verdict_is_against_the_persona_information_floor(mae: float, phrase: str) -> None:
+    row = summary_row("value", mae, persona_floor_mae=0.10, persona_floor_mae_sd=0.01,
+                      answer_floor_mae=0.25, answer_floor_mae_sd=0.02, n_personas=40)
     out = reference_findings(frame(row), references(), no_tests(), None, NAMES)
-    (line,) = [line for line in out if "sampling floor" in line]
-    assert "with 40 personas per country" in line
-    assert "MAE 0.100 ± 0.010" in line
+    (line,) = [line for line in out if "persona-information floor" in line]
+    assert "with N = 40 personas per country" in line
+    assert "MAE 0.100 ± 0.010 (persona-information floor)" in line
     assert phrase in line
-    others = {"below the floor", "within the sampling noise", "\u00d7 the floor"} - {phrase}
+    others = {"below it", "within the sampling noise", "\u00d7 its persona-information floor"} - {phrase}
     assert not any(o in line for o in others if o not in phrase)
+    # the actual-answer floor is stated as what asking people gives, never as the verdict's yardstick
+    assert "0.250 ± 0.020 (actual-answer floor" in line
+    assert "should not" not in line
+    assert "1.2\u00d7" not in line
+
+
+def test_without_a_persona_information_floor_there_is_no_ratio() -> None:
+    row = summary_row("value", 0.30, answer_floor_mae=0.10, answer_floor_mae_sd=0.01, n_personas=6)
+    out = reference_findings(frame(row), references(), no_tests(), None, NAMES)
+    (line,) = [line for line in out if "actual-answer floor" in line]
+    assert "0.100 ± 0.010" in line
+    assert "\u00d7" not in line
+    assert "not read against a floor" in line
+    plain = summary_row("country", 0.30)
+    assert not [line for line in reference_findings(frame(plain), references(), no_tests(), None, NAMES)
+                if "floor" in line]
 
 
 def test_low_coverage_is_flagged_and_enough_coverage_is_not() -> None:
@@ -140,7 +191,7 @@ def test_a_temperature_at_a_bound_is_flagged(t: float, edge: str, option: str) -
     out = temperature_edge_findings({"m/value": {"loqo_median": t}}, 0.25, 8.0, NAMES)
     assert len(out) == 1
     assert out[0].startswith(f"Model M, value: the fitted mean-preserving temperature ({t:g}, median")
-    assert f"sits on the {edge} edge of the search grid (0.25-8)" in out[0]
+    assert f"sits on the {edge} edge of the search grid (0.25-8): a bound, not an estimate" in out[0]
     assert f"widen calibration.{option}" in out[0]
 
 
@@ -153,22 +204,62 @@ def test_an_interior_temperature_is_not_flagged_but_a_plain_one_at_the_edge_is()
     assert "upper edge" in out[0]
 
 
+def test_an_objective_falling_to_the_limit_is_reported_as_not_identified() -> None:
+    entry = {"loqo_median": float("inf"), "edge": "infinity", "identified": False, "monotone": True,
+             "loqo": {"Q1": float("inf"), "Q2": 9.5}, "loqo_at_limit": 1,
+             "curve": {"t": [0.25, 8.0], "objective": [0.3, 0.26912], "objective_limit": 0.26896},
+             "plain": {"loqo_median": 5.1, "edge": None, "identified": True}}
+    out = temperature_edge_findings({"m/value": entry}, 0.25, 8.0, NAMES)
+    (line,) = out  # the plain fit is interior: nothing to say about it
+    assert line.startswith("Model M, value: T not identified; calibration acts as mean-preserving smoothing "
+                           "toward maximum entropy")
+    assert "0.26912 at T = 8, the top of the grid, and 0.26896 at T = ∞" in line
+    assert "1 of 2 held-out questions also fit T = ∞" in line
+    assert "widen" not in line
+    assert "bound" not in line
+    # a plain fit at the limit flattens toward uniform
+    plain = {"m/value": {"loqo_median": 2.0, "edge": None, "plain": {**entry, "loqo_at_limit": 2}}}
+    (line,) = temperature_edge_findings(plain, 0.25, 8.0, NAMES)
+    assert "T not identified; calibration acts as flattening toward the uniform distribution" in line
+
+
+def test_with_the_limit_in_the_search_only_the_lower_edge_is_a_bound() -> None:
+    temps = {"m/value": {"loqo_median": 8.0, "edge": None},  # a finite optimum at 8 is an estimate now
+             "m/country": {"loqo_median": 0.25, "edge": "lower"}}
+    (line,) = temperature_edge_findings(temps, 0.25, 8.0, NAMES)
+    assert line.startswith("Model M, country: the fitted mean-preserving temperature (0.25, median")
+    assert "a bound, not an estimate" in line
+    assert "widen calibration.t_grid_min" in line
+
+
 def test_findings_without_scores() -> None:
     assert findings(pl.DataFrame(), no_tests(), {}, 0.0, False, NAMES) == ["No scores were computed."]
 
 
 def test_findings_name_the_best_and_worst_method_and_an_unseparated_gap() -> None:
     summ = frame(summary_row("value", 0.10, mae_hi=0.16), summary_row("country", 0.15))
-    out = findings(summ, no_tests(), {}, 0.0, False, NAMES)
-    assert out[0].startswith("Model M: the lowest MAE is value (0.100, 95% CI 0.090-0.160); "
-                             "the highest is country (0.150).")
-    assert any("the gap between methods (0.050) lies within the best method's 95% interval" in line
-               for line in out)
+    paired = paired_tests(("country", "value", False, 0.05, -0.01, 0.11, 0.2, 0.3))
+    out = findings(summ, no_tests(), {}, 0.0, False, NAMES, paired=paired)
+    assert out[0].startswith("Model M: the lowest MAE is value (0.100, 95% CI 0.090-0.160 resampling its "
+                             "country MAEs); the highest is country (0.150).")
+    (line,) = lines_about(out, "Model M: paired MAE differences")
+    assert "sign-flip test over 32 questions" in line
+    assert "country - value +0.050 (95% CI -0.010 to +0.110, questions resampled), p = 0.2, p_BH = 0.3" in line
+    assert line.endswith("So no pair of methods differs at BH-adjusted p < 0.05: this run does not separate "
+                         "the methods.")
+    # the old reading (the gap against the best method's country-resampled interval) is gone
+    assert not any("95% interval" in line for line in out)
 
 
-def test_findings_do_not_claim_an_unseparated_gap_when_the_interval_excludes_it() -> None:
-    summ = frame(summary_row("value", 0.10, mae_hi=0.12), summary_row("country", 0.15))
-    out = findings(summ, no_tests(), {}, 0.0, False, NAMES)
+def test_findings_follow_the_paired_test_not_the_country_interval() -> None:
+    # the gap (0.05) is inside the best method's interval, yet the paired test separates them
+    summ = frame(summary_row("value", 0.10, mae_hi=0.16), summary_row("country", 0.15))
+    paired = paired_tests(("country", "value", False, 0.05, 0.03, 0.07, 0.0001, 0.0002),
+                          ("value", "midpoint", True, 0.01, -0.02, 0.04, 0.5, 0.5))
+    out = findings(summ, no_tests(), {}, 0.0, False, NAMES, paired=paired)
+    (line,) = lines_about(out, "Model M: paired MAE differences")
+    assert "Benjamini-Hochberg over this model's 2 paired tests" in line
+    assert line.endswith("So 1 of 1 method pairs differ at BH-adjusted p < 0.05.")
     assert not any("does not separate" in line for line in out)
 
 
@@ -187,14 +278,19 @@ def test_findings_on_country_spread() -> None:
 def test_findings_count_significant_method_pairs_and_leave_references_out() -> None:
     rows = [
         {"model": "m", "country": c, "method_a": "country", "method_b": "value", "n": 8, "statistic": 1.0,
-         "p_value": p, "better": "value", "vs_reference": False}
-        for c, p in (("A", 0.01), ("B", 0.2), ("C", 0.04))
+         "p_value": p, "better": "value", "vs_reference": False, "p_bh": q}
+        for c, p, q in (("A", 0.01, 0.03), ("B", 0.2, 0.2), ("C", 0.04, 0.08))  # C: only uncorrected
     ] + [{"model": "m", "country": "A", "method_a": "value", "method_b": "midpoint", "n": 8,
-          "statistic": 1.0, "p_value": 0.001, "better": "value", "vs_reference": True}]
+          "statistic": 1.0, "p_value": 0.001, "better": "value", "vs_reference": True, "p_bh": 0.004}]
     summ = frame(summary_row("value", 0.1), summary_row("country", 0.2))
-    out = findings(summ, pl.DataFrame(rows, schema=WILCOXON_SCHEMA), {}, 0.0, False, NAMES)
-    assert any(line.startswith("Model M: 2 of 3 (country, method-pair) comparisons differ at p < 0.05")
+    schema = {**WILCOXON_SCHEMA, "p_bh": pl.Float64}
+    out = findings(summ, pl.DataFrame(rows, schema=schema), {}, 0.0, False, NAMES)
+    assert any(line.startswith("Model M: 1 of 3 (country, method-pair) comparisons differ at "
+                               "Benjamini-Hochberg-adjusted p < 0.05") and "the model's 4 per-country tests" in line
                for line in out)
+    # a table without corrected p-values (an older run): no count at all
+    old = findings(summ, pl.DataFrame(rows, schema=schema).drop("p_bh"), {}, 0.0, False, NAMES)
+    assert not any("comparisons differ" in line for line in old)
 
 
 def test_findings_report_variance_before_and_after_calibration_and_the_synthetic_caveat() -> None:

@@ -3,6 +3,7 @@ calibrate -> evaluate -> report, and the report's reasons when a figure is missi
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -121,6 +122,13 @@ def test_two_models_get_every_cross_model_figure(two_models: Path) -> None:
     assert set(sample["method"]) == {"generic"}
     humans = pl.read_parquet(two_models / "data/eval/map_humans.parquet")
     assert sorted(set(humans["country"])) == sorted(COUNTRIES)
+    # the like-for-like reference: the same humans drawn item by item, 2,000 per country
+    independent = pl.read_parquet(two_models / "data/eval/map_humans_independent.parquet")
+    assert sorted(set(independent["country"])) == sorted(COUNTRIES)
+    assert independent.group_by("country").len()["len"].max() <= 2000
+    caption = html.unescape(page)
+    assert "makes the model look narrower than it is" in caption
+    assert "On this run independence alone shrinks the human respondents' SD to " in caption
 
 
 def test_the_report_says_why_cross_model_figures_are_missing() -> None:

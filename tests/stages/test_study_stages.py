@@ -126,6 +126,12 @@ def test_references_match_independent_computation(study: Path):
     w = pl.read_parquet(study / "data/eval/wilcoxon.parquet").filter(pl.col("vs_reference"))
     assert w.height == 2 * 3 * len(COUNTRIES)
     assert set(w["method_b"]) == {"midpoint", "uniform", "other_countries"}
+    # and over questions by the paired test: the method pair and each method vs each reference
+    paired = pl.read_parquet(study / "data/eval/paired_tests.parquet")
+    assert paired.height == 1 + 2 * 3
+    assert set(paired.filter(pl.col("vs_reference"))["b"]) == {"midpoint", "uniform", "other_countries"}
+    assert set(paired["n_questions"]) == {len(QUESTIONS)}
+    assert paired["p_bh"].is_finite().all()
 
 
 def test_floors_and_coverage_are_reported(study: Path):
@@ -135,11 +141,19 @@ def test_floors_and_coverage_are_reported(study: Path):
     assert m["coverage"]["tiny/value"] == {"mean": pytest.approx(0.9 * rows / (rows + 1), abs=1e-5),
                                            "p5": pytest.approx(0.9)}
     assert m["coverage"]["tiny/generic"]["mean"] == pytest.approx(0.9 * (rows / 3) / (rows / 3 + 1), abs=1e-5)
-    floor = m["sampling_floor"]
+    floor = m["actual_answer_floor"]
     assert set(floor) == {"tiny/value"}  # persona methods only
     assert floor["tiny/value"]["n"] == 3
     assert 0 < floor["tiny/value"]["mae_sd"] < floor["tiny/value"]["mae"]
-    f = pl.read_parquet(study / "data/eval/sampling_floor.parquet")
+    # its normal approximation sqrt(2/pi) sigma / sqrt(N) is stated beside it
+    assert floor["tiny/value"]["mae_normal"] == pytest.approx(floor["tiny/value"]["mae"], rel=0.25)
+    # this study has no question bank, so nothing says what the personas state: no
+    # persona-information floor, and the report says the method is not read against one
+    assert m["persona_information_floor"] == {}
+    assert pl.read_parquet(study / "data/eval/persona_information_floor.parquet").is_empty()
+    assert "not read against a floor" in (study / "reports/index.html").read_text()
+    assert m["human_sampling_noise"]["mae"] == pytest.approx(m["split_half"]["mae"] / 2, abs=1e-5)
+    f = pl.read_parquet(study / "data/eval/actual_answer_floor.parquet")
     by_n = f.group_by("n").agg(pl.col("mae").mean()).sort("n")["mae"].to_list()
     assert by_n == sorted(by_n, reverse=True)  # more personas, lower floor
     # two halves of 500 respondents differ far less than three personas do

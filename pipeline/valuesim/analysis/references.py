@@ -11,16 +11,32 @@ on exactly the cells the methods are scored on:
   *other* selected countries (respondents pooled with their design weights), i.e.
   what knowing the survey but not the country gives.
 
-and two noise floors:
+and three noise floors, each named for what it is:
 
-* ``sampling_floor``: what a *perfect* persona simulator would score with N
-  personas per country: N respondents drawn exactly as personas are drawn
-  (``personas.sampling``), each answering with their own survey answer (one-hot),
-  averaged with equal weights as the pipeline averages personas, against the
-  country's weighted distribution. Respondents who did not answer a question are
-  left out of that question's average. Repeated over resamples: mean and spread.
-* ``split_half``: two random halves of each country's respondents scored against
-  each other (each half weighted), the survey's own reliability at half its size.
+* **actual-answer floor** (``actual_answer_floor``): the error of N respondents' *actual
+  answers*. N respondents drawn exactly as personas are drawn (``personas.sampling``),
+  each answering with their own survey answer (one-hot), averaged with equal weights as
+  the pipeline averages personas, against the country's weighted distribution.
+  Respondents who did not answer a question are left out of that question's average.
+  Repeated over resamples: mean and spread. This is what asking N real people gives; it
+  is *not* what a perfect persona simulator gives, because the pipeline averages N
+  personas' answer *distributions*, whose means vary far less than single answers do.
+  Its normal approximation E|ybar_N - mu| ~ sqrt(2/pi) sigma / sqrt(N)
+  (:func:`actual_answer_floor_normal`) checks it.
+* **persona-information floor** (``persona_information_floor``): the error a perfect
+  simulator of these personas would have with N personas: the same draws, each persona
+  answering E[answer | persona items] (estimated on the human respondents with
+  cross-fitting, :mod:`valuesim.analysis.persona_information`), averaged, against the
+  country's weighted mean. Every drawn persona counts (a simulator answers every
+  question). MAE only: it is a floor on the error of the mean. This is the floor a
+  persona method's MAE is read against.
+* **human sampling noise** (from ``split_half``): two random halves of each country's
+  respondents scored against each other (each half weighted). With equal halves the
+  half's distribution minus the other's is exactly twice the half's minus the whole
+  sample's, and that has the spread of the whole sample's distribution around the
+  population's, so the split-half MAE (and Wasserstein distance) is about twice the
+  error a perfect predictor of the population has against the full sample:
+  :data:`SPLIT_HALF_FACTOR`, :func:`human_sampling_noise`.
 
 Every frame here is long: (country, question, code, share), the shape of
 ``data/human/distributions.parquet``.
@@ -28,12 +44,14 @@ Every frame here is long: (country, question, code, share), the shape of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
 from valuesim.analysis import metrics
+from valuesim.analysis.persona_information import Expectations
 from valuesim.errors import DataError
 from valuesim.personas.sampling import sample_respondents
 from valuesim.survey.bank import Answer, Item
@@ -49,6 +67,9 @@ CELL_SCHEMA = {
 # Resample r of a floor uses seed FLOOR_SEED_STRIDE * (r + 1) + analysis.seed, far from
 # the persona seeds users pick, so the floor's draws are not the run's own personas.
 FLOOR_SEED_STRIDE = 1_000_003
+#: split-half MAE (or Wasserstein distance) / this = human sampling noise: the error a
+#: perfect predictor of the population has against the full sample (see the docstring)
+SPLIT_HALF_FACTOR = 2.0
 
 
 def scale_codes(human: pl.DataFrame) -> dict[str, tuple[int, ...]]:
@@ -207,32 +228,132 @@ def _per_country_means(cells: pl.DataFrame) -> pl.DataFrame:
     return cells.group_by("country").agg(pl.col("mae").mean(), pl.col("wasserstein").mean())
 
 
-def sampling_floor(
-    respondents: pl.DataFrame, human: pl.DataFrame,
-    countries: Sequence[str], questions: Sequence[str], sizes: Sequence[int],
-    repeats: int, seed: int,
-) -> pl.DataFrame:
-    """MAE and W1 of a perfect N-persona simulator, per (n, repeat, country).
-
-    The MAE of a repeat is averaged per country over questions, as the methods'
-    MAE is (then over countries by the caller).
-    """
-    items = scale_items(human, questions)
-    hum = human.filter(pl.col("question").is_in(list(questions)))
-    rows = []
+def floor_draws(
+    respondents: pl.DataFrame, countries: Sequence[str], sizes: Sequence[int], repeats: int, seed: int,
+) -> Iterator[tuple[int, int, pl.DataFrame]]:
+    """(n, repeat, drawn respondents) of every floor: n respondents per country drawn
+    as personas are drawn, with resample r's seed FLOOR_SEED_STRIDE * (r + 1) + seed.
+    Both floors use these draws, so they are paired resample by resample."""
     for n in sorted(set(sizes)):
         if n < 1:
             raise DataError(f"sample size {n} is not a positive number of personas; fix analysis.sample_sizes")
         for rep in range(repeats):
-            drawn = sample_respondents(respondents, countries, n, FLOOR_SEED_STRIDE * (rep + 1) + seed)
-            # equal weights: personas count once each, whatever their design weight
-            dist, _ = human_distributions(drawn.with_columns(pl.lit(1.0).alias("weight")), None, items=items)
-            per_country = _per_country_means(score_long(dist, hum, questions))
-            rows += [{"n": n, "repeat": rep, "country": c, "mae": m, "wasserstein": w}
-                     for c, m, w in per_country.iter_rows()]
-    schema = {"n": pl.Int64, "repeat": pl.Int64, "country": pl.Utf8, "mae": pl.Float64,
-              "wasserstein": pl.Float64}
-    return pl.DataFrame(rows, schema=schema).sort(["n", "repeat", "country"])
+            yield n, rep, sample_respondents(respondents, countries, n, FLOOR_SEED_STRIDE * (rep + 1) + seed)
+
+
+FLOOR_SCHEMA = {"n": pl.Int64, "repeat": pl.Int64, "country": pl.Utf8, "mae": pl.Float64,
+                "wasserstein": pl.Float64}
+PERSONA_FLOOR_SCHEMA = {"n": pl.Int64, "repeat": pl.Int64, "country": pl.Utf8, "mae": pl.Float64}
+
+
+def actual_answer_floor(
+    respondents: pl.DataFrame, human: pl.DataFrame,
+    countries: Sequence[str], questions: Sequence[str], sizes: Sequence[int],
+    repeats: int, seed: int, draws: Sequence[tuple[int, int, pl.DataFrame]] | None = None,
+) -> pl.DataFrame:
+    """MAE and W1 of N respondents' actual answers, per (n, repeat, country).
+
+    The MAE of a repeat is averaged per country over questions, as the methods'
+    MAE is (then over countries by the caller). ``draws``: :func:`floor_draws` of the
+    same arguments, when the caller has them already.
+    """
+    items = scale_items(human, questions)
+    hum = human.filter(pl.col("question").is_in(list(questions)))
+    rows = []
+    for n, rep, drawn in draws if draws is not None else floor_draws(respondents, countries, sizes, repeats, seed):
+        # equal weights: personas count once each, whatever their design weight
+        dist, _ = human_distributions(drawn.with_columns(pl.lit(1.0).alias("weight")), None, items=items)
+        per_country = _per_country_means(score_long(dist, hum, questions))
+        rows += [{"n": n, "repeat": rep, "country": c, "mae": m, "wasserstein": w}
+                 for c, m, w in per_country.iter_rows()]
+    return pl.DataFrame(rows, schema=FLOOR_SCHEMA).sort(["n", "repeat", "country"])
+
+
+def scaled_means(human: pl.DataFrame, countries: Sequence[str], questions: Sequence[str]) -> np.ndarray:
+    """(countries, questions): each weighted human mean rescaled to [0, 1] by its scale;
+    NaN where a country has no answers to a question."""
+    codes = scale_codes(human)
+    dense = _dense(human, {q: codes[q] for q in questions if q in codes}, countries)
+    out = np.full((len(countries), len(questions)), np.nan)
+    for j, q in enumerate(questions):
+        if q not in dense:
+            continue
+        c = np.asarray(codes[q], dtype=np.float64)
+        total = dense[q].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, j] = np.where(total > 0, (dense[q] @ c / total - c[0]) / (c[-1] - c[0]), np.nan)
+    return out
+
+
+def persona_information_floor(
+    expected: Expectations, respondents: pl.DataFrame, human: pl.DataFrame,
+    countries: Sequence[str], questions: Sequence[str], sizes: Sequence[int], repeats: int, seed: int,
+    draws: Sequence[tuple[int, int, pl.DataFrame]] | None = None,
+) -> pl.DataFrame:
+    """MAE of a perfect simulator of N personas, per (n, repeat, country): the mean of
+    the drawn personas' E[answer | persona] against the country's mean, / range,
+    averaged over questions (the draws of :func:`actual_answer_floor`, or ``draws``).
+    MAE only: the floor is on the mean."""
+    col = {q: j for j, q in enumerate(expected.questions)}
+    missing = [q for q in questions if q not in col]
+    if missing:
+        raise DataError(f"no persona expectations for {', '.join(missing)}; they were fitted on other questions")
+    values = expected.values[:, [col[q] for q in questions]]
+    row_of = {rid: i for i, rid in enumerate(expected.respondent_ids)}
+    mu = scaled_means(human, countries, questions)
+    rows = []
+    for n, rep, drawn in draws if draws is not None else floor_draws(respondents, countries, sizes, repeats, seed):
+        by_country = {str(c): list(ids) for c, ids in drawn.group_by("country").agg(pl.col("respondent_id")).iter_rows()}
+        for ci, country in enumerate(countries):
+            ids = by_country.get(country, [])
+            idx = [row_of[r] for r in ids if r in row_of]
+            if not idx:
+                continue
+            err = np.abs(np.nanmean(values[idx], axis=0) - mu[ci])
+            if np.isfinite(err).any():
+                rows.append({"n": n, "repeat": rep, "country": country, "mae": float(np.nanmean(err))})
+    return pl.DataFrame(rows, schema=PERSONA_FLOOR_SCHEMA).sort(["n", "repeat", "country"])
+
+
+def actual_answer_floor_normal(
+    respondents: pl.DataFrame, human: pl.DataFrame, countries: Sequence[str], questions: Sequence[str], n: int,
+) -> float:
+    """The actual-answer floor's normal approximation: per (country, question)
+    E|ybar_N - mu| ~ sqrt(2/pi) sigma / sqrt(N_q) / range, sigma the weighted SD of the
+    answers, N_q = N x the share who answered, times the finite-population correction
+    sqrt((M - N_q) / (M - 1)) of drawing without replacement from M answers; averaged
+    over questions per country, then over countries (as the floor is)."""
+    codes = scale_codes(human)
+    per_country = []
+    for country in countries:
+        pool = respondents.filter(pl.col("country") == country)
+        errs = []
+        for q in questions:
+            if q not in pool.columns or q not in codes:
+                continue
+            y = pool[q].cast(pl.Float64).to_numpy()
+            w = pool["weight"].to_numpy().astype(np.float64)
+            seen = ~np.isnan(y)
+            m = int(seen.sum())
+            if m < 2:
+                continue
+            c = np.asarray(codes[q], dtype=np.float64)
+            yy, ww = (y[seen] - c[0]) / (c[-1] - c[0]), w[seen]
+            sigma = math.sqrt(float(ww @ (yy - ww @ yy / ww.sum()) ** 2 / ww.sum()))
+            n_q = min(float(n) * m / pool.height, float(m))
+            fpc = math.sqrt(max(m - n_q, 0.0) / (m - 1))
+            errs.append(math.sqrt(2.0 / math.pi) * sigma / math.sqrt(n_q) * fpc)
+        if errs:
+            per_country.append(float(np.mean(errs)))
+    return float(np.mean(per_country)) if per_country else float("nan")
+
+
+def human_sampling_noise(split: Mapping[str, float]) -> dict[str, float]:
+    """Split-half MAE and Wasserstein (and their SDs) divided by
+    :data:`SPLIT_HALF_FACTOR`: the error a perfect predictor of the population has
+    against the full sample, the survey's own noise at its full size."""
+    return {k: float(v) / SPLIT_HALF_FACTOR for k, v in split.items()
+            if k in ("mae", "mae_sd", "wasserstein", "wasserstein_sd")}
 
 
 def split_half(
@@ -264,13 +385,14 @@ def spread(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """Mean over countries per repeat, then mean, SD and 2.5/97.5% over repeats."""
     # sorted, and groups kept in order: float sums in a fixed order give byte-identical
     # outputs from run to run (DVC hashes them)
+    cols = [c for c in ("mae", "wasserstein") if c in frame.columns]
     per_rep = (
         frame.sort([*by, "repeat", "country"])
         .group_by([*by, "repeat"], maintain_order=True)
-        .agg(pl.col("mae").mean(), pl.col("wasserstein").mean())
+        .agg(pl.col(c).mean() for c in cols)
     )
     aggs = []
-    for col in ("mae", "wasserstein"):
+    for col in cols:
         aggs += [
             pl.col(col).mean().alias(col), pl.col(col).std(ddof=1).fill_null(0.0).alias(f"{col}_sd"),
             pl.col(col).quantile(0.025, "linear").alias(f"{col}_lo"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from valuesim.analysis import metrics
+from valuesim.analysis import metrics, paired
+from valuesim.analysis.references import human_sampling_noise
 from valuesim.errors import DataError
 
 SCORE_SCHEMA = {
@@ -110,6 +111,9 @@ def metrics_json(
     coverage: pl.DataFrame | None = None,
     floors: dict[str, dict[str, float]] | None = None,
     split_half: dict[str, float] | None = None,
+    *,
+    persona_floors: dict[str, dict[str, float]] | None = None,
+    normal_floors: dict[int, float] | None = None,
 ) -> dict[str, object]:
     """reports/metrics.json: short, stable keys so `dvc exp show` columns read well.
 
@@ -117,11 +121,18 @@ def metrics_json(
      "wasserstein": ..., "wasserstein_cal": ..., "mae_plain": ..., "wasserstein_plain": ...,
      "nvar": ..., "nvar_cal": ..., "nvar_human": x,
      "coverage": {"<model>/<method>": {"mean": x, "p5": x}},
-     "sampling_floor": {"<model>/<method>": {"n": N, "mae": x, "mae_sd": x, ...}},
+     "actual_answer_floor": {"<model>/<method>": {"n": N, "mae": x, "mae_sd": x, ...,
+                                                  "mae_normal": x}},
+     "persona_information_floor": {"<model>/<method>": {"n": N, "mae": x, "mae_sd": x, "r2": x}},
      "split_half": {"mae": x, "mae_sd": x, "wasserstein": x, "wasserstein_sd": x},
+     "human_sampling_noise": {"mae": x, ...},  # split_half / references.SPLIT_HALF_FACTOR
      "by_country": {"<model>/<method>": {"<ISO3>": {"mae": x, "wasserstein_cal": x}}}}
 
-    Reference rows (model "reference") are in the per-key maps beside the methods.
+    Reference rows (model "reference") are in the per-key maps beside the methods. The
+    floors are those of :mod:`valuesim.analysis.references`: ``actual_answer_floor``
+    (N respondents' actual answers; ``mae_normal`` its normal approximation, from
+    ``normal_floors`` by N), ``persona_information_floor`` (a perfect simulator of N
+    personas); ``human_sampling_noise`` is the split-half divided by its factor.
     """
     out: dict[str, object] = {}
     for key in ("mae", "mae_cal", "wasserstein", "wasserstein_cal", "mae_plain",
@@ -137,10 +148,17 @@ def metrics_json(
             for m, k, c, p in coverage.select("model", "method", "coverage_mean", "coverage_p5").iter_rows()
         }
     if floors is not None:
-        out["sampling_floor"] = {k: {f: (int(v) if f == "n" else _r(v)) for f, v in d.items()}
-                                 for k, d in floors.items()}
+        normal = normal_floors or {}
+        out["actual_answer_floor"] = {
+            k: {**{f: (int(v) if f == "n" else _r(v)) for f, v in d.items()},
+                **({"mae_normal": _r(normal[int(d["n"])])} if int(d["n"]) in normal else {})}
+            for k, d in floors.items()}
+    if persona_floors is not None:
+        out["persona_information_floor"] = {k: {f: (int(v) if f == "n" else _r(v)) for f, v in d.items()}
+                                            for k, d in persona_floors.items()}
     if split_half is not None:
         out["split_half"] = {k: _r(v) for k, v in split_half.items()}
+        out["human_sampling_noise"] = {k: _r(v) for k, v in human_sampling_noise(split_half).items()}
     by: dict[str, dict[str, dict[str, float | None]]] = {}
     for model, method, country, mae, w in countries.select(
         "model", "method", "country", "mae", "wasserstein_cal"
@@ -153,7 +171,21 @@ def metrics_json(
 def wilcoxon_table(cells: pl.DataFrame, references: pl.DataFrame | None = None) -> pl.DataFrame:
     """Wilcoxon signed-rank tests per (model, country) across questions: every pair of
     methods, and every method against every reference (``vs_reference``; the method
-    is ``method_a``, the reference ``method_b``)."""
+    is ``method_a``, the reference ``method_b``). ``p_bh``: Benjamini-Hochberg over
+    every row of one model (all its countries, pairs and references), the p-value that
+    per-country counts and Figure 11's stars use."""
+    return _with_bh(_wilcoxon_rows(cells, references))
+
+
+def _with_bh(table: pl.DataFrame) -> pl.DataFrame:
+    if table.is_empty():
+        return table.with_columns(pl.lit(None, dtype=pl.Float64).alias("p_bh"))
+    frames = [grp.with_columns(pl.Series("p_bh", paired.bh(grp["p_value"].to_numpy()), dtype=pl.Float64))
+              for _, grp in table.group_by(["model"], maintain_order=True)]
+    return pl.concat(frames)
+
+
+def _wilcoxon_rows(cells: pl.DataFrame, references: pl.DataFrame | None) -> pl.DataFrame:
     errors = cells.select("model", "country", "method", "question", pl.col("mae").alias("value"))
     table = metrics.wilcoxon_methods(errors).with_columns(pl.lit(False).alias("vs_reference"))
     if references is None or references.is_empty():
@@ -178,10 +210,17 @@ def wilcoxon_table(cells: pl.DataFrame, references: pl.DataFrame | None = None) 
     return pl.concat(frames)
 
 
+#: the label of mann_whitney.parquet's rows: the paper's test, kept beside paired_tests.parquet
+UNPAIRED = "Mann-Whitney U, unpaired (ignores that both methods score the same cells)"
+
+
 def method_tests(cells: pl.DataFrame) -> pl.DataFrame:
-    """Mann-Whitney U between methods per model over all (country, question) errors, BH-corrected."""
+    """Mann-Whitney U between methods per model over all (country, question) errors,
+    BH-corrected: the paper's unpaired test, labelled so in its ``test`` column. The
+    default comparison is paired_tests.parquet (:mod:`valuesim.analysis.paired`)."""
     frames = []
     for (model,), grp in cells.group_by(["model"], maintain_order=True):
         groups = {m: g["mae"].to_numpy() for (m,), g in grp.group_by(["method"])}
-        frames.append(metrics.mann_whitney_bh(groups).with_columns(pl.lit(model).alias("model")))
+        frames.append(metrics.mann_whitney_bh(groups).with_columns(pl.lit(model).alias("model"),
+                                                                   pl.lit(UNPAIRED).alias("test")))
     return pl.concat(frames) if frames else pl.DataFrame()

@@ -2,7 +2,9 @@
 
 Calibration acts on persona-level distributions, before they are averaged into a
 country's population distribution; T is fit leave-one-question-out so that every
-question's calibrated distribution is out of sample.
+question's calibrated distribution is out of sample. The search includes the
+T -> infinity limit, so a fit whose objective keeps falling reaches it and says so
+(``identified: false``) instead of stopping at the top of the grid.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from valuesim.analysis.blocks import FloatArray, QuestionBlock
 from valuesim.calibration.tilt import (
     LoqoFit,
     fit_temperature_loqo,
+    identification,
     mean_preserving_tilt,
     temperature_scale,
 )
@@ -79,10 +82,33 @@ def population_rows(
     return pl.DataFrame(rows, schema=POPULATION_SCHEMA)
 
 
+def _t(t: float) -> float:
+    """A temperature for temperatures.json: rounded, infinity kept (JSON ``Infinity``)."""
+    return float(t) if np.isinf(t) else round(float(t), 6)
+
+
 def fit_summary(fit: LoqoFit) -> dict[str, object]:
-    """The temperatures.json entry of one (model, method)."""
+    """The temperatures.json entry of one (model, method).
+
+    Temperatures may be ``Infinity`` (the T -> infinity limit did best). ``identified``,
+    ``edge`` and ``monotone``: :func:`~valuesim.calibration.tilt.identification` of the
+    all-questions fit; ``loqo_at_limit``: held-out questions whose T is the limit;
+    ``curve``: the all-questions objective (mean Wasserstein distance / range) at each
+    finite grid T, and at the limit (``objective_limit``), for the report's figure."""
+    ident = identification(fit)
+    finite = np.isfinite(fit.grid)
+    curve = fit.curve
     return {
-        "overall": round(fit.overall, 6),
-        "loqo": {q: round(float(t), 6) for q, t in zip(fit.questions, fit.temperatures, strict=True)},
-        "loqo_median": round(float(np.median(fit.temperatures)), 6),
+        "overall": _t(fit.overall),
+        "loqo": {q: _t(t) for q, t in zip(fit.questions, fit.temperatures, strict=True)},
+        "loqo_median": _t(float(np.median(fit.temperatures))),
+        "identified": ident.identified,
+        "edge": ident.edge,
+        "monotone": ident.monotone,
+        "loqo_at_limit": int(np.count_nonzero(np.isinf(fit.temperatures))),
+        "curve": {
+            "t": [round(float(t), 6) for t in fit.grid[finite]],
+            "objective": [round(float(v), 8) for v in curve[finite]],
+            "objective_limit": round(float(curve[~finite][0]), 8) if (~finite).any() else None,
+        },
     }

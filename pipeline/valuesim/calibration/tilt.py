@@ -11,12 +11,16 @@ neither overflow nor lose their zeros:
 
 Edges are exact rather than approximate: answers with zero probability stay at
 zero (the transforms only reweight the support), a one-hot distribution is
-returned unchanged, T = ∞ is uniform on the support (tilted to keep the mean), and
+returned unchanged, T = ∞ is uniform on the support (tilted to keep the mean: the
+maximum-entropy distribution on the support with the same mean,
+:func:`maximum_entropy_with_mean`), and
 T = 0 is the limit T → 0⁺: plain scaling puts all mass on the mode(s), the
 mean-preserving tilt puts it on the (at most two) answers that maximize Σ q_k log p_k
 under the mean constraint, i.e. the "argmax within the mean constraint".
 
-The leave-one-question-out temperature fit lives in :func:`fit_temperature_loqo`.
+The leave-one-question-out temperature fit lives in :func:`fit_temperature_loqo`; it
+searches the grid and the T = ∞ limit, and :func:`identification` says whether the
+objective pins T down or keeps falling to the limit.
 """
 
 from __future__ import annotations
@@ -423,9 +427,24 @@ def mean_preserving_tilt(p: ArrayLike, values: ArrayLike, t: ArrayLike) -> Float
 # Leave-one-question-out fit
 
 
+#: the last point of every search: the T -> infinity limit (mean-preserving: the
+#: maximum-entropy distribution with the same mean; plain: uniform on the support)
+LIMIT = float("inf")
+
+
+def maximum_entropy_with_mean(p: ArrayLike, values: ArrayLike) -> FloatArray:
+    """The T -> infinity limit of :func:`mean_preserving_tilt`: on the support of each
+    distribution, the maximum-entropy distribution with its mean, q_k ∝ exp(β r_k)
+    (an exponential tilt of the uniform), β from the same solve as every other T."""
+    return mean_preserving_tilt(p, values, LIMIT)
+
+
 @dataclass(frozen=True)
 class LoqoFit:
-    """Per held-out question: the T fit on all other questions and its objective."""
+    """Per held-out question: the T fit on all other questions and its objective.
+
+    ``grid`` is the search: the temperature grid and, last, the T -> infinity limit
+    (:data:`LIMIT`); a fitted T may be infinite (the limit did best)."""
 
     questions: tuple[str, ...]
     temperatures: FloatArray  # one per question, fit without that question
@@ -433,6 +452,11 @@ class LoqoFit:
     grid: FloatArray
     grid_objective: FloatArray  # (len(grid), n_questions): per-question distance
     overall: float  # T fit on all questions together (reported, not used out of sample)
+
+    @property
+    def curve(self) -> FloatArray:
+        """The all-questions objective (mean distance) at each point of ``grid``."""
+        return self.grid_objective.mean(axis=1)
 
 
 def temperature_grid(t_min: float, t_max: float, size: int) -> FloatArray:
@@ -446,34 +470,54 @@ def _refine(
     per_question: Callable[[float], FloatArray], keep: NDArray[np.bool_], grid: FloatArray,
     grid_obj: FloatArray,
 ) -> tuple[float, float]:
+    """The grid minimum refined by a bounded scalar search between its neighbours.
+
+    When the minimum is the T -> infinity limit or the last finite point before it,
+    the search runs in u = 1/T over [0, 1/(the finite point below)], so it reaches the
+    limit (u = 0) and any finite T beyond the grid; the limit itself is kept when
+    nothing finite does better. Elsewhere the search is in log T. Ties keep the grid
+    point."""
     i = int(np.argmin(grid_obj))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
 
-    def objective(log_t: float) -> float:
-        return float(per_question(float(np.exp(log_t)))[keep].mean())
+    def mean_at(t: float) -> float:
+        return float(per_question(t)[keep].mean())
 
-    res = minimize_scalar(
-        objective, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-4}
-    )
-    best_t, best_val = float(np.exp(res.x)), float(res.fun)
+    finite = int(np.count_nonzero(np.isfinite(grid)))
+    if finite < len(grid) and i >= finite - 1:  # the limit, or the last finite point
+        below = grid[max(finite - 2, 0)]
+        res = minimize_scalar(
+            lambda u: mean_at(float(1.0 / u) if u > 0 else LIMIT), bounds=(0.0, 1.0 / below),
+            method="bounded", options={"xatol": 1e-4},
+        )
+        best_t = float(1.0 / res.x) if res.x > 0 else LIMIT
+    else:
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, finite - 1)]
+        res = minimize_scalar(
+            lambda log_t: mean_at(float(np.exp(log_t))), bounds=(np.log(lo), np.log(hi)), method="bounded",
+            options={"xatol": 1e-4},
+        )
+        best_t = float(np.exp(res.x))
     # The grid point itself is a valid candidate: keep it if the refinement did worse.
-    if grid_obj[i] <= best_val:
+    if grid_obj[i] <= float(res.fun):
         return float(grid[i]), float(grid_obj[i])
-    return best_t, best_val
+    return best_t, float(res.fun)
 
 
 def fit_temperature_loqo(
     per_question: Callable[[float], ArrayLike],
     questions: list[str] | tuple[str, ...],
     grid: FloatArray,
+    *,
+    limit: bool = True,
 ) -> LoqoFit:
     """Fit T leave-one-question-out.
 
     ``per_question(T)`` returns, for every question (in ``questions`` order), the
     distance between calibrated and human distributions averaged over countries.
     For question q, T_q minimizes the mean of that vector over all questions but q:
-    first on ``grid``, then refined with a bounded scalar search between the grid
-    neighbours of the grid minimum.
+    first on ``grid`` and, with ``limit`` (the default), on the T -> infinity limit
+    appended to it, then refined with a bounded scalar search around the best point
+    (:func:`_refine`). ``per_question`` must accept T = inf.
     """
     qs = tuple(questions)
     if len(qs) < 2:
@@ -485,12 +529,45 @@ def fit_temperature_loqo(
             raise DataError(f"objective returned shape {v.shape}, expected ({len(qs)},)")
         return v
 
-    grid_obj = np.stack([evaluate(float(t)) for t in grid])  # (G, Q)
+    search = np.append(np.asarray(grid, dtype=np.float64), LIMIT) if limit else np.asarray(grid, dtype=np.float64)
+    grid_obj = np.stack([evaluate(float(t)) for t in search])  # (G, Q)
     temps = np.empty(len(qs))
     objs = np.empty(len(qs))
     for qi in range(len(qs)):
         keep = np.ones(len(qs), dtype=bool)
         keep[qi] = False
-        temps[qi], objs[qi] = _refine(evaluate, keep, grid, grid_obj[:, keep].mean(axis=1))
-    overall, _ = _refine(evaluate, np.ones(len(qs), dtype=bool), grid, grid_obj.mean(axis=1))
-    return LoqoFit(qs, temps, objs, np.asarray(grid), grid_obj, overall)
+        temps[qi], objs[qi] = _refine(evaluate, keep, search, grid_obj[:, keep].mean(axis=1))
+    overall, _ = _refine(evaluate, np.ones(len(qs), dtype=bool), search, grid_obj.mean(axis=1))
+    return LoqoFit(qs, temps, objs, search, grid_obj, overall)
+
+
+@dataclass(frozen=True)
+class Identification:
+    """Whether the all-questions objective pins T down.
+
+    ``edge``: None when its minimum is a finite T above the lowest grid point;
+    ``"infinity"`` when the T -> infinity limit does best: the objective falls all the
+    way up the grid to the limit, so T is not identified and the calibration acts as
+    mean-preserving smoothing toward maximum entropy (plain scaling: flattening toward
+    uniform); ``"lower"`` when the lowest grid point does best (the true minimum may lie
+    below it: that T is a bound). ``monotone``: the objective never rises from one
+    search point to the next toward the edge, across the whole search."""
+
+    edge: str | None
+    monotone: bool
+
+    @property
+    def identified(self) -> bool:
+        return self.edge is None
+
+
+def identification(fit: LoqoFit, *, rtol: float = 1e-12) -> Identification:
+    """:class:`Identification` of a fit from its all-questions optimum and curve."""
+    curve = fit.curve
+    steps = np.diff(curve)
+    slack = rtol * np.abs(curve[1:])
+    if np.isinf(fit.overall):
+        return Identification("infinity", bool(np.all(steps <= slack)))
+    if fit.overall <= fit.grid[0] * (1 + 1e-9):
+        return Identification("lower", bool(np.all(steps >= -slack)))
+    return Identification(None, False)

@@ -28,19 +28,27 @@ def register(app: typer.Typer) -> None:
                                    "whose errors differ between the experiments.",
         ),
         hue_method: bool = typer.Option(False, "--hue-method", help="One box per method inside each box."),
+        test: str = typer.Option(
+            "paired", "--test", help="paired: paired test clustered by question on the cells both boxes "
+                                     "score (default); mann-whitney: the paper's unpaired Mann-Whitney U.",
+        ),
     ) -> None:
         """Compare experiments' per-cell errors: a box plot per varying param, BH-corrected
-        Mann-Whitney U tests between the boxes, and an HTML page."""
+        tests between the boxes (paired and clustered by question; --test mann-whitney for
+        the paper's unpaired test), and an HTML page."""
         from valuesim.compare.build import compare as build
         from valuesim.compare.sources import load
 
         if not sources and not all_experiments:
             raise ConfigError("name the experiments to compare (`workspace`, exp names, result "
                               "directories) or pass --all for every `dvc exp show` experiment")
+        if test not in ("paired", "mann-whitney"):
+            raise ConfigError(f"--test {test!r} is not a test; choose paired or mann-whitney")
         experiments, notes = load(sources or [], all_experiments=all_experiments, repo=repo, metric=metric)
         for note in notes:
             typer.echo(note, err=True)
-        result = build(experiments, out, metric=metric, methods=methods, hue_method=hue_method, notes=notes)
+        result = build(experiments, out, metric=metric, methods=methods, hue_method=hue_method, notes=notes,
+                       test=test)
         for warning in result.warnings:
             typer.echo(f"warning: {warning}", err=True)
         typer.echo(f"compared {len(experiments)} experiments by {', '.join(result.keys)} "

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title="valuesim providers")
         for col in ("name", "package", "version", "logprobs", "top-k", "sampling", "text", "batch API", "answer rules"):
-            table.add_column(col, no_wrap=True)
+            # the list of answer rules wraps, so the other columns are never cut
+            table.add_column(col, no_wrap=col != "answer rules")
         yes = {True: "yes", False: "-"}
         for r in rows:
             table.add_row(

@@ -29,7 +29,10 @@ def register(app: typer.Typer) -> None:
         estimator: str | None = typer.Option(None, help="logprobs, top_logprobs, sampling, verbalized"),
         answer_rule: str | None = typer.Option(
             None, "--answer-rule",
-            help="what a probability measures: answer_start (default), answer_eot, first_token",
+            help=(
+                "what a probability measures: answer_start (default), answer_eot, first_token, "
+                "leading_integer"
+            ),
         ),
         source: str | None = typer.Option(None, help="sample personas from this source"),
         fmt: str = typer.Option("table", "--format", help="table or json"),

@@ -20,7 +20,7 @@ import polars as pl
 from valuesim import artifacts
 from valuesim.compare import figures, labels
 from valuesim.compare.page import render
-from valuesim.compare.significance import TEST_SCHEMA
+from valuesim.compare.significance import PAIRED, TEST_SCHEMA, TESTS
 from valuesim.compare.sources import KEY_COLUMNS, Experiment
 from valuesim.errors import ConfigError
 
@@ -95,8 +95,12 @@ def choose_methods(cells: pl.DataFrame, metric: str, names: Sequence[str],
 def compare(
     experiments: Sequence[Experiment], out: Path, *, metric: str = "mae",
     methods: Sequence[str] | None = None, hue_method: bool = False, notes: Sequence[str] = (),
+    test: str = PAIRED,
 ) -> Comparison:
-    """Label ``experiments`` by their differing params, draw the panels and write the folder."""
+    """Label ``experiments`` by their differing params, draw the panels and write the folder;
+    ``test``: ``paired`` (clustered by question, the default) or ``mann-whitney`` (unpaired)."""
+    if test not in TESTS:
+        raise ConfigError(f"--test {test!r} is not a test; choose {' or '.join(TESTS)}")
     out = Path(out)
     _check_out(out)
     names = [e.name for e in experiments]
@@ -111,7 +115,7 @@ def compare(
     ], how="vertical_relaxed")
     chosen, left_out = choose_methods(cells, metric, names, methods)
     cells = cells.filter(pl.col("method").is_in(chosen) & pl.col(metric).is_not_null())
-    panels = figures.panels(cells, keys, metric)
+    panels = figures.panels(cells, keys, metric, test)
 
     summary = cells.group_by("experiment", maintain_order=True).agg(
         pl.len().alias("n_cells"), pl.col(metric).mean().alias(f"mean_{metric}"),
@@ -132,7 +136,7 @@ def compare(
         artifacts.write_text(tmp / "index.html", render(
             panels=panels, drawn=drawn, folder=tmp, metric=metric, hue_method=hue_method,
             experiments=table, tests=tests, shared=labels.shared_params(flat), methods=chosen,
-            left_out=left_out, notes=[*notes, *warnings],
+            left_out=left_out, notes=[*notes, *warnings], test=test,
         ))
     return Comparison(out=out, keys=keys, panels=panels, methods=chosen, left_out=left_out,
                       warnings=warnings)

@@ -1,7 +1,8 @@
 """The comparison's box plots: one per varying param, and one over all of them.
 
-A *panel* is one figure: its boxes (groups of per-cell errors) and the Mann-Whitney /
-BH tests between them. With one varying param (a guidance sweep) there is one panel,
+A *panel* is one figure: its boxes (groups of per-cell errors) and the BH-corrected
+tests between them (:mod:`valuesim.compare.significance`: paired and clustered by
+question by default, the paper's unpaired Mann-Whitney U on request). With one varying param (a guidance sweep) there is one panel,
 a box per value: the paper's Figure 5. With several (descriptor generator and
 variant: the paper's Figure 6) each param gets its own panel, pooled over the others,
 and one more panel has a box per experiment, clustered by the first param's value
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from valuesim.compare.significance import pairwise_tests
+from valuesim.compare.significance import PAIRED, paired_pairwise_tests, pairwise_tests
 from valuesim.culturalmap.drawing import save_figure
 from valuesim.methods import method_label
 
@@ -38,6 +39,7 @@ class Box:
     hue: str  # the other params' values (the colour); "" for a one-param panel
     values: np.ndarray
     by_method: dict[str, np.ndarray] = field(default_factory=dict)
+    cells: pl.DataFrame | None = None  # model, method, country, question, metric: the paired test's input
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,20 @@ def file_name(metric: str, keys: Sequence[str]) -> str:
 def _box(frame: pl.DataFrame, metric: str, label: str, cluster: str, hue: str) -> Box:
     methods = {m: g[metric].to_numpy() for (m,), g in frame.group_by(["method"], maintain_order=True)}
     return Box(label=label, cluster=cluster, hue=hue, values=frame[metric].to_numpy(),
-               by_method=dict(sorted(methods.items())))
+               by_method=dict(sorted(methods.items())),
+               cells=frame.select("model", "method", "country", "question", metric))
 
 
-def panels(cells: pl.DataFrame, keys: Sequence[str], metric: str) -> list[Panel]:
-    """``cells``: every experiment's cells with one column per varying param (``keys``)."""
+def panels(cells: pl.DataFrame, keys: Sequence[str], metric: str, test: str = PAIRED) -> list[Panel]:
+    """``cells``: every experiment's cells with one column per varying param (``keys``);
+    ``test``: ``paired`` (clustered by question) or ``mann-whitney`` (unpaired)."""
     out = []
     for key in keys:
         boxes = [_box(g, metric, value, value, "")
                  for (value,), g in cells.group_by([key], maintain_order=True)]
         # lowest median first: the best value reads off the left end, as in Figure 5
         boxes.sort(key=lambda b: (float(np.median(b.values)), b.label))
-        out.append(_panel((key,), boxes, metric))
+        out.append(_panel((key,), boxes, metric, test))
     if len(keys) > 1:
         rest = list(keys[1:])
         combos = cells.select(*keys).unique().sort(list(keys)).rows()
@@ -98,12 +102,13 @@ def panels(cells: pl.DataFrame, keys: Sequence[str], metric: str) -> list[Panel]
                    else ", ".join(f"{k}={v}" for k, v in zip(rest, combo[1:], strict=True)))
             label = ", ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
             boxes.append(_box(sub, metric, label, combo[0], hue))
-        out.append(_panel(tuple(keys), boxes, metric))
+        out.append(_panel(tuple(keys), boxes, metric, test))
     return out
 
 
-def _panel(keys: tuple[str, ...], boxes: list[Box], metric: str) -> Panel:
-    tests = pairwise_tests({b.label: b.values for b in boxes})
+def _panel(keys: tuple[str, ...], boxes: list[Box], metric: str, test: str = PAIRED) -> Panel:
+    tests = (paired_pairwise_tests({b.label: b.cells for b in boxes if b.cells is not None}, metric)
+             if test == PAIRED else pairwise_tests({b.label: b.values for b in boxes}))
     return Panel(keys=keys, file=file_name(metric, keys), boxes=boxes, tests=tests, metric=metric)
 
 

@@ -10,11 +10,19 @@ import numpy as np
 import polars as pl
 
 from valuesim.compare.figures import Panel
+from valuesim.compare.significance import MANN_WHITNEY, PAIRED
 from valuesim.methods import method_label
 from valuesim.report.html_page import Figure, page, table
 
+#: how each test is named in captions, table headings and findings
+TEST_WORDS = {
+    PAIRED: "paired test clustered by question (two-sided sign-flip permutation test over questions "
+            "on the cells both boxes score)",
+    MANN_WHITNEY: "unpaired two-sided Mann-Whitney U (the paper's test; ignores that the boxes share cells)",
+}
 
-def caption(panel: Panel, metric: str, drawn: int, hue_method: bool) -> str:
+
+def caption(panel: Panel, metric: str, drawn: int, hue_method: bool, test: str = PAIRED) -> str:
     """What a panel shows, in the paper's words where it is one of the paper's figures."""
     shown = _shown(metric)
     what = (f"Each box is the per-cell {shown} (one cell: a model, method, country and question) "
@@ -25,7 +33,7 @@ def caption(panel: Panel, metric: str, drawn: int, hue_method: bool) -> str:
     pooled = "; methods side by side" if hue_method else "; methods pooled; diamond: the mean"
     which = ("every pair" if drawn == panel.tests.height
              else f"the {drawn} significant pairs of {panel.tests.height}")
-    tests = (f"; brackets: {which}, Benjamini-Hochberg-corrected two-sided Mann-Whitney U "
+    tests = (f"; brackets: {which}, Benjamini-Hochberg-corrected {TEST_WORDS[test]} "
              "(**** p < 1e-4, *** < 1e-3, ** < 1e-2, * < 0.05, ns)" if drawn
              else "; the pairwise tests are in the test table")
     paper = f"{panel.paper} of the paper. " if panel.paper else ""
@@ -36,17 +44,20 @@ def _shown(metric: str) -> str:
     return "MAE" if metric == "mae" else metric
 
 
-def _test_rows(tests: pl.DataFrame) -> pl.DataFrame:
+def _test_rows(tests: pl.DataFrame, test: str = PAIRED) -> pl.DataFrame:
     """The test table as the page shows it: p-values in scientific notation (most
-    are far below what four decimals show), no repeated group columns."""
+    are far below what four decimals show), no repeated group columns, only the
+    chosen test's columns."""
+    shown = (("n_cells", "n_questions", "n_unmatched", "diff", "ci_lo", "ci_hi") if test == PAIRED
+             else ("n1", "n2", "diff", "U"))
     return tests.select(
-        "figure", "pair", "n1", "n2", "U",
+        "figure", "pair", *shown,
         *(pl.col(c).map_elements(lambda v: f"{v:.3g}", return_dtype=pl.Utf8).alias(c) for c in ("p", "p_BH")),
         "stars",
     )
 
 
-def findings(panels: Sequence[Panel], metric: str) -> list[str]:
+def findings(panels: Sequence[Panel], metric: str, test: str = PAIRED) -> list[str]:
     lines = []
     for p in panels:
         medians = sorted((float(np.median(b.values)), b.label) for b in p.boxes)
@@ -54,7 +65,7 @@ def findings(panels: Sequence[Panel], metric: str) -> list[str]:
         lines.append(
             f"{' x '.join(p.keys)}: lowest median {_shown(metric)} {medians[0][1]} ({medians[0][0]:.4f}), "
             f"highest {medians[-1][1]} ({medians[-1][0]:.4f}); {sig} of {p.tests.height} pairs differ "
-            "at BH-adjusted p < 0.05"
+            f"at BH-adjusted p < 0.05 ({'paired, clustered by question' if test == PAIRED else 'Mann-Whitney U, unpaired'})"
         )
     return lines
 
@@ -62,12 +73,19 @@ def findings(panels: Sequence[Panel], metric: str) -> list[str]:
 def render(
     *, panels: Sequence[Panel], drawn: Mapping[str, int], folder: Path, metric: str, hue_method: bool,
     experiments: pl.DataFrame, tests: pl.DataFrame, shared: Mapping[str, str], methods: Sequence[str],
-    left_out: Sequence[str], notes: Sequence[str],
+    left_out: Sequence[str], notes: Sequence[str], test: str = PAIRED,
 ) -> str:
     caveats = [
-        "Mann-Whitney U treats two boxes as independent samples, as the paper does; the boxes "
-        "hold the same (model, country, question) cells under different settings, so a paired "
-        "test would have more power.",
+        ("The tests pair the boxes on the (model, method, country, question) cells both score "
+         "(a box pooling several experiments gives a cell the mean over them; cells only one box "
+         "scores are left out, n_unmatched). Per question the differences are averaged over "
+         "the shared cells, and the test and the 95% interval of the mean difference (a - b; "
+         "bootstrap resampling questions) treat the questions as the independent units, since "
+         "a question's cells move together across countries." if test == PAIRED else
+         "Mann-Whitney U treats two boxes as independent samples, as the paper does; the boxes "
+         "hold the same (model, country, question) cells under different settings, so it is "
+         "unpaired and misses small differences the default paired test (clustered by question) "
+         "finds: rerun without --test mann-whitney for it."),
         "The Benjamini-Hochberg correction runs over the pairs of one figure.",
     ]
     if metric == "mae":
@@ -84,12 +102,12 @@ def render(
                   f"and params.yaml; methods compared: {', '.join(method_label(m) for m in methods)}.")
     return page(
         title="Comparison of experiments",
-        findings=findings(panels, metric),
+        findings=findings(panels, metric, test),
         provenance=provenance,
         params_yaml="\n".join(f"{k}: {v}" for k, v in shared.items()),
         tables=[("Experiments (labelled by the params that differ)", table(experiments, 4)),
-                ("Mann-Whitney U tests (two-sided, BH-corrected per figure; tests.csv)", table(_test_rows(tests), 1))],
-        figures=[Figure(folder / p.file, caption(p, metric, drawn[p.file], hue_method)) for p in panels],
+                (f"Tests: {TEST_WORDS[test]}, BH-corrected per figure (tests.csv)", table(_test_rows(tests, test), 4))],
+        figures=[Figure(folder / p.file, caption(p, metric, drawn[p.file], hue_method, test)) for p in panels],
         caveats=caveats,
         notes=list(notes),
     )

@@ -58,7 +58,10 @@ Sampled replies (``from_samples``, rule ``answer_start``): a reply counts for an
 answer when it is the answer or starts with it followed by a non-alphanumeric
 character (:func:`parse_reply`). Unlike the exact rule, which counts any
 continuation that does not make a longer admissible answer, a reply "15" on a 1-10
-scale counts for no answer here (it is not "1" followed by a separator).
+scale counts for no answer here (it is not "1" followed by a separator): for integer
+answers this is the local provider's ``leading_integer`` reading, which the API
+providers do not offer for log-probabilities (it needs the next-token distribution
+after every answer, not only after the prefixes of longer ones).
 
 Verbalized distributions (``from_verbalized``) are what the model states; their
 rule is :data:`~valuesim.llm.types.STATED`.

@@ -6,7 +6,14 @@ probabilities"), all read from the same forward pass:
 - ``answer_start`` (default): the reply begins with the answer's tokens and the
   next token does not continue them into a longer admissible answer:
   P(tokens) x (1 - P(next token extends it)). On a 1-10 scale "1" then "." or
-  end-of-turn counts as 1, "1" then "0" as 10.
+  end-of-turn counts as 1, "1" then "0" as 10, and "1" then "5" (a reply "15",
+  which is no admissible answer) also counts as 1: only continuations into a
+  longer *admissible* answer are taken away.
+- ``leading_integer``: as ``answer_start``, and an answer that ends in a digit also
+  loses every next token that begins with a digit, so it counts only when the
+  reply's whole leading integer is that answer: "15" is no answer on a 1-10 scale;
+  "1.", "1 " and "1" then end-of-turn count as 1. The digit tokens are read off the
+  vocabulary (:func:`digit_tokens`).
 - ``answer_eot``: the reply is the answer and then ends: P(tokens) x P(end-of-turn).
 - ``first_token``: P(the answer's first token) alone.
 
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +68,8 @@ class AnswerTrie:
     probability is then taken away (the tokens that would continue the answer into
     a longer admissible one; slot -1 and no tokens when there are none).
     ``first`` holds each answer's first token (coverage of ``first_token`` counts a
-    token shared by several answers once).
+    token shared by several answers once). Under ``leading_integer`` the stop tokens
+    also hold every token that begins with a digit, for answers that end in one.
     """
 
     sequences: tuple[tuple[int, ...], ...]
@@ -76,9 +84,16 @@ def build_trie(
     sequences: Sequence[tuple[int, ...]],
     rule: AnswerRule = "answer_eot",
     end: int | None = None,
+    *,
+    digits: Collection[int] = (),
+    numeric: Sequence[bool] | None = None,
 ) -> AnswerTrie:
     """The trie of ``sequences`` (answer tokens, without any end-of-turn token) read
     under ``rule``; ``answer_eot`` appends ``end`` to every sequence.
+
+    ``leading_integer`` needs ``digits``, the token ids that begin with a digit
+    (:func:`digit_tokens`), and ``numeric``, whether each answer ends in a digit
+    (all of them when None); such an answer also stops at any of ``digits``.
 
     For backward compatibility, ``answer_eot`` without ``end`` takes the sequences
     as already ending with their end-of-turn token.
@@ -88,10 +103,15 @@ def build_trie(
         seqs = [(*q, end) for q in seqs]
     if rule == "first_token":
         seqs = [q[:1] for q in seqs]
+    if rule == "leading_integer" and not digits:
+        raise ValueError("the leading_integer rule needs the vocabulary's digit tokens")
+    ends_in_digit = [True] * len(seqs) if numeric is None else list(numeric)
     stop_tokens: list[tuple[int, ...]] = []
-    if rule == "answer_start":
-        for q in seqs:
+    if rule in ("answer_start", "leading_integer"):
+        for q, digit in zip(seqs, ends_in_digit, strict=True):
             nxt = {o[len(q)] for o in seqs if len(o) > len(q) and o[: len(q)] == q}
+            if rule == "leading_integer" and digit:
+                nxt |= set(digits)
             stop_tokens.append(tuple(sorted(nxt)))
     ctx_index: dict[tuple[int, ...], int] = {}
     for seq in seqs:
@@ -138,6 +158,23 @@ def prompt_token_ids(tok: Any, messages: Sequence[ChatMessage]) -> list[int]:
     return _ids(tok, _render(tok, messages, generation_prompt=True))
 
 
+def digit_tokens(tok: Any) -> frozenset[int]:
+    """Ids of the tokens whose text begins with an ASCII digit ("5", "05", "1st"; not
+    " 5"): the next tokens that would make a reply's leading integer longer."""
+    key = id(tok)
+    if key not in _DIGIT_TOKENS:
+        texts = tok.batch_decode([[t] for t in range(len(tok))])
+        _DIGIT_TOKENS[key] = (
+            tok,
+            frozenset(t for t, text in enumerate(texts) if text[:1].isascii() and text[:1].isdigit()),
+        )
+    return _DIGIT_TOKENS[key][1]
+
+
+# id(tokenizer) -> (tokenizer, its digit tokens); the tokenizer is kept so its id stays its own
+_DIGIT_TOKENS: dict[int, tuple[Any, frozenset[int]]] = {}
+
+
 def answer_trie(
     lm: LoadedModel,
     messages: Sequence[ChatMessage],
@@ -181,6 +218,9 @@ def answer_trie(
         seqs.append(seq)
     if len(set(seqs)) != len(seqs) or any(not q for q in seqs):
         raise ProviderError(f"answers {list(answers)} tokenise identically; make them distinct")
+    if rule == "leading_integer":
+        numeric = [a.strip()[-1:].isascii() and a.strip()[-1:].isdigit() for a in answers]
+        return build_trie(seqs, rule, end_token, digits=digit_tokens(tok), numeric=numeric)
     return build_trie(seqs, rule, end_token)
 
 
@@ -356,7 +396,7 @@ def answer_logprobs(trie: AnswerTrie, logp: np.ndarray) -> tuple[np.ndarray, flo
     with one of the answers' first tokens, each token counted once).
     """
     per_answer = np.array([sum(logp[slot, tok] for slot, tok in steps) for steps in trie.steps])
-    if trie.rule == "answer_start":
+    if trie.rule in ("answer_start", "leading_integer"):
         for a, (slot, nxt) in enumerate(trie.stops):
             if nxt:
                 extend = float(np.exp(logp[slot, list(nxt)]).sum())

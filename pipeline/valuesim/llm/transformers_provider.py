@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CAPABILITIES = Capabilities(
     logprobs=True, top_logprobs=0, sampling=False, text_generation=True, batch_api=False,
     # exact scoring reads every rule off the same forward pass; answer_start is the default
-    answer_rules=("answer_start", "answer_eot", "first_token"),
+    answer_rules=("answer_start", "answer_eot", "first_token", "leading_integer"),
 )
 
 

@@ -18,8 +18,11 @@ Estimator = Literal["logprobs", "top_logprobs", "sampling", "verbalized"]
 #: What an answer's probability measures, whatever the estimator (README, "Answer
 #: probabilities"): ``answer_start`` the reply begins with the answer and does not go
 #: on into a longer admissible answer; ``answer_eot`` the reply is the answer and then
-#: ends; ``first_token`` the answer's first token alone.
-AnswerRule = Literal["answer_start", "answer_eot", "first_token"]
+#: ends; ``first_token`` the answer's first token alone; ``leading_integer`` like
+#: ``answer_start``, but an integer answer counts only when the reply's whole leading
+#: integer is that answer (the next token does not begin with a digit: "15" is no
+#: answer on a 1-10 scale).
+AnswerRule = Literal["answer_start", "answer_eot", "first_token", "leading_integer"]
 ANSWER_RULES: tuple[AnswerRule, ...] = get_args(AnswerRule)
 #: Recorded on rows whose probabilities the model wrote out itself (verbalized).
 STATED = "stated"

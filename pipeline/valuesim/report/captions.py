@@ -34,7 +34,8 @@ CAVEATS = (
 MAE_HEATMAP = ("Figure 11. MAE by country and method, averaged over questions; the first column is "
                "the MAE over all countries (each country weighs the same). Bold marks the best "
                "method per model and column, * a significant advantage over every other method in "
-               "that country (Wilcoxon signed-rank across questions, p<0.05). With two or more models "
+               "that country (Wilcoxon signed-rank across questions, Benjamini-Hochberg-adjusted p<0.05 over "
+               "every per-country test of the model: methods and references, all countries). With two or more models "
                "the top rows are the ensemble: for each method, country and question the mean of the "
                "models' predicted distributions, scored like a model. Below the line, in italics, the "
                "references (no model): the scale midpoint, uniform answers and the pooled answers of "
@@ -51,18 +52,36 @@ TEMPERATURE = ("Figure 9. MAE and Wasserstein distance vs a common "
                "temperature: plain (A, B) vs mean-preserving scaling (C, D); bands are 95% "
                "bootstrap CIs over (country, question) cells; dashed line T = 1.")
 SAMPLE_SIZE = ("Figure 3. MAE vs personas per country; band: "
-               "range over repeated random subsamples. Dashed: the sampling floor, what a "
-               "perfect simulator (each sampled respondent giving their own answers) scores "
-               "with that many personas; band 2.5-97.5% over resamples.")
+               "range over repeated random subsamples. Dotted: the persona-information floor, what a "
+               "perfect simulator of that many personas scores (each persona answering the mean "
+               "answer of respondents with the same persona items, estimated on the survey with "
+               "cross-fitting): the floor a persona method is read against. Dashed: the "
+               "actual-answer floor, the error of that many respondents' own answers (what asking "
+               "them would give; higher, because one answer varies far more than a persona's "
+               "expected answer). Bands 2.5-97.5% over resamples.")
 
 RESULTS_HEADING = ("Scores per model and method, and the references below them (MAE with 95% "
-                   "bootstrap CI over countries; coverage: probability on admissible answers under "
-                   "the answer rule, mean and 5th percentile over answers; floor: the sampling "
-                   "floor at the run's personas per country, ± SD over resamples; plain: plain "
-                   "temperature scaling fitted like the calibration)")
-FLOORS_HEADING = ("Noise floors: a perfect simulator with n personas per country (mean, SD and "
-                  "2.5-97.5% over resamples), and the human split-half")
-TEMPERATURES_HEADING = "Fitted calibration temperatures"
+                   "bootstrap CI that resamples the countries' MAEs, questions held fixed; coverage: probability on admissible answers under "
+                   "the answer rule, mean and 5th percentile over answers; floors at the run's "
+                   "personas per country N, ± SD over resamples: persona-information, what a perfect "
+                   "simulator of N personas would score, and actual-answer, the error of N "
+                   "respondents' own answers; plain: plain temperature scaling fitted like the "
+                   "calibration)")
+FLOORS_HEADING = ("Noise floors (mean, SD and 2.5-97.5% over resamples of n personas per country): "
+                  "the persona-information floor, the error of a perfect simulator of n personas "
+                  "(E[answer | persona items] estimated on the survey by cross-fitted ridge "
+                  "regression); the actual-answer floor, the error of n respondents' own answers; the "
+                  "human split-half, two halves of each country's respondents against each other, and "
+                  "the human sampling noise it implies (split-half / 2: the error a perfect predictor "
+                  "of the population has against the full sample)")
+TEMPERATURES_HEADING = ("Fitted calibration temperatures (leave-one-question-out; the search includes the "
+                        "T → ∞ limit, shown as inf; \"T identified: no\" means the objective is lowest at "
+                        "the limit, or at the lowest grid point, which is then a bound)")
+PAIRED_HEADING = ("Paired tests clustered by question (data/eval/paired_tests.parquet): a - b on the "
+                  "cells both score, averaged over countries per question; 95% CI: percentile "
+                  "bootstrap resampling questions; p: two-sided sign-flip permutation test over "
+                  "questions; p_bh: Benjamini-Hochberg over the model's rows. The paper's unpaired "
+                  "Mann-Whitney U between methods is in data/eval/mann_whitney.parquet, labelled unpaired")
 
 
 def per_question(y: str, x: str, n_models: int = 1) -> str:
@@ -73,18 +92,22 @@ def per_question(y: str, x: str, n_models: int = 1) -> str:
             f"diagonal: {x} prompting has the larger error.")
 
 
-def sampled_map(sample: pl.DataFrame, seed: int) -> str:
-    """Figure 1B's caption, with the counts actually drawn."""
+def sampled_map(sample: pl.DataFrame, seed: int, bias: pl.DataFrame | None = None) -> str:
+    """Figure 1B's caption, with the counts actually drawn and the independence bias
+    (``bias``: the evaluate stage's joint vs item-by-item human spread, None if absent)."""
+    from valuesim.report.map_text import independence_sentence
+
     n = sample.group_by(["model", "method", "country"]).len()["len"]
     count = f"{int(n.max()):,}" if n.len() else "0"
     return ("Figure 1B. Four selected countries spread over the map (farthest apart on it). "
-            "Shading: density of the human respondents' positions (weighted Gaussian kernel). "
+            "Shading: density of the human respondents' positions as they answered (weighted "
+            "Gaussian kernel; context). "
             f"Markers: up to {count} sampled model respondents per method and country (seed "
             f"{seed}), many on the same spot. The model gives a distribution per item, not joint "
             "answers: each sampled respondent draws a persona of the country, then one answer per "
             "item from it independently (the post-materialist second choice given the first), and "
             "is placed with the same transform as the humans. The spread shows what the marginals "
-            "imply, not how the model's answers co-vary.")
+            "imply, not how the model's answers co-vary. " + independence_sentence(bias, sample))
 
 
 def missing_figures(

@@ -83,23 +83,31 @@ def mae_by_model(by_country: pl.DataFrame, order: Sequence[str], specs: Mapping[
     save_figure(fig, path)
 
 
-def _density(ax, humans: pl.DataFrame, lim: tuple[float, float, float, float]) -> None:
-    """Shaded weighted Gaussian KDE of the human respondents' positions."""
+def _density(ax, humans: pl.DataFrame, lim: tuple[float, float, float, float], *, lines: bool = False) -> None:
+    """Weighted Gaussian KDE of the human respondents' positions: shaded, or as dashed
+    contour lines (``lines``, the humans drawn item by item)."""
     from scipy.stats import gaussian_kde
 
     xy = humans.select("self_expression", "secular").to_numpy().T
     if xy.shape[1] < 3 or np.linalg.matrix_rank(np.cov(xy)) < 2:
-        ax.scatter(xy[0], xy[1], s=4, color="grey", alpha=0.3)
+        if not lines:
+            ax.scatter(xy[0], xy[1], s=4, color="grey", alpha=0.3)
         return
     kde = gaussian_kde(xy, weights=humans["weight"].to_numpy())
     gx, gy = np.meshgrid(np.linspace(lim[0], lim[1], 120), np.linspace(lim[2], lim[3], 120))
     z = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-    ax.contourf(gx, gy, z, levels=8, cmap="Greys", alpha=0.75)
+    if lines:
+        ax.contour(gx, gy, z, levels=5, colors="black", linestyles="dashed", linewidths=0.8)
+    else:
+        ax.contourf(gx, gy, z, levels=8, cmap="Greys", alpha=0.75)
 
 
-def sampled_map(humans: pl.DataFrame, sample: pl.DataFrame, order: Sequence[str], path: Path) -> None:
+def sampled_map(humans: pl.DataFrame, sample: pl.DataFrame, order: Sequence[str], path: Path,
+                independent: pl.DataFrame | None = None) -> None:
     """Figure 1B: a row per model (in ``order``), a panel per country; the human density
-    shaded, each method's sampled respondents as markers (overlapping ones pile up)."""
+    shaded (as they answered: context), the human respondents drawn item by item as the
+    model respondents are (``independent``, the like-for-like reference) as dashed
+    contours, each method's sampled respondents as markers (overlapping ones pile up)."""
     plt = _plt()
     countries = sorted(set(humans["country"].to_list()) | set(sample["country"].to_list()))
     models = [m for m in order if m in set(sample["model"].to_list())]
@@ -115,6 +123,8 @@ def sampled_map(humans: pl.DataFrame, sample: pl.DataFrame, order: Sequence[str]
         for c, country in enumerate(countries):
             ax = axes[r, c]
             _density(ax, humans.filter(pl.col("country") == country), lim)
+            if independent is not None and independent.height:
+                _density(ax, independent.filter(pl.col("country") == country), lim, lines=True)
             for k, method in enumerate(methods):
                 pts = sample.filter((pl.col("model") == model) & (pl.col("method") == method)
                                     & (pl.col("country") == country))
@@ -130,10 +140,18 @@ def sampled_map(humans: pl.DataFrame, sample: pl.DataFrame, order: Sequence[str]
             if c == 0:
                 ax.set_ylabel("traditional ← → secular")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    legend = fig.legend(handles, [lab.split(" (")[0] for lab in labels], loc="lower center",
-                        ncol=max(1, len(methods)), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    labels = [lab.split(" (")[0] for lab in labels]
+    if independent is not None and independent.height:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="black", ls="--", lw=0.8))
+        labels.append("humans drawn item by item (like for like)")
+    legend = fig.legend(handles, labels, loc="lower center",
+                        ncol=max(1, len(labels)), frameon=False, bbox_to_anchor=(0.5, -0.02))
     for h in legend.legend_handles:
         h.set_alpha(1.0)
-    fig.suptitle("Sampled model respondents (markers) over the human respondents' density (shading)")
+    fig.suptitle("Sampled model respondents (markers) over the human respondents' density (shading: as "
+                 "they answered; dashed: drawn item by item)" if independent is not None and independent.height
+                 else "Sampled model respondents (markers) over the human respondents' density (shading)")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     save_figure(fig, path)

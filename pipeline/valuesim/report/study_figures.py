@@ -80,7 +80,7 @@ def mae_heatmap(
 ) -> None:
     """Figure 11: MAE per country x (model, method), with a first column "all" (the
     mean over countries). Bold = best method for that (model, country), * = better than
-    every other method at p < 0.05 (Wilcoxon; not for "all"). Model ``ensemble`` rows
+    every other method at BH-adjusted p < 0.05 (per-country Wilcoxon, ``p_bh``; not for "all"). Model ``ensemble`` rows
     (two or more models) come first; models follow in ``order``. Reference rows
     (``references``, model "reference") sit below a line, in italics, and never take
     the bold or the star: they are what the methods are read against."""
@@ -130,7 +130,7 @@ def mae_heatmap(
     ax.set_xticks(range(len(columns)), ["all countries", *countries])
     labels = [_run(m, k, n_models) for m, k in runs] + [f"reference: {k}" for _, k in ref_runs]
     ax.set_yticks(range(len(rows)), labels)
-    ax.set_title("MAE by country and method (bold: best method; *: p<0.05 vs every other method)")
+    ax.set_title("MAE by country and method (bold: best method; *: BH-adjusted p<0.05 vs every other method)")
     fig.colorbar(im, ax=ax, label="MAE (normalized by range)", shrink=0.8)
     fig.tight_layout()
     save_figure(fig, path)
@@ -145,7 +145,8 @@ def _significantly_best(wilcoxon: pl.DataFrame, model: str, country: str, method
     )
     if rows.is_empty():
         return False
-    return bool(((rows["better"] == method) & (rows["p_value"] < 0.05)).all())
+    p = rows["p_bh"] if "p_bh" in rows.columns else None  # an older table: no correction, no star
+    return p is not None and bool(((rows["better"] == method) & (p < 0.05)).all())
 
 
 def mae_by_country(by_country: pl.DataFrame, path: Path) -> None:
@@ -220,11 +221,14 @@ def temperature_curves(temperature: pl.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFrame | None = None) -> None:
+def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFrame | None = None,
+                      persona_floor: pl.DataFrame | None = None) -> None:
     """Figure 3: MAE vs number of personas; band = range over repeated subsamples.
 
-    ``floor`` (n, repeat, country, mae) adds the sampling floor: what a perfect
-    simulator would score with n personas, with its 2.5-97.5% band over resamples.
+    ``floor`` (n, repeat, country, mae) adds the actual-answer floor: the error of n
+    respondents' own answers; ``persona_floor`` (method, n, repeat, country, mae) the
+    persona-information floor of each persona method: what a perfect simulator of n
+    personas would score. Each with its 2.5-97.5% band over resamples.
     """
     plt = _plt()
     n_models = sample_sizes["model"].n_unique()
@@ -232,28 +236,35 @@ def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFram
     stats = per_rep.group_by(["model", "method", "n"]).agg(
         pl.col("mae").mean().alias("mean"), pl.col("mae").min().alias("lo"), pl.col("mae").max().alias("hi")
     ).sort(["model", "method", "n"])
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
     for i, ((model, method), grp) in enumerate(stats.group_by(["model", "method"], maintain_order=True)):
         color = PALETTE[i % len(PALETTE)]
         n = grp["n"].to_numpy()
         ax.plot(n, grp["mean"].to_numpy(), marker="o", color=color, label=_run(model, method, n_models))
         ax.fill_between(n, grp["lo"].to_numpy(), grp["hi"].to_numpy(), color=color, alpha=0.15)
     sizes = sorted(stats["n"].unique().to_list())
-    if floor is not None and floor.height:
-        f = (floor.filter(pl.col("n").is_in(sizes)).group_by(["n", "repeat"]).agg(pl.col("mae").mean())
+
+    def band(frame: pl.DataFrame, style: str, color: str, label: str) -> None:
+        f = (frame.filter(pl.col("n").is_in(sizes)).group_by(["n", "repeat"]).agg(pl.col("mae").mean())
              .group_by("n").agg(pl.col("mae").mean().alias("mean"),
                                 pl.col("mae").quantile(0.025, "linear").alias("lo"),
                                 pl.col("mae").quantile(0.975, "linear").alias("hi")).sort("n"))
         n = f["n"].to_numpy()
-        ax.plot(n, f["mean"].to_numpy(), ls="--", marker="x", color="black",
-                label="sampling floor (perfect simulator)")
-        ax.fill_between(n, f["lo"].to_numpy(), f["hi"].to_numpy(), color="black", alpha=0.1)
+        ax.plot(n, f["mean"].to_numpy(), ls=style, marker="x", color=color, label=label)
+        ax.fill_between(n, f["lo"].to_numpy(), f["hi"].to_numpy(), color=color, alpha=0.1)
+
+    if floor is not None and floor.height:
+        band(floor, "--", "black", "actual-answer floor (n respondents' own answers)")
+    if persona_floor is not None and persona_floor.height:
+        for (method,), grp in persona_floor.group_by(["method"], maintain_order=True):
+            band(grp, ":", "dimgray", f"persona-information floor ({method}: perfect simulator of n personas)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("personas sampled per country")
     ax.set_ylabel("MAE (mean over countries)")
     ax.set_title("MAE vs number of personas (band: range over random subsamples)")
-    ax.legend(fontsize=8, frameon=False)
+    # below the axes: the floors' long labels would cover the curves inside them
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path)

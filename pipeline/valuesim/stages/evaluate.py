@@ -14,12 +14,14 @@ import polars as pl
 from valuesim import artifacts
 from valuesim.analysis.blocks import simulated_runs
 from valuesim.analysis.evaluation import evaluate
+from valuesim.analysis.persona_information import PersonaFeatures, method_features
 from valuesim.config import Params
 from valuesim.culturalmap.positions import map_positions
 from valuesim.culturalmap.sampled_respondents import (
     HUMAN_SCHEMA,
     POSITION_SCHEMA,
     human_positions,
+    independent_human_positions,
     sampled_positions,
     spread_countries,
 )
@@ -49,6 +51,20 @@ def explicit_batteries(params: Params) -> dict[str, str]:
     return {i.id: i.battery for i in load_bank(path).items if i.battery}
 
 
+def persona_features(params: Params) -> dict[str, PersonaFeatures]:
+    """What each persona method of the study states (its persona-information floor), from
+    the question bank; empty for a study assembled without the bank."""
+    from pathlib import Path
+
+    from valuesim.survey.bank import load_bank
+
+    path = Path(params.data.questions)
+    if not path.exists():
+        return {}
+    bank = load_bank(path)
+    return {m: f for m in params.simulate.methods if (f := method_features(m, bank)) is not None}
+
+
 def run(params: Params, **_: object) -> None:
     from valuesim.methods import persona_kind
 
@@ -62,6 +78,7 @@ def run(params: Params, **_: object) -> None:
         answers={key: artifacts.read_parquet(path, "simulate") for key, path in runs.items()},
         persona_methods={m for m in params.simulate.methods if persona_kind(m)[0]},
         an=params.analysis, persona_seed=params.personas.seed, batteries=explicit_batteries(params),
+        persona_features=persona_features(params),
     )
     # a map-answer file is read only when there is a map to place it on
     transform = IWTransform.load(MAP_TRANSFORM) if MAP_TRANSFORM.exists() else None
@@ -77,15 +94,19 @@ def run(params: Params, **_: object) -> None:
     # Figure 1B: sampled model respondents and the human respondents of four selected
     # countries spread over the map, both projected with the map's transform (empty
     # tables when there is nothing to sample or no map items in the respondents: the
-    # report says why)
+    # report says why); the human respondents also drawn item by item, as the model
+    # respondents are, are the like-for-like reference (map_humans_independent)
     sample, humans = pl.DataFrame(schema=POSITION_SCHEMA), pl.DataFrame(schema=HUMAN_SCHEMA)
+    independent = pl.DataFrame(schema=HUMAN_SCHEMA)
     if transform is not None and map_answers:
         panels = spread_countries(artifacts.read_csv(MAP_POSITIONS, "map"), artifacts.selected_countries())
         sample = sampled_positions(map_answers, transform, panels, params.analysis.seed)
         if set(transform.items) <= set(respondents.columns):
             humans = human_positions(respondents, transform, panels)
+            independent = independent_human_positions(respondents, transform, panels, params.analysis.seed)
     artifacts.write_parquet(sample, EVAL / "map_sample.parquet")
     artifacts.write_parquet(humans, EVAL / "map_humans.parquet")
+    artifacts.write_parquet(independent, EVAL / "map_humans_independent.parquet")
     for name, data in result.json.items():
         artifacts.write_json(data, EVAL / name)
     for name, frame in result.plots.items():

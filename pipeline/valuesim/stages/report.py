@@ -16,6 +16,7 @@ import yaml
 
 from valuesim import artifacts
 from valuesim.config import Params
+from valuesim.culturalmap.sampled_respondents import independence_bias
 from valuesim.paths import (
     CALIBRATED,
     EVAL,
@@ -31,15 +32,19 @@ from valuesim.paths import (
 from valuesim.report import captions
 from valuesim.report import model_figures as mf
 from valuesim.report import study_figures as figs
+from valuesim.report.calibration_figure import CAPTION as CALIBRATION_CAPTION
+from valuesim.report.calibration_figure import calibration_objective, has_curves
 from valuesim.report.findings import country_spread, findings, temperature_edge_findings
 from valuesim.report.html_page import Figure, page, table
 from valuesim.report.intervals_section import intervals_section
+from valuesim.report.map_text import map_position_findings
 from valuesim.report.model_figures import model_order
 from valuesim.report.new_questions import new_questions_section
 from valuesim.report.shapley_figure import shapley_figure
 from valuesim.report.tables import (
     curve_runs,
     floor_table,
+    paired_tests_table,
     results_table,
     shown_params,
     temperature_table,
@@ -72,14 +77,18 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         made.append(Figure(out / "cultural_map.png", captions.map_caption(sim_pos)))
         notes += captions.map_notes(params, sim_pos)
     ref_by_country = artifacts.read_parquet(EVAL / "reference_by_country.parquet", "evaluate")
-    floor = artifacts.read_parquet(EVAL / "sampling_floor.parquet", "evaluate")
+    floor = artifacts.read_parquet(EVAL / "actual_answer_floor.parquet", "evaluate")
+    persona_floor = artifacts.read_parquet(EVAL / "persona_information_floor.parquet", "evaluate")
     models = [m for m in params.simulate.models if m in set(cells["model"].to_list())]
     order = model_order(models, params.models)
     sample = _optional(EVAL / "map_sample.parquet")
     humans = _optional(EVAL / "map_humans.parquet")
     if sample is not None and humans is not None and sample.height and humans.height:
-        mf.sampled_map(humans, sample, order, out / "sampled_map.png")
-        made.append(Figure(out / "sampled_map.png", captions.sampled_map(sample, params.analysis.seed)))
+        # the humans drawn item by item like the model respondents (older runs lack them)
+        independent = _optional(EVAL / "map_humans_independent.parquet")
+        bias = independence_bias(humans, independent) if independent is not None and independent.height else None
+        mf.sampled_map(humans, sample, order, out / "sampled_map.png", independent)
+        made.append(Figure(out / "sampled_map.png", captions.sampled_map(sample, params.analysis.seed, bias)))
     notes += captions.missing_figures(params, len(order), sample, humans)
     if len(order) > 1:
         mf.mae_by_model(by_country, order, params.models, out / "mae_by_model.png")
@@ -93,9 +102,13 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
     made.append(Figure(out / "normalized_variance.png", captions.NORMALIZED_VARIANCE))
     figs.temperature_curves(temperature, out / "temperature.png")
     made.append(Figure(out / "temperature.png", captions.TEMPERATURE))
+    temps = artifacts.read_json(CALIBRATED / "temperatures.json", "calibrate", keys=("temperatures",))["temperatures"]
+    if has_curves(temps):  # Figure 9B: the fit's own objective, up to T = infinity
+        calibration_objective(temps, out / "calibration_objective.png")
+        made.append(Figure(out / "calibration_objective.png", CALIBRATION_CAPTION))
     curve = curve_runs(sample_sizes)
     if curve.height:
-        figs.sample_size_curve(curve, out / "sample_size.png", floor)
+        figs.sample_size_curve(curve, out / "sample_size.png", floor, persona_floor)
         made.append(Figure(out / "sample_size.png", captions.SAMPLE_SIZE))
     axes = captions.per_question_axes([c for c in per_q.columns if c not in ("model", "question")])
     if axes is not None:
@@ -126,21 +139,29 @@ def run(params: Params, **_: object) -> None:
         made, notes = _draw(params, out)
         spread, human_sd = country_spread(population, human)
         names = captions.model_names(params)
-        found = findings(summary, wilcoxon, spread, human_sd, synthetic, names, ref_summary, split_half)
+        paired = _optional(EVAL / "paired_tests.parquet")
+        found = findings(summary, wilcoxon, spread, human_sd, synthetic, names, ref_summary, split_half, paired)
         grid = temps_json.get("grid") or {}
         if grid:
             edges = temperature_edge_findings(temps, grid["min"], grid["max"], names)
             found = captions.insert_before_closing(found, edges, synthetic)
+        if MAP_POSITIONS.exists():  # where the map places the simulated countries, from this run
+            placed = map_position_findings(artifacts.read_csv(MAP_POSITIONS, "map"),
+                                           artifacts.read_parquet(EVAL / "map_positions.parquet", "evaluate"),
+                                           names)
+            found = captions.insert_before_closing(found, placed, synthetic)
         # only when data.new_questions asked something: otherwise the page is unchanged
         new = new_questions_section(NEW_QUESTIONS, temps, params, out)
         # always there: a run evaluated before intervals existed gets one line saying so
         trust = intervals_section(EVAL, NEW_QUESTIONS, out, bool(params.data.new_questions))
-        floors = floor_table(artifacts.read_parquet(EVAL / "sampling_floor.parquet", "evaluate"), split_half)
+        floors = floor_table(artifacts.read_parquet(EVAL / "actual_answer_floor.parquet", "evaluate"), split_half,
+                             artifacts.read_parquet(EVAL / "persona_information_floor.parquet", "evaluate"))
         text = page(
             title="valuesim study report", findings=found, provenance=captions.provenance(meta),
             params_yaml=yaml.safe_dump(shown_params(params), sort_keys=False), notes=notes,
             caveats=captions.CAVEATS,
             tables=[(captions.RESULTS_HEADING, table(results_table(summary, ref_summary))),
+                    *([(captions.PAIRED_HEADING, table(paired_tests_table(paired)))] if paired is not None else []),
                     (captions.FLOORS_HEADING, table(floors)),
                     (captions.TEMPERATURES_HEADING, table(temperature_table(temps)))],
             figures=made, sections=[s for s in (new, trust) if s is not None],
