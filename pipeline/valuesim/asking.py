@@ -116,6 +116,17 @@ class Calibration:
                 f"{self.path} (md5 {self.md5[:8]}, written {self.modified})")
 
 
+def summary_json(summary: object) -> dict[str, object]:
+    """A run summary dataclass (ask, pilot) as JSON: tuples as lists, the calibration
+    as its fields."""
+    out = {k: v for k, v in summary.__dict__.items() if k != "calibration"}
+    for key in ("countries", "questions", "notes"):
+        out[key] = list(out[key])
+    calibration = summary.__dict__.get("calibration")
+    out["calibration"] = None if calibration is None else dict(calibration.__dict__)
+    return out
+
+
 @dataclass(frozen=True)
 class AskSummary:
     """How one :func:`run_ask` went: what was asked, where from, what it cost."""
@@ -145,13 +156,7 @@ class AskSummary:
                 f"{self.provider_calls} calls, {self.wall_s:.1f}s")
 
     def to_json(self) -> dict[str, object]:
-        out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
-        out["countries"], out["questions"] = list(self.countries), list(self.questions)
-        out["notes"] = list(self.notes)
-        out["calibration"] = None if self.calibration is None else {
-            k: v for k, v in self.calibration.__dict__.items()
-        }
-        return out
+        return summary_json(self)
 
 
 @dataclass(frozen=True)

@@ -118,11 +118,9 @@ class PilotSummary:
                 f"calls, {self.wall_s:.1f}s")
 
     def to_json(self) -> dict[str, object]:
-        out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
-        out["countries"], out["questions"] = list(self.countries), list(self.questions)
-        out["notes"] = list(self.notes)
-        out["calibration"] = None if self.calibration is None else dict(self.calibration.__dict__)
-        return out
+        from valuesim.asking import summary_json
+
+        return summary_json(self)
 
 
 @dataclass(frozen=True)
