@@ -88,7 +88,7 @@ def _side(frame: pl.DataFrame, value: str, keys: Sequence[str]) -> pl.DataFrame:
     share cells) counts with its mean."""
     return (frame.select(*keys, pl.col(value).cast(pl.Float64))
             .filter(pl.col(value).is_not_null() & pl.col(value).is_finite())
-            .group_by(list(keys)).agg(pl.col(value).mean()))
+            .sort(list(keys)).group_by(list(keys), maintain_order=True).agg(pl.col(value).mean()))
 
 
 def question_differences(
@@ -103,8 +103,11 @@ def question_differences(
     """
     keys = [cluster, *units]
     left, right = _side(a, value, keys), _side(b, value, keys)
-    both = left.join(right, on=keys, how="inner", suffix="__b")
-    per_q = (both.group_by(cluster).agg(pl.col(value).mean().alias("a"), pl.col(f"{value}__b").mean().alias("b"))
+    # sorted before every mean: the join's and group_by's row order vary from run to run,
+    # and a float sum in another order differs in the last bits (DVC hashes the table)
+    both = left.join(right, on=keys, how="inner", suffix="__b").sort(keys)
+    per_q = (both.group_by(cluster, maintain_order=True)
+             .agg(pl.col(value).mean().alias("a"), pl.col(f"{value}__b").mean().alias("b"))
              .sort(cluster))
     a_q, b_q = per_q["a"].to_numpy().astype(np.float64), per_q["b"].to_numpy().astype(np.float64)
     return QuestionDifferences(
