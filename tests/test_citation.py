@@ -17,10 +17,11 @@ def test_citation_matches_the_package() -> None:
     assert cff["license"] == project["license"]
     paper = cff["preferred-citation"]
     assert paper["title"].startswith("Improving Cross-Cultural Survey Simulation")
-    assert [a["family-names"] for a in paper["authors"]][0] == "Abels"
+    assert next(a["family-names"] for a in paper["authors"]) == "Abels"
 
 
 def test_license_is_the_declared_one() -> None:
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert project["license"] == "MIT" and text.startswith("MIT License")
+    assert project["license"] == "MIT"
+    assert text.startswith("MIT License")
