@@ -106,10 +106,10 @@ def test_new_questions_get_their_own_section_calibrated_and_not_evaluated(study:
     _write_asked(study, params)
     report.run(params)
     page = (study / "reports/index.html").read_text()
-    start = page.index("<h2>New questions (not evaluated)</h2>")
-    section = page[start:page.index("<h2>", start + 1)]  # up to the next section
+    start = page.index(">New questions (not evaluated)</h2>")
+    section = page[start:page.index("<h2", start + 1)]  # up to the next section
     # after the evaluated figures, before the caveats
-    assert page.index("<h2>Figures</h2>") < page.index("<h2>New questions") < page.index("<h2>Caveats</h2>")
+    assert page.index(">Figures</h2>") < page.index(">New questions (not evaluated)</h2>") < page.index(">Caveats</h2>")
     assert "no human answers" in section
     assert "data/questions/mine.yaml" in section
     assert "Trust &lt;an AI&gt; &amp; its decisions?" in section  # the text, escaped

@@ -40,12 +40,14 @@ MAE_HEATMAP = ("Figure 11. MAE by country and method, averaged over questions; t
                "models' predicted distributions, scored like a model. Below the line, in italics, the "
                "references (no model): the scale midpoint, uniform answers and the pooled answers of "
                "the other countries.")
-MAE_BY_COUNTRY = "MAE of each method per country."
+REFERENCE_LINES_NOTE = (" Grey dashed: the scale-midpoint reference; green dash-dotted: the other countries' "
+                        "answers (no model); a method above a line does worse than it.")
+MAE_BY_COUNTRY = "MAE of each method per country, with each country's references." + REFERENCE_LINES_NOTE
 MAE_BY_MODEL = ("Figure 2. MAE per model (x axis) and country, one panel per prompting method. "
                 "Models run from the largest to the smallest (params models.<name>.size_b, billions "
                 "of parameters), proprietary ones (open: false) left of the dotted line and open ones "
                 "right of it; models that give neither are in name order. Each colored line is one "
-                "country, the black line the mean over countries.")
+                "country, the black line the mean over countries." + REFERENCE_LINES_NOTE)
 NORMALIZED_VARIANCE = ("Figures 4/10. Normalized variance per "
                        "(country, question) by method vs humans, before and after calibration.")
 TEMPERATURE = ("Figure 9. MAE and Wasserstein distance vs a common "
@@ -58,8 +60,15 @@ SAMPLE_SIZE = ("Figure 3. MAE vs personas per country; band: "
                "cross-fitting): the floor a persona method is read against. Dashed: the "
                "actual-answer floor, the error of that many respondents' own answers (what asking "
                "them would give; higher, because one answer varies far more than a persona's "
-               "expected answer). Bands 2.5-97.5% over resamples.")
+               "expected answer). Bands 2.5-97.5% over resamples." + REFERENCE_LINES_NOTE)
 
+SCOREBOARD_NOTE = ("Error: the mean absolute difference between simulated and human mean answers, divided "
+                   "by the scale's range, averaged over the study's countries and questions; 95% CI: "
+                   "bootstrap resampling the countries. vs best reference: the method's error minus the "
+                   "best reference's on the same cells, with its 95% CI and Benjamini-Hochberg-adjusted p "
+                   "(paired sign-flip test over questions). References need no model; floors are what "
+                   "perfect personas (or N real respondents) would score. Coverage: the share of the "
+                   "model's probability on admissible answers.")
 RESULTS_HEADING = ("Scores per model and method, and the references below them (MAE with 95% "
                    "bootstrap CI that resamples the countries' MAEs, questions held fixed; coverage: probability on admissible answers under "
                    "the answer rule, mean and 5th percentile over answers; floors at the run's "
@@ -89,7 +98,8 @@ def per_question(y: str, x: str, n_models: int = 1) -> str:
               "black points are the mean over models." if n_models > 1 else
               "Each point is one question's MAE, averaged over countries.")
     return (f"Figure 8. Per-question MAE, {y} vs {x} prompting. {points} Points above the "
-            f"diagonal: {x} prompting has the larger error.")
+            f"diagonal: {x} prompting has the larger error. The references' mean errors are drawn on both "
+            "axes (grey dashed: scale midpoint; green dash-dotted: other countries' answers).")
 
 
 def sampled_map(sample: pl.DataFrame, seed: int, bias: pl.DataFrame | None = None) -> str:

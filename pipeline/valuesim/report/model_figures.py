@@ -16,7 +16,7 @@ import polars as pl
 from valuesim.config import ModelSpec
 from valuesim.culturalmap.drawing import save_figure
 from valuesim.methods import method_label
-from valuesim.report.study_figures import MARKERS, PALETTE, _plt
+from valuesim.report.study_figures import MARKERS, PALETTE, _plt, draw_references
 
 ENSEMBLE = "ensemble"  # the model name of the evaluate stage's ensemble rows
 COUNTRY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -48,7 +48,7 @@ def _group_label(name: str, specs: Mapping[str, ModelSpec]) -> str:
 
 
 def mae_by_model(by_country: pl.DataFrame, order: Sequence[str], specs: Mapping[str, ModelSpec],
-                 path: Path) -> None:
+                 path: Path, references: dict[str, float] | None = None) -> None:
     """Figure 2: one panel per method; models along x in ``order``; a colored line per
     country and the black cross-country mean. The ensemble is not a model here."""
     plt = _plt()
@@ -76,6 +76,7 @@ def mae_by_model(by_country: pl.DataFrame, order: Sequence[str], specs: Mapping[
         ax.set_xlim(-0.5, len(order) - 0.5)
         ax.set_title(method_label(method))
         ax.grid(alpha=0.3)
+        draw_references(ax, references or {})
     axes[0, 0].set_ylabel("MAE (normalized by range)")
     axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("MAE per model and country (models by decreasing size; proprietary left of open)")

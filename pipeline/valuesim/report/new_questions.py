@@ -12,6 +12,7 @@ so the page is byte-identical to a study that never had the setting.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,10 @@ def item_table(rows: pl.DataFrame) -> pl.DataFrame:
         return "" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
 
     pred = [span(lo, hi) for lo, hi in rows.select("pred_low", "pred_high").iter_rows()]
-    persona = [span(lo, hi) for lo, hi in rows.select("persona_ci_low", "persona_ci_high").iter_rows()]
+    # one prompt per country (methods without personas) has no persona-to-persona spread:
+    # an "interval" [x, x] would claim a precision nobody measured
+    persona = [span(lo, hi) if (n or 0) > 1 else "one prompt: none"
+               for lo, hi, n in rows.select("persona_ci_low", "persona_ci_high", "n_personas").iter_rows()]
     return rows.with_columns(
         pl.Series("prediction (90%)", pred, dtype=pl.Utf8),
         pl.Series("persona 95% (simulation noise)", persona, dtype=pl.Utf8),
@@ -113,11 +117,14 @@ def item_figure(item: Mapping[str, Any], rows: pl.DataFrame, path: Path) -> None
     runs = rows.select("model", "method").unique(maintain_order=True).rows()
     several = len({m for m, _ in runs}) > 1
     codes = [a["code"] for a in item["answers"]]
-    ticks = [str(a["code"]) if a["label"] == str(a["code"]) else f"{a['code']}\n{a['label'][:14]}"
+    # whole labels, wrapped (cut ones overlapped and lost their meaning)
+    ticks = [str(a["code"]) if a["label"] == str(a["code"])
+             else f"{a['code']}\n" + textwrap.fill(str(a["label"]), 12, max_lines=4, placeholder="…")
              for a in item["answers"]]
     cols = min(5, len(countries))
     nrows = -(-len(countries) // cols)
-    width = max(0.35 * len(codes) * cols, 2.6 * cols)
+    # labelled ticks (at most 5 answers) need room for a wrapped 12-character line each
+    width = max((0.65 if len(codes) <= 5 else 0.35) * len(codes) * cols, 2.6 * cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(width, 2.7 * nrows + 0.8), squeeze=False,
                              sharey=True)
     x = np.arange(len(codes))

@@ -32,6 +32,39 @@ def _plt():
     return plt
 
 
+#: how the references are drawn on every error plot: (label, line style, colour); the
+#: uniform reference has the midpoint's means, so its MAE is the midpoint's and is not drawn
+REFERENCE_LINES = {
+    "midpoint": ("reference: scale midpoint", "--", "#555555"),
+    "other_countries": ("reference: other countries' answers", "-.", "#2E7D32"),
+}
+
+
+def reference_means(references: pl.DataFrame | None, column: str = "mae") -> dict[str, float]:
+    """Each drawn reference's error (reference_summary.parquet or a per-country table, averaged)."""
+    if references is None or references.is_empty():
+        return {}
+    means = dict(references.group_by("method").agg(pl.col(column).mean()).iter_rows())
+    # in REFERENCE_LINES' order: group_by's order varies, and the legend must not
+    return {k: float(means[k]) for k in REFERENCE_LINES if k in means}
+
+
+def draw_references(ax, refs: dict[str, float], *, vertical: bool = False) -> None:
+    """The references as labelled lines, and the axis stretched from 0 to include them."""
+    for key, value in refs.items():
+        label, style, color = REFERENCE_LINES[key]
+        line = ax.axvline if vertical else ax.axhline
+        line(value, ls=style, color=color, lw=1.2, label=f"{label} ({value:.3f})")
+    if refs:
+        top = max(refs.values())
+        if vertical:
+            lo, hi = ax.get_xlim()
+            ax.set_xlim(min(0.0, lo), max(hi, top * 1.08))
+        else:
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(min(0.0, lo), max(hi, top * 1.08))
+
+
 def _run(model: str, method: str, n_models: int) -> str:
     """A run's name in legends: the method's label, with the model when there are several."""
     label = method_label(method)
@@ -149,8 +182,9 @@ def _significantly_best(wilcoxon: pl.DataFrame, model: str, country: str, method
     return p is not None and bool(((rows["better"] == method) & (p < 0.05)).all())
 
 
-def mae_by_country(by_country: pl.DataFrame, path: Path) -> None:
-    """Figure 2 style: MAE of each method per country, with the cross-country mean."""
+def mae_by_country(by_country: pl.DataFrame, path: Path, references: pl.DataFrame | None = None) -> None:
+    """Figure 2 style: MAE of each method per country, with the cross-country mean;
+    ``references`` (reference_by_country.parquet) drawn per country as grey lines."""
     plt = _plt()
     n_models = by_country["model"].n_unique()
     countries = sorted(by_country["country"].unique().to_list())
@@ -160,6 +194,13 @@ def mae_by_country(by_country: pl.DataFrame, path: Path) -> None:
         y = [vals.get(c, np.nan) for c in countries]
         ax.plot(countries, y, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)],
                 label=f"{_run(model, method, n_models)} (mean {np.nanmean(y):.3f})")
+    if references is not None and references.height:
+        for key, (label, style, color) in REFERENCE_LINES.items():
+            vals = dict(references.filter(pl.col("method") == key).select("country", "mae").iter_rows())
+            y = [vals.get(c, np.nan) for c in countries]
+            if np.isfinite(y).any():
+                ax.plot(countries, y, ls=style, color=color, lw=1.2, label=f"{label} (mean {np.nanmean(y):.3f})")
+        ax.set_ylim(0, ax.get_ylim()[1])
     ax.set_ylabel("MAE (normalized by range)")
     ax.set_title("MAE by method per country")
     ax.legend(fontsize=8, frameon=False)
@@ -222,7 +263,8 @@ def temperature_curves(temperature: pl.DataFrame, path: Path) -> None:
 
 
 def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFrame | None = None,
-                      persona_floor: pl.DataFrame | None = None) -> None:
+                      persona_floor: pl.DataFrame | None = None,
+                      references: dict[str, float] | None = None) -> None:
     """Figure 3: MAE vs number of personas; band = range over repeated subsamples.
 
     ``floor`` (n, repeat, country, mae) adds the actual-answer floor: the error of n
@@ -258,6 +300,7 @@ def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFram
     if persona_floor is not None and persona_floor.height:
         for (method,), grp in persona_floor.group_by(["method"], maintain_order=True):
             band(grp, ":", "dimgray", f"persona-information floor ({method}: perfect simulator of n personas)")
+    draw_references(ax, references or {})
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("personas sampled per country")
@@ -270,7 +313,8 @@ def sample_size_curve(sample_sizes: pl.DataFrame, path: Path, floor: pl.DataFram
     save_figure(fig, path)
 
 
-def per_question(per_q: pl.DataFrame, x_method: str, y_method: str, path: Path) -> None:
+def per_question(per_q: pl.DataFrame, x_method: str, y_method: str, path: Path,
+                 references: dict[str, float] | None = None) -> None:
     """Figure 8: per-question MAE of one method against another (above the diagonal:
     ``y_method`` is worse). A colored point per (model, question); with two or more
     models, black points are the mean over models per question. The ensemble (its own
@@ -285,8 +329,13 @@ def per_question(per_q: pl.DataFrame, x_method: str, y_method: str, path: Path) 
         mean = per_q.group_by("question").agg(pl.col(x_method).mean(), pl.col(y_method).mean())
         ax.scatter(mean[x_method].to_numpy(), mean[y_method].to_numpy(), color="black", s=26,
                    label="mean over models", zorder=3)
-    hi = float(np.nanmax(per_q.select(x_method, y_method).to_numpy())) * 1.05
+    refs = references or {}
+    hi = max(float(np.nanmax(per_q.select(x_method, y_method).to_numpy())), *refs.values()) * 1.05
     ax.plot([0, hi], [0, hi], color="black", lw=0.8, ls="--")
+    for key, value in refs.items():  # the references' mean error over all cells, on both axes
+        label, style, color = REFERENCE_LINES[key]
+        ax.axhline(value, ls=style, color=color, lw=1.0, label=f"{label} ({value:.3f})")
+        ax.axvline(value, ls=style, color=color, lw=1.0)
     ax.set_xlim(0, hi)
     ax.set_ylim(0, hi)
     x_label, y_label = method_label(x_method), method_label(y_method)

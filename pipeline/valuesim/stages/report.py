@@ -9,6 +9,7 @@ sections after the figures are ``valuesim.report.new_questions`` and
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import polars as pl
@@ -29,17 +30,18 @@ from valuesim.paths import (
     REPORT_HTML,
     SHAPLEY,
 )
-from valuesim.report import captions
+from valuesim.report import captions, run_provenance
 from valuesim.report import model_figures as mf
 from valuesim.report import study_figures as figs
 from valuesim.report.calibration_figure import CAPTION as CALIBRATION_CAPTION
 from valuesim.report.calibration_figure import calibration_objective, has_curves
 from valuesim.report.findings import country_spread, findings, temperature_edge_findings
-from valuesim.report.html_page import Figure, page, table
+from valuesim.report.html_page import Figure, Opening, page, table
 from valuesim.report.intervals_section import intervals_section
 from valuesim.report.map_text import map_position_findings
 from valuesim.report.model_figures import model_order
 from valuesim.report.new_questions import new_questions_section
+from valuesim.report.scoreboard import scoreboard, scoreboard_display
 from valuesim.report.shapley_figure import shapley_figure
 from valuesim.report.tables import (
     curve_runs,
@@ -49,6 +51,7 @@ from valuesim.report.tables import (
     shown_params,
     temperature_table,
 )
+from valuesim.report.verdict import checks_table, model_wide_notes, verdict_html
 
 STUDY_FIGURES = FIGURES / "study"
 
@@ -59,7 +62,8 @@ def _optional(path: Path) -> pl.DataFrame | None:
 
 
 def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
-    """Every figure into ``out``, with its caption, and the notes on the cultural map."""
+    """Every figure into ``out``, with its caption, and the notes on the cultural map.
+    Every error plot draws the references (scale midpoint, other countries) as lines."""
     cells = artifacts.read_parquet(EVAL / "cells.parquet", "evaluate")
     by_country = artifacts.read_parquet(EVAL / "by_country.parquet", "evaluate")
     wilcoxon = artifacts.read_parquet(EVAL / "wilcoxon.parquet", "evaluate")
@@ -77,6 +81,7 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         made.append(Figure(out / "cultural_map.png", captions.map_caption(sim_pos)))
         notes += captions.map_notes(params, sim_pos)
     ref_by_country = artifacts.read_parquet(EVAL / "reference_by_country.parquet", "evaluate")
+    refs = figs.reference_means(artifacts.read_parquet(EVAL / "reference_summary.parquet", "evaluate"))
     floor = artifacts.read_parquet(EVAL / "actual_answer_floor.parquet", "evaluate")
     persona_floor = artifacts.read_parquet(EVAL / "persona_information_floor.parquet", "evaluate")
     models = [m for m in params.simulate.models if m in set(cells["model"].to_list())]
@@ -91,10 +96,10 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         made.append(Figure(out / "sampled_map.png", captions.sampled_map(sample, params.analysis.seed, bias)))
     notes += captions.missing_figures(params, len(order), sample, humans)
     if len(order) > 1:
-        mf.mae_by_model(by_country, order, params.models, out / "mae_by_model.png")
+        mf.mae_by_model(by_country, order, params.models, out / "mae_by_model.png", refs)
         made.append(Figure(out / "mae_by_model.png", captions.MAE_BY_MODEL))
     else:
-        figs.mae_by_country(by_country, out / "mae_by_country.png")
+        figs.mae_by_country(by_country, out / "mae_by_country.png", ref_by_country)
         made.append(Figure(out / "mae_by_country.png", captions.MAE_BY_COUNTRY))
     figs.mae_heatmap(by_country, wilcoxon, out / "mae_heatmap.png", ref_by_country, order)
     made.append(Figure(out / "mae_heatmap.png", captions.MAE_HEATMAP))
@@ -108,12 +113,12 @@ def _draw(params: Params, out: Path) -> tuple[list[Figure], list[str]]:
         made.append(Figure(out / "calibration_objective.png", CALIBRATION_CAPTION))
     curve = curve_runs(sample_sizes)
     if curve.height:
-        figs.sample_size_curve(curve, out / "sample_size.png", floor, persona_floor)
+        figs.sample_size_curve(curve, out / "sample_size.png", floor, persona_floor, refs)
         made.append(Figure(out / "sample_size.png", captions.SAMPLE_SIZE))
     axes = captions.per_question_axes([c for c in per_q.columns if c not in ("model", "question")])
     if axes is not None:
         y, x = axes
-        figs.per_question(per_q, y, x, out / "per_question.png")
+        figs.per_question(per_q, y, x, out / "per_question.png", refs)
         made.append(Figure(out / "per_question.png", captions.per_question(y, x, len(order))))
     shapley = shapley_figure(SHAPLEY, out)  # only when analysis.shapley was on
     if shapley is not None:
@@ -154,6 +159,18 @@ def run(params: Params, **_: object) -> None:
         new = new_questions_section(NEW_QUESTIONS, temps, params, out)
         # always there: a run evaluated before intervals existed gets one line saying so
         trust = intervals_section(EVAL, NEW_QUESTIONS, out, bool(params.data.new_questions))
+        board = scoreboard(summary, ref_summary, paired)
+        head, detail = scoreboard_display(board)
+        kinds = board["kind"].to_list()
+        opening = Opening(
+            verdict=verdict_html(board, paired, temps, names, synthetic),
+            scoreboard=(table(head, row_classes=[k if k != "method" else "" for k in kinds])
+                        + "<details><summary>More columns: answer rule, personas, answer spread, plain "
+                          "temperature scaling, countries</summary>" + table(detail) + "</details>"
+                        + f"<p>{html.escape(captions.SCOREBOARD_NOTE)}</p>"),
+            checks=table(checks_table(board, paired, spread, human_sd, temps)),
+            notes=model_wide_notes(summary, names, paired, split_half),
+        )
         floors = floor_table(artifacts.read_parquet(EVAL / "actual_answer_floor.parquet", "evaluate"), split_half,
                              artifacts.read_parquet(EVAL / "persona_information_floor.parquet", "evaluate"))
         text = page(
@@ -164,6 +181,7 @@ def run(params: Params, **_: object) -> None:
                     *([(captions.PAIRED_HEADING, table(paired_tests_table(paired)))] if paired is not None else []),
                     (captions.FLOORS_HEADING, table(floors)),
                     (captions.TEMPERATURES_HEADING, table(temperature_table(temps)))],
-            figures=made, sections=[s for s in (new, trust) if s is not None],
+            figures=made, sections=[s for s in (new, trust) if s is not None], opening=opening,
         )
     artifacts.write_text(REPORT_HTML, text)
+    run_provenance.write(params)  # outside DVC's outputs: the page stays byte-identical
