@@ -2,9 +2,15 @@
 
 Writes are atomic: the bytes go to a hidden temporary file next to the target, which
 is then renamed over it, so a killed stage never leaves a file (or directory) that
-looks complete. Reads of another stage's output go through :func:`require` /
-:func:`read_json` / :func:`read_parquet`, which turn a missing or damaged file into a
-one-line :class:`DataError` naming the file and the stage that makes it.
+looks complete. A stage's outputs are written together or not at all: inside
+``with output_set():`` every write (these functions and :func:`atomic_dir`) is only
+staged as a temporary beside its target, and all are renamed into place when the
+block ends without an error; on an error every temporary goes and the old outputs
+stay. A target that exists and is not a regular file is refused, and a write the
+file system refuses is one line (``valuesim.output_targets``). Reads of another
+stage's output go through :func:`require` / :func:`read_json` / :func:`read_parquet`,
+which turn a missing or damaged file into a one-line :class:`DataError` naming the
+file and the stage that makes it.
 """
 
 from __future__ import annotations
@@ -15,33 +21,190 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from valuesim import paths
-from valuesim.errors import DataError
+from valuesim import output_targets, paths
+from valuesim.errors import DataError, OutputError
+
+
+class OutputSet:
+    """Outputs staged as temporaries beside their targets, renamed into place together.
+
+    :meth:`file` writes a temporary file, :meth:`directory` makes a temporary folder
+    for the caller to fill; :meth:`commit` renames them all over their targets (an old
+    folder is moved aside first and deleted after), :meth:`discard` removes them and
+    any folder made for them. Nothing is renamed until every output was written, so a
+    full disk, a read-only mount or an error in the stage leaves the old outputs.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[Path, Path] = {}  # target -> temporary, in staging order
+        self._dirs: dict[Path, Path] = {}
+        self._made: list[Path] = []  # parent folders created for the temporaries
+
+    def holds(self, path: Path) -> bool:
+        """True when ``path`` lies inside one of the staged temporary folders (it is
+        written directly: the folder is renamed into place as a whole)."""
+        return any(tmp in Path(path).parents for tmp in self._dirs.values())
+
+    def _parent(self, path: Path) -> None:
+        missing = [p for p in reversed(path.parents) if not p.exists()]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_targets.output_error(path, exc) from exc
+        self._made.extend(missing)
+
+    def file(self, path: Path, write: Callable[[Path], None], *, mode: int | None = None) -> None:
+        """Stage ``path``: ``write(tmp)`` on a temporary file beside it; ``mode`` sets its
+        permissions (``mkstemp`` makes files owner-only, wrong for shared files)."""
+        path = Path(path)
+        what = output_targets.kind_of(path)
+        if what is not None:
+            raise output_targets.not_a_file(path, what)
+        self._parent(path)
+        try:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise output_targets.output_error(path, exc) from exc
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            write(tmp)
+            if mode is not None:
+                tmp.chmod(mode)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            # a full disk reaches us as OSError, or as a polars error naming the errno
+            if isinstance(
+                exc, OSError | pl.exceptions.PolarsError
+            ) and output_targets.write_refused(exc):
+                raise output_targets.output_error(path, exc) from exc
+            raise
+        old = self._files.pop(path, None)  # written twice in one set: the last one counts
+        if old is not None:
+            old.unlink(missing_ok=True)
+        self._files[path] = tmp
+
+    def directory(self, path: Path) -> Path:
+        """Stage the folder ``path``: a temporary sibling folder (mode 0755) to fill."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise OutputError(
+                f"cannot write the folder {path}: {output_targets.kind_of(path) or 'a file'} "
+                "of that name is in the way; remove it or write elsewhere"
+            )
+        self._parent(path)
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        except OSError as exc:
+            raise output_targets.output_error(path, exc) from exc
+        tmp.chmod(0o755)
+        old = self._dirs.pop(path, None)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self._dirs[path] = tmp
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every staged output over its target. Renames within a folder take no
+        space, so once every temporary exists this step does not run out of disk."""
+        for path in self._files:  # a target that became a device/folder since staging
+            what = output_targets.kind_of(path)
+            if what is not None:
+                raise output_targets.not_a_file(path, what)
+        aside: list[Path] = []
+        try:
+            for path, tmp in self._files.items():
+                tmp.replace(path)
+            for path, tmp in self._dirs.items():
+                old = path.with_name(f".{path.name}.old")
+                if old.exists():
+                    shutil.rmtree(old)
+                if path.exists():
+                    path.rename(old)
+                    aside.append(old)
+                try:
+                    tmp.rename(path)
+                except OSError:
+                    if old in aside and not path.exists():  # the old folder back in place
+                        old.rename(path)
+                        aside.remove(old)
+                    raise
+        except OSError as exc:
+            raise output_targets.output_error(path, exc) from exc
+        self._files.clear()
+        self._dirs.clear()
+        self._made.clear()
+        for old in aside:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Remove every staged temporary and the folders made for them; targets stay."""
+        for tmp in self._files.values():
+            tmp.unlink(missing_ok=True)
+        for tmp in self._dirs.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another writer) or already gone: leave it
+                pass
+        self._files.clear()
+        self._dirs.clear()
+        self._made.clear()
+
+
+# The set that the module's writers stage into, while a ``with output_set():`` runs.
+_ACTIVE: ContextVar[OutputSet | None] = ContextVar("valuesim_output_set", default=None)
+
+
+@contextmanager
+def output_set() -> Iterator[OutputSet]:
+    """Write a stage's outputs together or not at all (see :class:`OutputSet`).
+
+    While the block runs, :func:`write_atomic` and :func:`atomic_dir` (and so every
+    ``write_*`` here) stage into the set; they are renamed into place when the block
+    ends, and removed when it raises. A nested block joins the outer set.
+    """
+    outer = _ACTIVE.get()
+    if outer is not None:
+        yield outer
+        return
+    staged = OutputSet()
+    token = _ACTIVE.set(staged)
+    try:
+        yield staged
+        _ACTIVE.reset(token)
+        token = None
+        staged.commit()
+    finally:
+        if token is not None:
+            _ACTIVE.reset(token)
+        staged.discard()
 
 
 def write_atomic(path: Path, write: Callable[[Path], None], *, mode: int | None = None) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``
+    (inside an :func:`output_set`: when the set ends).
 
     ``mode`` sets the file's permissions (``mkstemp`` makes files owner-only, which
     is wrong for shipped or shared files). The temporary file never survives a failure.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    active = _ACTIVE.get()
+    if active is not None and not active.holds(path):
+        active.file(path, write, mode=mode)
+        return
+    single = OutputSet()
     try:
-        write(tmp)
-        if mode is not None:
-            tmp.chmod(mode)
-        tmp.replace(path)
+        single.file(path, write, mode=mode)
+        single.commit()
     finally:
-        tmp.unlink(missing_ok=True)
+        single.discard()
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int | None = 0o644) -> None:
@@ -71,28 +234,14 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
 
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
-    """Build a directory in a temporary sibling; it replaces ``path`` only on success.
+    """Build a directory in a temporary sibling; it replaces ``path`` only on success
+    (inside an :func:`output_set`: when the set ends).
 
     The old directory is moved aside first and deleted after the swap, so at every
     moment either the old or the new complete directory is at ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-        old = path.with_name(f".{path.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with output_set() as staged:
+        yield staged.directory(Path(path))
 
 
 def missing(path: Path, stage: str, detail: str = "") -> DataError:

@@ -26,6 +26,11 @@ class ContractError(DataError):
     exit_code = 3
 
 
+class OutputError(ValuesimError):
+    """An output cannot be written where asked: the path is not a regular file (a
+    device, FIFO or folder), or the file system refuses (read-only, full, virtual)."""
+
+
 class ProviderError(ValuesimError):
     """A model provider is unknown, misconfigured or failed for good."""
 

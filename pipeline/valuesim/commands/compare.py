@@ -38,12 +38,16 @@ def register(app: typer.Typer) -> None:
         the paper's unpaired test), and an HTML page."""
         from valuesim.compare.build import compare as build
         from valuesim.compare.sources import load
+        from valuesim.output_targets import check_output_folder
 
         if not sources and not all_experiments:
             raise ConfigError("name the experiments to compare (`workspace`, exp names, result "
                               "directories) or pass --all for every `dvc exp show` experiment")
         if test not in ("paired", "mann-whitney"):
             raise ConfigError(f"--test {test!r} is not a test; choose paired or mann-whitney")
+        # before the experiments are read: not a file or device, and the folder above
+        # takes the new one (not read-only, full or /proc)
+        check_output_folder(out, "--out")
         experiments, notes = load(sources or [], all_experiments=all_experiments, repo=repo, metric=metric)
         for note in notes:
             typer.echo(note, err=True)

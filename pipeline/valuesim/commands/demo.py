@@ -10,6 +10,7 @@ import typer
 
 from valuesim.artifacts import write_atomic, write_parquet
 from valuesim.errors import ConfigError
+from valuesim.output_targets import check_output_target
 
 DEFAULT_AGGREGATES = "data/demo/aggregates.json"
 DEFAULT_BANK = "data/questions/wvs7.yaml"
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
         from valuesim.survey.demo.population import fit, write_aggregates
         from valuesim.survey.readers import read_source
 
+        check_output_target(Path(out), "--out")  # before the (slow) read of the WVS files
         bank = load_bank(questions)
         chosen = _split_countries(countries)
         extract = read_source(source, bank)
@@ -89,6 +91,8 @@ def register(app: typer.Typer) -> None:
 
         if out is not None and Path(out).suffix not in {".parquet", ".csv"}:
             raise ConfigError(f"--out {out}: use a .parquet or .csv file name")
+        if out is not None:
+            check_output_target(Path(out), "--out")
         frame = generate(aggregates, load_bank(questions), n, seed, _split_countries(country))
         if out is None:
             frame.write_csv(sys.stdout)

@@ -38,10 +38,14 @@ def _plot_path(plot: str) -> Path:
     """Where ``--plot`` writes. A missing parent folder is created (and said so) only
     when its own parent exists: one new folder is what a user asks for by naming it,
     a missing chain is more likely a typo in the path."""
+    from valuesim.output_targets import check_output_target
+
     path = Path(plot)
     parent = path.parent
     if parent.is_dir():
-        return path
+        # before the map is computed: not over a device, FIFO or folder, and the folder
+        # takes files (not read-only, full or /proc)
+        return check_output_target(path, "--plot")
     if parent.exists():
         raise ConfigError(f"--plot {plot}: {parent} is not a directory; choose another path")
     if not parent.parent.is_dir():
@@ -49,6 +53,7 @@ def _plot_path(plot: str) -> Path:
             f"--plot {plot}: neither {parent} nor {parent.parent} exists; "
             f"create {parent} first or fix the path"
         )
+    check_output_target(path, "--plot")  # the folder it goes in must take files first
     parent.mkdir()
     typer.echo(f"created directory {parent}", err=True)
     return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from valuesim.analysis.blocks import build_blocks, simulated_runs
-from valuesim.artifacts import kept_questions, read_parquet, write_json, write_parquet
+from valuesim.artifacts import kept_questions, output_set, read_parquet, write_json, write_parquet
 from valuesim.calibration.fit import POPULATION_SCHEMA, fit_loqo, fit_summary, population_rows
 from valuesim.calibration.tilt import temperature_grid
 from valuesim.config import Params
@@ -35,9 +35,11 @@ def run(params: Params, **_: object) -> None:
         frames.append(population_rows(model, method, blocks, fit, plain))
         temperatures[f"{model}/{method}"] = {**fit_summary(fit), "plain": fit_summary(plain)}
     population = pl.concat(frames) if frames else pl.DataFrame(schema=POPULATION_SCHEMA)
-    write_parquet(population.sort(["model", "method", "country", "question"]), CALIBRATED / "population.parquet")
-    write_json(
-        {"grid": {"min": cal.t_grid_min, "max": cal.t_grid_max, "size": cal.t_grid_size},
-         "temperatures": temperatures},
-        CALIBRATED / "temperatures.json",
-    )
+    with output_set():  # both or neither
+        write_parquet(population.sort(["model", "method", "country", "question"]),
+                      CALIBRATED / "population.parquet")
+        write_json(
+            {"grid": {"min": cal.t_grid_min, "max": cal.t_grid_max, "size": cal.t_grid_size},
+             "temperatures": temperatures},
+            CALIBRATED / "temperatures.json",
+        )

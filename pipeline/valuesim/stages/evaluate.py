@@ -88,9 +88,7 @@ def run(params: Params, **_: object) -> None:
         if transform is not None and path.with_name("map_answers.parquet").exists()
     }
 
-    for name, frame in result.tables.items():
-        artifacts.write_parquet(frame, EVAL / name)
-    artifacts.write_parquet(map_positions(map_answers, transform), EVAL / "map_positions.parquet")
+    positions = map_positions(map_answers, transform)
     # Figure 1B: sampled model respondents and the human respondents of four selected
     # countries spread over the map, both projected with the map's transform (empty
     # tables when there is nothing to sample or no map items in the respondents: the
@@ -104,12 +102,19 @@ def run(params: Params, **_: object) -> None:
         if set(transform.items) <= set(respondents.columns):
             humans = human_positions(respondents, transform, panels)
             independent = independent_human_positions(respondents, transform, panels, params.analysis.seed)
-    artifacts.write_parquet(sample, EVAL / "map_sample.parquet")
-    artifacts.write_parquet(humans, EVAL / "map_humans.parquet")
-    artifacts.write_parquet(independent, EVAL / "map_humans_independent.parquet")
-    for name, data in result.json.items():
-        artifacts.write_json(data, EVAL / name)
-    for name, frame in result.plots.items():
-        artifacts.write_csv(frame, PLOTS / name)
-    # metrics last: DVC's metrics file is the run's summary
-    artifacts.write_json(result.metrics, METRICS)
+
+    # data/eval/ and reports/ together or not at all: a full or read-only reports/
+    # leaves the old data/eval/ too, so the metrics always describe the tables
+    with artifacts.output_set():
+        for name, frame in result.tables.items():
+            artifacts.write_parquet(frame, EVAL / name)
+        artifacts.write_parquet(positions, EVAL / "map_positions.parquet")
+        artifacts.write_parquet(sample, EVAL / "map_sample.parquet")
+        artifacts.write_parquet(humans, EVAL / "map_humans.parquet")
+        artifacts.write_parquet(independent, EVAL / "map_humans_independent.parquet")
+        for name, data in result.json.items():
+            artifacts.write_json(data, EVAL / name)
+        for name, frame in result.plots.items():
+            artifacts.write_csv(frame, PLOTS / name)
+        # metrics last: DVC's metrics file is the run's summary
+        artifacts.write_json(result.metrics, METRICS)

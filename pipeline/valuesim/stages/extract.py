@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from valuesim import paths
-from valuesim.artifacts import write_json, write_parquet
+from valuesim.artifacts import output_set, write_json, write_parquet
 from valuesim.config import Params
 from valuesim.survey.bank import load_bank
 from valuesim.survey.readers import CITATION
@@ -37,8 +37,9 @@ def run(params: Params, **_: Any) -> None:
             else CITATION
         ),
     }
-    # meta last: its presence marks a complete extract
-    write_parquet(result.respondents, paths.RESPONDENTS)
-    write_parquet(result.missing_counts, paths.MISSING_COUNTS)
-    write_json(meta, paths.EXTRACT_META)
+    # all three or none (a full or read-only data/ keeps the old extract); meta last
+    with output_set():
+        write_parquet(result.respondents, paths.RESPONDENTS)
+        write_parquet(result.missing_counts, paths.MISSING_COUNTS)
+        write_json(meta, paths.EXTRACT_META)
     log.info("extracted %d respondents from %s", result.respondents.height, result.source)

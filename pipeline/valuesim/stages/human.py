@@ -24,6 +24,7 @@ def run(params: Params, **_: Any) -> None:
     ).to_json()
     # validate before writing: a failing contract leaves no outputs behind
     validate_human(distributions, summary, kept, countries, report_dir=paths.VALIDATION_DIR)
-    artifacts.write_parquet(distributions, paths.HUMAN_DISTRIBUTIONS)
-    artifacts.write_parquet(summary, paths.HUMAN_SUMMARY)
-    artifacts.write_json(kept, paths.KEPT_QUESTIONS)
+    with artifacts.output_set():  # all three or none
+        artifacts.write_parquet(distributions, paths.HUMAN_DISTRIBUTIONS)
+        artifacts.write_parquet(summary, paths.HUMAN_SUMMARY)
+        artifacts.write_json(kept, paths.KEPT_QUESTIONS)

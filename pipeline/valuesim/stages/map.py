@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from valuesim.artifacts import read_parquet
+from valuesim.artifacts import output_set, read_parquet
 from valuesim.config import Params
 from valuesim.culturalmap.compute import build_map, write_map_dir, write_plot_data
 from valuesim.culturalmap.drawing import draw_map
@@ -23,9 +23,10 @@ def run(params: Params, **_: object) -> None:
         select=params.countries.select,
         extra=params.countries.extra,
     )
-    write_map_dir(result, MAP)
-    write_plot_data(result, PLOT_DATA)
-    draw_map(result.positions, result.selection.countries, zones=params.map.zones, path=FIGURE)
+    with output_set():  # the map folder, the plot data and the figure: all or none
+        write_map_dir(result, MAP)
+        write_plot_data(result, PLOT_DATA)
+        draw_map(result.positions, result.selection.countries, zones=params.map.zones, path=FIGURE)
     t = result.transform
     gaps = "; ".join(
         f"{d}: {c} lacks {', '.join(items)}"

@@ -43,8 +43,9 @@ def item_record(item: Item) -> dict[str, object]:
 
 
 def run(params: Params, **_: object) -> None:
-    from valuesim.answer_tables import ANSWERS_SCHEMA
+    from valuesim.answer_tables import ANSWERS_SCHEMA, RUNS, write_run_stats
     from valuesim.asking import RESULT_SCHEMA
+    from valuesim.output_targets import check_writable
     from valuesim.survey.bank import load_bank
     from valuesim.survey.new_questions import load_question_files
 
@@ -54,6 +55,7 @@ def run(params: Params, **_: object) -> None:
     items = load_question_files(files, bank) if bank is not None else []
     runs = [(model, method) for model in params.simulate.models for method in params.simulate.methods]
     outputs: dict[tuple[str, str], tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]] = {}
+    stats: dict[Path, dict[str, object]] = {}
     if not items:
         for key in runs:
             outputs[key] = (pl.DataFrame(schema=ANSWERS_SCHEMA), pl.DataFrame(schema=RESULT_SCHEMA),
@@ -61,10 +63,19 @@ def run(params: Params, **_: object) -> None:
     else:
         assert bank is not None
         countries = artifacts.selected_countries()
+        # before any request is paid for: a read-only or full data/ or reports/ would
+        # otherwise fail only after every answer was bought
+        for folder in (NEW_QUESTIONS, RUNS):
+            check_writable(folder, when="checked before any request was sent")
         for model, method in runs:
-            outputs[(model, method)] = _ask(params, bank, items, countries, model, method)
+            answers, population, summary, path, run_stats = _ask(params, bank, items, countries, model, method)
+            outputs[(model, method)] = (answers, population, summary)
+            stats[path] = run_stats
 
-    with artifacts.atomic_dir(NEW_QUESTIONS) as tmp:
+    # the answers folder and every run's statistics: all or none
+    with artifacts.output_set(), artifacts.atomic_dir(NEW_QUESTIONS) as tmp:
+        for path, run_stats in stats.items():
+            write_run_stats(path, run_stats)
         artifacts.write_json({"questions": [item_record(i) for i in items],
                               "files": list(files)}, tmp / "questions.json")
         for (model, method), (answers, population, summary) in outputs.items():
@@ -78,8 +89,10 @@ def run(params: Params, **_: object) -> None:
 
 def _ask(
     params: Params, bank: QuestionBank, items: list[Item], countries: list[str], model: str, method: str,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]:
-    from valuesim.answer_tables import answers_frame, run_stats_path, write_run_stats
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, object], Path, dict[str, object]]:
+    """The run's answers, population and summary, and where its run statistics go and
+    what they are (written by the caller with the other outputs)."""
+    from valuesim.answer_tables import answers_frame, run_stats_path
     from valuesim.asking import plan_items, score_units, summarise
     from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
@@ -109,7 +122,6 @@ def _ask(
         "personas": answers["persona_id"].n_unique(),
         **{k: v for k, v in run.to_json().items() if k in ANSWER_DETERMINED},
     }
-    write_run_stats(run_stats_path(f"new_questions-{model}", method),
-                    {"model": model, "method": method, **run.to_json()})
     print(f"{label}: {run.line()}")
-    return answers, population, summary
+    stats = {"model": model, "method": method, **run.to_json()}
+    return answers, population, summary, run_stats_path(f"new_questions-{model}", method), stats

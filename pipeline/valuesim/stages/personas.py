@@ -31,6 +31,7 @@ def run(params: Params, **_: object) -> None:
     for line in shortfall_warnings(sample, n):
         print(f"warning: personas: {line}", file=sys.stderr)
     personas = build_personas(sample, bank, value_set, socio_set)
-    write_persona_tables(personas, PERSONAS.parent)
+    with artifacts.output_set():  # every method's table or none
+        write_persona_tables(personas, PERSONAS.parent)
     print(f"personas: {sample.height} respondents x {personas.height // max(sample.height, 1)} "
           f"variants from {len(countries)} countries -> {PERSONAS}")

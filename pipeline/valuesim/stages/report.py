@@ -17,6 +17,7 @@ import yaml
 
 from valuesim import artifacts
 from valuesim.config import Params
+from valuesim.errors import OutputError
 from valuesim.culturalmap.sampled_respondents import independence_bias
 from valuesim.paths import (
     CALIBRATED,
@@ -138,9 +139,11 @@ def run(params: Params, **_: object) -> None:
     split_half = artifacts.read_json(METRICS, "evaluate").get("split_half")
     synthetic = bool(meta.get("synthetic"))
 
-    # the figures go to a new directory that takes the final place only when the page
-    # is made; the page embeds them from there
-    with artifacts.atomic_dir(STUDY_FIGURES) as out:
+    # the figures go to a new directory and the page to a temporary file; both take
+    # their places together once both are written (a full or read-only reports/ leaves
+    # the old figures and page), and the page embeds the figures from there
+    with artifacts.output_set() as outputs:
+        out = outputs.directory(STUDY_FIGURES)
         made, notes = _draw(params, out)
         spread, human_sd = country_spread(population, human)
         names = captions.model_names(params)
@@ -183,5 +186,10 @@ def run(params: Params, **_: object) -> None:
                     (captions.TEMPERATURES_HEADING, table(temperature_table(temps)))],
             figures=made, sections=[s for s in (new, trust) if s is not None], opening=opening,
         )
-    artifacts.write_text(REPORT_HTML, text)
-    run_provenance.write(params)  # outside DVC's outputs: the page stays byte-identical
+        artifacts.write_text(REPORT_HTML, text)
+    # outside DVC's outputs and the page's output set: the page stays byte-identical, and a
+    # footer that cannot be written costs the footer, not the report
+    try:
+        run_provenance.write(params)
+    except (OSError, OutputError) as err:
+        print(f"report: no provenance footer ({err})")

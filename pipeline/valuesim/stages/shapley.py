@@ -39,8 +39,12 @@ def run(params: Params, **_: object) -> None:
 
     from valuesim.analysis.shapley import run_shapley, sample_permutations
     from valuesim.llm.engine import Engine
+    from valuesim.output_targets import check_writable
     from valuesim.personas import descriptors
     from valuesim.survey.bank import load_bank
+
+    # before any request is paid for: a read-only or full data/ fails here, not after
+    check_writable(SHAPLEY, when="checked before any request was sent")
 
     bank = load_bank(params.data.questions)
     kept = artifacts.kept_questions()

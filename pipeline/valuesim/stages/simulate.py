@@ -76,9 +76,11 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         write_outputs,
         write_run_stats,
     )
+    from valuesim.artifacts import output_set
     from valuesim.culturalmap.item_prompts import map_answers_frame
     from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
+    from valuesim.output_targets import check_writable
     from valuesim.planning import check_cost_ceiling, outputs_inputs, stage_prompts, stage_requests
 
     model = _pick(model, params.simulate.models, "model")
@@ -86,6 +88,10 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
     if model not in params.models:
         known = ", ".join(sorted(params.models)) or "none"
         raise ConfigError(f"model {shorten(model)} is not defined under models in params ({known})")
+    # before any request is paid for (or a server started): a read-only or full data/
+    # or reports/ would otherwise fail only after every answer was bought
+    for folder in (simulated_dir(model, method), run_stats_path(model, method).parent):
+        check_writable(folder, when="checked before any request was sent")
     # the same inputs and prompts as `valuesim plan` counts (valuesim.planning)
     inputs = outputs_inputs(params)
     bank, countries, kept = inputs.bank, list(inputs.countries), list(inputs.questions)
@@ -126,6 +132,7 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
         **{k: v for k, v in summary.to_json().items() if k in ANSWER_DETERMINED},
         "empty_cells": empty,
     }
-    write_outputs(simulated_dir(model, method), answers, population, report, map_answers)
-    write_run_stats(run_stats_path(model, method), {"model": model, "method": method, **summary.to_json()})
+    with output_set():  # the answers folder and the run's statistics: both or neither
+        write_outputs(simulated_dir(model, method), answers, population, report, map_answers)
+        write_run_stats(run_stats_path(model, method), {"model": model, "method": method, **summary.to_json()})
     print(f"{label}: {summary.line()} -> {simulated_dir(model, method)}")
