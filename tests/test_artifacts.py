@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from valuesim import artifacts, paths
-from valuesim.errors import DataError
+from valuesim.errors import DataError, OutputError
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -94,6 +97,52 @@ def test_atomic_dir_keeps_the_old_directory_when_the_body_raises(tmp_path: Path)
     with pytest.raises(KeyboardInterrupt), artifacts.atomic_dir(tmp_path / "fresh"):
         raise KeyboardInterrupt
     assert not (tmp_path / "fresh").exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_output_set_renames_only_when_every_output_was_written(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("old a")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "old.txt").write_text("old")
+
+    def stage(fail: bool) -> None:
+        with artifacts.output_set():
+            artifacts.write_json({"a": 1}, tmp_path / "a.json")
+            with artifacts.atomic_dir(tmp_path / "d") as d:  # joins the set: swapped at its end
+                artifacts.write_text(d / "new.txt", "new")  # inside the folder: written now
+            assert (tmp_path / "d" / "old.txt").exists()
+            with artifacts.output_set():  # a nested set is the same set
+                artifacts.write_text(tmp_path / "b.txt", "b")
+            assert (tmp_path / "a.json").read_text() == "old a"
+            assert not (tmp_path / "b.txt").exists()
+            if fail:
+                raise RuntimeError("the stage failed after writing")
+
+    with pytest.raises(RuntimeError, match="failed after writing"):
+        stage(fail=True)
+    assert (tmp_path / "a.json").read_text() == "old a"
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["old.txt"]
+    assert not (tmp_path / "b.txt").exists()
+    assert _leftovers(tmp_path) == []
+    stage(fail=False)
+    assert json.loads((tmp_path / "a.json").read_text()) == {"a": 1}
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["new.txt"]
+    assert (tmp_path / "b.txt").read_text() == "b"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_target_that_is_not_a_regular_file_is_never_renamed_over(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    for name, what in (("pipe", "a FIFO (named pipe)"), ("folder", "a directory")):
+        with pytest.raises(OutputError, match=f"is {re.escape(what)}, not a regular file"):
+            artifacts.write_text(tmp_path / name, "x")
+    assert stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode)
+    assert (tmp_path / "folder").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="a file of that name is in the way"), \
+            artifacts.atomic_dir(tmp_path / "file"):
+        pass
     assert _leftovers(tmp_path) == []
 
 
