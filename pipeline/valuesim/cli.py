@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     from valuesim.llm.interrupt import Interrupted, handlers_installed, message
 
     debug = "--debug" in (argv if argv is not None else sys.argv)
-    # Ctrl-C / SIGTERM: the first stops running engines promptly (what finished is
+    # Ctrl-C / SIGTERM / SIGHUP: the first stops running engines promptly (what finished is
     # cached) and ends here with one line and exit 128+signal; a second exits at once.
     with handlers_installed():
         try:

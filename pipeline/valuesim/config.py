@@ -47,6 +47,10 @@ class _Strict(BaseModel):
 Seed = Annotated[int, Field(ge=0, strict=True)]  # numpy seeds must be >= 0
 Count = Annotated[int, Field(ge=1, strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
+# Every size, count and float also has an upper bound (README, "Params are checked before
+# anything runs"), far above any study this tool is for: `bootstrap: 1e12` or `t_grid_max:
+# .inf` would pass a lower bound alone and then exhaust memory or run for days. Floats are
+# finite (allow_inf_nan=False): YAML's .inf and .nan are numbers to pydantic.
 
 
 def _name(what: str) -> AfterValidator:
@@ -72,7 +76,7 @@ class DataParams(_Strict):
     # of per-country CSV(.gz) files, the cross-national CSV, .sav, .dta or .parquet.
     source: str = "data/demo/aggregates.json"
     questions: str = "data/questions/wvs7.yaml"
-    demo_respondents_per_country: int = Field(1200, gt=0, strict=True)
+    demo_respondents_per_country: int = Field(1200, gt=0, le=100_000, strict=True)
     # Drop rows identical to an earlier one (with a warning); off: duplicates are an error.
     drop_duplicates: bool = Field(False, strict=True)
     # Question files of new items (README, "Ask your own questions") that the
@@ -118,7 +122,7 @@ class CountryParams(_Strict):
 
 
 class FilterParams(_Strict):
-    max_missing: float = Field(0.20, gt=0, le=1, strict=True)
+    max_missing: float = Field(0.20, gt=0, le=1, strict=True, allow_inf_nan=False)
 
 
 class MapParams(_Strict):
@@ -142,11 +146,12 @@ class DescriptorParams(_Strict):
     generator_model: ModelName = "smollm2"
     path: str = "data/descriptors/value_handwritten.yaml"
     sociodemographic_path: str = "data/descriptors/sociodemographic.yaml"
-    max_retries: int = Field(3, ge=0, strict=True)
+    max_retries: int = Field(3, ge=0, le=10, strict=True)
 
 
 class PersonaParams(_Strict):
-    n_per_country: Count = 6
+    # above any WVS-7 country's sample (the largest has ~4,000 respondents)
+    n_per_country: Annotated[Count, Field(le=10_000)] = 6
     seed: Seed = 0
 
 
@@ -166,14 +171,15 @@ class ModelSpec(_Strict):
     # What an answer's probability measures (README, "Answer probabilities"); None:
     # the provider's default (answer_start for the built-in and OpenAI providers).
     answer_rule: Literal["answer_start", "answer_eot", "first_token", "leading_integer"] | None = None
-    samples: Count = 20
-    temperature: float | None = Field(None, ge=0, strict=True)
-    concurrency: Count = 8
+    samples: Annotated[Count, Field(le=1_000)] = 20
+    # 2: the most the OpenAI and Gemini APIs accept (Anthropic's is 1)
+    temperature: float | None = Field(None, ge=0, le=2, strict=True, allow_inf_nan=False)
+    concurrency: Annotated[Count, Field(le=256)] = 8  # threads, per server
     batch_api: Flag = False
     options: dict[str, Any] = Field(default_factory=dict)
     # Figure 2's model order (paper: by decreasing size, proprietary left of open):
     # parameters in billions (an estimate for closed models) and open weights or not.
-    size_b: float | None = Field(None, gt=0, strict=True)
+    size_b: float | None = Field(None, gt=0, le=100_000, strict=True, allow_inf_nan=False)
     open: Flag | None = None
 
     @field_validator("base_url")
@@ -215,9 +221,11 @@ class SimulateParams(_Strict):
     # can fan out over it)
     models: list[ModelName] = Field(default_factory=lambda: ["smollm2"], min_length=1)
     cache_dir: str = ".valuesim-cache"
-    batch_size: Count = 32
-    max_retries: int = Field(4, ge=0, strict=True)
-    timeout_s: float = Field(120.0, gt=0, strict=True)
+    # 50,000: the most requests one OpenAI batch takes (a chunk is one batch with batch_api)
+    batch_size: Annotated[Count, Field(le=50_000)] = 32
+    max_retries: int = Field(4, ge=0, le=20, strict=True)
+    # also the longest wait a server's Retry-After gets (valuesim.llm.engine)
+    timeout_s: float = Field(120.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
     # price per million tokens, by model name: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
     prices: dict[str, dict[str, Annotated[float, Field(ge=0, strict=True)]]] = Field(
         default_factory=dict
@@ -226,7 +234,7 @@ class SimulateParams(_Strict):
     map_items: Flag = True
     # USD: a paid model's simulate stage stops before sending anything when the whole
     # study's unsent answers would cost more (valuesim.planning.check_cost_ceiling)
-    max_cost_usd: float | None = Field(None, ge=0, strict=True)
+    max_cost_usd: float | None = Field(None, ge=0, le=1_000_000, strict=True, allow_inf_nan=False)
 
     @field_validator("methods")
     @classmethod
@@ -238,9 +246,11 @@ class SimulateParams(_Strict):
 
 
 class CalibrationParams(_Strict):
-    t_grid_min: float = Field(0.25, gt=0, strict=True)
-    t_grid_max: float = Field(8.0, gt=0, strict=True)
-    t_grid_size: int = Field(60, ge=5, strict=True)
+    # Temperatures act on log-probabilities: below 0.01 every distribution is one-hot, above
+    # 100 uniform to many digits, so a wider grid only adds points that say nothing new.
+    t_grid_min: float = Field(0.25, ge=0.01, le=100, strict=True, allow_inf_nan=False)
+    t_grid_max: float = Field(8.0, ge=0.01, le=100, strict=True, allow_inf_nan=False)
+    t_grid_size: int = Field(60, ge=5, le=1_000, strict=True)
 
     @model_validator(mode="after")
     def _grid_order(self) -> CalibrationParams:
@@ -254,11 +264,13 @@ class CalibrationParams(_Strict):
 class AnalysisParams(_Strict):
     # personas per country for the sample-size curve (Figure 3); sizes above
     # personas.n_per_country are skipped by the curve (see sample_size_warnings)
-    sample_sizes: list[Count] = Field(default_factory=lambda: [1, 2, 3, 6], min_length=1)
-    subsample_repeats: Count = 20
-    bootstrap: Count = 1000
+    sample_sizes: list[Annotated[Count, Field(le=10_000)]] = Field(
+        default_factory=lambda: [1, 2, 3, 6], min_length=1, max_length=100
+    )
+    subsample_repeats: Annotated[Count, Field(le=10_000)] = 20
+    bootstrap: Annotated[Count, Field(le=100_000)] = 1000
     shapley: Flag = False
-    shapley_permutations: Count = 8
+    shapley_permutations: Annotated[Count, Field(le=1_000)] = 8
     seed: Seed = 0
 
 

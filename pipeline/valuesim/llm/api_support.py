@@ -25,6 +25,9 @@ from valuesim.errors import ProviderError
 
 # Per-request timeout when options.timeout_s is not set (see valuesim.llm.provider_options).
 DEFAULT_TIMEOUT_S = 120.0
+# A retry wait (a server's Retry-After, which is capped at the call timeout, or a backoff)
+# longer than this is announced with one line on stderr, so a run never sits silent.
+ANNOUNCE_WAIT_S = 5.0
 
 
 def api_key_from_env(

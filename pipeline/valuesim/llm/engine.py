@@ -40,6 +40,7 @@ from tqdm import tqdm
 from valuesim.contracts import Provider, ProviderFactory, TransientProviderError
 from valuesim.errors import ProviderError
 from valuesim.llm import interrupt
+from valuesim.llm.api_support import ANNOUNCE_WAIT_S
 from valuesim.llm.cache import ResponseCache, resolve_cache_dir
 from valuesim.llm.interrupt import Interrupted, RunInterrupted
 from valuesim.llm.paid_journal import JOURNAL_DIR, Paid, RunJournal
@@ -389,6 +390,7 @@ class Engine:
         self._log = log if log is not None else _stderr
         self._cancel = cancel if cancel is not None else interrupt.CANCEL
         self._halt = threading.Event()  # this run's own stop (an interrupt seen here)
+        self._announced_until = 0.0  # monotonic end of the last retry wait announced
         self.grace_s = grace_s
         self.carry_over = carry_over
         self._journal: RunJournal | None = None
@@ -759,14 +761,34 @@ class Engine:
         exc = state.outcome.exception() if state.outcome is not None else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            return max(float(retry_after), 0.0)
+            # Capped at the call timeout: `Retry-After: 3600` obeyed on every retry kept a
+            # run silent for hours. A server still refusing after the capped wait uses up
+            # the retries and the run stops with one line; a rerun resumes.
+            return min(max(float(retry_after), 0.0), self.timeout_s)
         # Exponential backoff with jitter, so parallel chunks don't retry in lockstep.
         base = min(_MAX_BACKOFF_S, self.backoff_s * 2 ** (state.attempt_number - 1))
         return base * (0.5 + random.random() / 2)  # jitter, not security
 
     def _count_retry(self, state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
         with self._stats_lock:
             self.summary.retries += 1
+            now = time.monotonic()
+            # one line per wait, not one per chunk: chunks in flight together fail together
+            announce = wait > ANNOUNCE_WAIT_S and now >= self._announced_until
+            if announce:
+                self._announced_until = now + wait
+        if announce:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            asked = getattr(exc, "retry_after", None)
+            capped = (
+                f" (the server asked for {float(asked):g} s; capped at simulate.timeout_s)"
+                if asked is not None and float(asked) > wait else ""
+            )
+            self._log(
+                f"{self.label}: {str(exc)[:200]}; waiting {wait:.0f} s before attempt "
+                f"{state.attempt_number + 1} of {self.max_retries + 1}{capped}"
+            )
 
     # -- lifetime ----------------------------------------------------------------
 

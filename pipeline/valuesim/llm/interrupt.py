@@ -1,6 +1,7 @@
-"""Ctrl-C and SIGTERM: stop paying promptly, keep every finished answer, exit 130.
+"""Ctrl-C, SIGTERM and SIGHUP: stop paying promptly, keep every finished answer, exit 130.
 
-The CLI installs :func:`install_handlers`. The first SIGINT or SIGTERM sets
+The CLI installs :func:`handlers_installed`. The first SIGINT, SIGTERM or SIGHUP (a
+closed terminal or ssh session, without nohup) sets
 :data:`CANCEL` (every engine worker, watchdog and backoff sleep watches it) and
 raises :class:`Interrupted` in the main thread, so the engine cancels its queued
 chunks, gives calls in flight a short grace to land (their answers are paid for),
@@ -24,7 +25,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-#: Set by the first SIGINT/SIGTERM (or by a caller that wants running engines to stop).
+#: The signals that stop a run. SIGHUP does not exist on Windows.
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    int(s) for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None
+)
+
+#: Set by the first stop signal (or by a caller that wants running engines to stop).
 CANCEL = threading.Event()
 
 
@@ -37,8 +43,8 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> int:
-        """130 for SIGINT and SIGTERM alike: the run stopped cleanly on request, whichever
-        signal asked (README, "What valuesim survives")."""
+        """130 for SIGINT, SIGTERM and SIGHUP alike: the run stopped cleanly on request,
+        whichever signal asked (README, "What valuesim survives")."""
         return 130
 
 
@@ -47,6 +53,8 @@ class RunInterrupted(Interrupted):
 
 
 _received: list[int] = []
+# Why a stop this process asked for itself (:func:`stop`) was asked, for the interrupt line.
+_reason: list[str] = []
 
 
 def received_signal() -> int:
@@ -59,6 +67,14 @@ def sleep(seconds: float, cancel: threading.Event | None = None) -> None:
     event = CANCEL if cancel is None else cancel
     if event.wait(max(0.0, seconds)):
         raise Interrupted(signum=received_signal())
+
+
+def stop(signum: int, reason: str) -> None:
+    """Stop the run as if ``signum`` had come from outside (from any thread), with
+    ``reason`` in the interrupt line; e.g. when the process that started this one died
+    (:mod:`valuesim.parent_watch`). One path for every stop: the handler's."""
+    _reason[:] = [reason]
+    os.kill(os.getpid(), signum)
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
@@ -74,15 +90,18 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def handlers_installed(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+def handlers_installed(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
     """Install the two-stage handler for ``signals`` (main thread only), restoring after."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
     _received.clear()
+    _reason.clear()
     CANCEL.clear()
     previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
     for s in signals:
+        if s == getattr(signal, "SIGHUP", None) and signal.getsignal(s) == signal.SIG_IGN:
+            continue  # started under nohup: a hangup was asked not to stop the run
         previous[s] = signal.signal(s, _handler)
     try:
         yield
@@ -97,6 +116,8 @@ def handlers_installed(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM
 def message(exc: Interrupted) -> str:
     """The one line the CLI prints for an interrupt."""
     name = signal.Signals(exc.signum).name
+    if _reason:
+        name = f"{name}: {_reason[0]}"
     text = str(exc) or "answers received so far are in the response cache; rerun the same command to resume"
     return f"interrupted ({name}): {text}"
 

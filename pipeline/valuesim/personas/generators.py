@@ -20,7 +20,7 @@ import cheaply: no provider SDK, no torch.
 from __future__ import annotations
 
 import re
-import time
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -38,6 +38,8 @@ from valuesim.contracts import (
 )
 from valuesim.errors import ConfigError, DataError, ProviderError
 from valuesim.hookspecs import hookimpl
+from valuesim.llm import interrupt
+from valuesim.llm.api_support import ANNOUNCE_WAIT_S, DEFAULT_TIMEOUT_S
 from valuesim.llm.types import ChatMessage
 from valuesim.personas import descriptors
 from valuesim.personas.descriptors import DescriptorSet
@@ -194,7 +196,13 @@ def _generate_with_backoff(provider: TextGenerator, messages: list[ChatMessage])
                     "try again later"
                 ) from exc
             wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
-            time.sleep(wait)
+            # A server's Retry-After is capped like the engine's (at the default call
+            # timeout here), and a long wait is announced rather than sat through silently.
+            wait = min(max(wait, 0.0), DEFAULT_TIMEOUT_S)
+            if wait > ANNOUNCE_WAIT_S:
+                print(f"descriptor generation: {str(exc)[:200]}; waiting {wait:.0f} s before "
+                      f"try {attempt + 2} of {TRANSIENT_ATTEMPTS}", file=sys.stderr, flush=True)
+            interrupt.sleep(wait)  # ends at once on Ctrl-C
     raise AssertionError("unreachable")
 
 
