@@ -7,12 +7,14 @@ It parses params.yaml once into typed config and hands it to
 from __future__ import annotations
 
 import importlib
+from contextlib import nullcontext
 
 import typer
 
 from valuesim.config import load_params
 from valuesim.errors import ConfigError
 from valuesim.names import shorten
+from valuesim.parent_watch import stop_when_parent_dies, under_dvc
 
 STAGES = (
     "extract", "validate", "map", "human", "descriptors", "personas",
@@ -45,4 +47,6 @@ def register(app: typer.Typer) -> None:
         params = load_params(params_file)
         mod = importlib.import_module(f"valuesim.stages.{name}")
         options = {k: v for k, v in {"model": model, "method": method}.items() if v is not None}
-        mod.run(params, **options)
+        # Under `dvc repro`, a stage stops when DVC dies rather than run on as an orphan.
+        with stop_when_parent_dies() if under_dvc() else nullcontext():
+            mod.run(params, **options)

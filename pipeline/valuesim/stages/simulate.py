@@ -67,6 +67,23 @@ def from_dvc_stage(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
 
 
 def run(params: Params, *, model: str | None = None, method: str | None = None) -> None:
+    from valuesim.llm.cache import resolve_cache_dir
+    from valuesim.methods import get_method
+    from valuesim.stage_lock import LOCKS, output_lock
+
+    model = _pick(model, params.simulate.models, "model")
+    method = get_method(_pick(method, params.simulate.methods, "method")).name
+    if model not in params.models:
+        known = ", ".join(sorted(params.models)) or "none"
+        raise ConfigError(f"model {shorten(model)} is not defined under models in params ({known})")
+    # One copy per output folder (valuesim.stage_lock): a copy left running by a killed
+    # `dvc repro` and the next one's would both pay for the unsent answers.
+    lock_dir = resolve_cache_dir(params.simulate.cache_dir) / LOCKS
+    with output_lock(simulated_dir(model, method), lock_dir, what="valuesim stage simulate"):
+        _simulate(params, model, method)
+
+
+def _simulate(params: Params, model: str, method: str) -> None:
     from valuesim.answer_tables import (
         answers_frame,
         check_coverage,
@@ -79,15 +96,9 @@ def run(params: Params, *, model: str | None = None, method: str | None = None) 
     from valuesim.artifacts import output_set
     from valuesim.culturalmap.item_prompts import map_answers_frame
     from valuesim.llm.engine import Engine
-    from valuesim.methods import get_method
     from valuesim.output_targets import check_writable
     from valuesim.planning import check_cost_ceiling, outputs_inputs, stage_prompts, stage_requests
 
-    model = _pick(model, params.simulate.models, "model")
-    method = get_method(_pick(method, params.simulate.methods, "method")).name
-    if model not in params.models:
-        known = ", ".join(sorted(params.models)) or "none"
-        raise ConfigError(f"model {shorten(model)} is not defined under models in params ({known})")
     # before any request is paid for (or a server started): a read-only or full data/
     # or reports/ would otherwise fail only after every answer was bought
     for folder in (simulated_dir(model, method), run_stats_path(model, method).parent):
