@@ -7,7 +7,8 @@ sends only the misses, in chunks of ``simulate.batch_size``, with up to
 :mod:`valuesim.llm.fleet`), and stores each chunk in the cache the moment
 it returns. A run killed at any point therefore loses at most the chunks in flight
 and never pays for a finished one twice. Transient failures (429, 5xx, timeouts)
-are retried with exponential backoff, honouring ``retry_after``; a permanent
+are retried with exponential backoff, honouring ``retry_after`` up to ``timeout_s``
+(a wait over a few seconds is announced with one line); a permanent
 failure stops the run after everything finished has been saved.
 
 Interrupts (:mod:`valuesim.llm.interrupt`): every wait here (a call's watchdog, a
