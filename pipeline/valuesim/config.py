@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,6 +33,9 @@ from valuesim.names import clip, name_problem, shorten
 DEFAULT_COUNTRIES: tuple[str, ...] = (
     "JPN", "TWN", "PRI", "COL", "JOR", "ROU", "ZWE", "NZL", "DEU", "AUS",
 )
+
+# Validation context of a params file (load_params): what is refused there only.
+FROM_PARAMS_FILE = "from_params_file"
 
 # Enum-like settings, shared with the CLI options that override them (valuesim score).
 ESTIMATORS: tuple[str, ...] = ("logprobs", "top_logprobs", "sampling", "verbalized")
@@ -184,12 +188,25 @@ class ModelSpec(_Strict):
 
     @field_validator("base_url")
     @classmethod
-    def _servers(cls, value: str | list[str] | None) -> str | list[str] | None:
+    def _servers(cls, value: str | list[str] | None, info: ValidationInfo) -> str | list[str] | None:
         """A fleet's URLs are checked here, before anything is created or sent."""
+        from valuesim.llm.api_support import base_url_problem, redact_url, url_credential
+
+        if info.context and info.context.get(FROM_PARAMS_FILE):
+            # params.yaml is committed, and DVC copies the params a stage depends on
+            # into dvc.lock and its run cache: a secret written here would outlive any
+            # redaction. Keys come from the environment (options.api_key_env).
+            urls = value if isinstance(value, list) else [value] if value else []
+            for url in urls:
+                secret = url_credential(url)
+                if secret:
+                    raise ValueError(
+                        f"base_url {redact_url(url)!r} carries {secret}, which would be kept in git, "
+                        "dvc.lock and DVC's run cache; put the secret in an environment variable "
+                        "and name it in options.api_key_env"
+                    )
         if not isinstance(value, list):
             return value
-        from valuesim.llm.api_support import base_url_problem, redact_url
-
         if not value:
             raise ValueError("an empty list of servers; give one URL or a list of several")
         seen: set[str] = set()
@@ -362,7 +379,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except safe_yaml.YamlError as exc:
         raise ConfigError(str(exc)) from exc
     try:
-        params = Params.model_validate(raw)
+        params = Params.model_validate(raw, context={FROM_PARAMS_FILE: True})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = _location(err["loc"])

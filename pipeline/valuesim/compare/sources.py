@@ -24,6 +24,7 @@ import polars as pl
 
 from valuesim import safe_yaml
 from valuesim.errors import ConfigError, DataError
+from valuesim.llm.api_support import redact_credentials_in
 
 CELLS = "data/eval/cells.parquet"
 PARAMS = "params.yaml"
@@ -50,6 +51,23 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def without_credentials(value: Any) -> Any:
+    """A params tree with the credentials of every URL in it shown as ``***`` (as the
+    report shows them, :func:`valuesim.llm.api_support.redact_url`).
+
+    Applied where params are read, so neither experiments.csv, tests.csv nor index.html
+    (labels, shared params) can show an older run's ``user:password@`` or ``api_key=``;
+    URLs without a credential are kept as written, so labels stay as they were.
+    """
+    if isinstance(value, str):
+        return redact_credentials_in(value)
+    if isinstance(value, dict):
+        return {key: without_credentials(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [without_credentials(v) for v in value]
+    return value
+
+
 def _parse(name: str, cells: bytes, params: bytes, metric: str) -> tuple[pl.DataFrame, dict[str, Any]]:
     try:
         frame = pl.read_parquet(io.BytesIO(cells))
@@ -68,7 +86,7 @@ def _parse(name: str, cells: bytes, params: bytes, metric: str) -> tuple[pl.Data
         raise DataError(f"{exc}; fix or restore it") from exc
     if not isinstance(loaded, dict):
         raise DataError(f"{name}: {PARAMS} is not a mapping; fix or restore it")
-    return frame.select(*KEY_COLUMNS, metric), loaded
+    return frame.select(*KEY_COLUMNS, metric), without_credentials(loaded)
 
 
 def read_directory(name: str, root: Path, metric: str, origin: str) -> Experiment:

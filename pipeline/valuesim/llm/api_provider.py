@@ -82,7 +82,9 @@ class APIProvider:
 
     def make_client(self) -> Any:
         """The SDK client (import the SDK here): ``self.endpoint``'s URL and
-        ``sdk_key``, ``self.timeout_s``, and the SDK's own retries off (the engine retries)."""
+        ``sdk_key``, ``self.timeout_s``, the SDK's own retries off (the engine retries),
+        and ``self.endpoint.mounts`` on its httpx client, so a loopback URL (where a key
+        may go over plain http) is never reached through an HTTP_PROXY."""
         raise NotImplementedError
 
     def request_body(self, request: ScoreRequest) -> Any:

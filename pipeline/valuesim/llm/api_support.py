@@ -93,12 +93,49 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def url_credential(url: str) -> str | None:
+    """What secret ``url`` carries in itself (``user:password@``, or a query parameter
+    named like ``key=``/``token=``), or None; the secret itself is not repeated."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if "@" in parts.netloc:
+        return "a user:password@ part"
+    names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.search(k)]
+    return f"the {names[0]}= query parameter" if names else None
+
+
+def redact_credentials_in(text: str) -> str:
+    """``text`` with each URL that carries a credential passed through :func:`redact_url`;
+    other URLs stay exactly as written (so values that differ only there still differ)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m[0]) if url_credential(m[0]) else m[0], text)
+
+
+def direct_mounts(url: str) -> dict[str, None]:
+    """httpx ``mounts`` that connect straight to ``url``'s host when it is a loopback one.
+
+    HTTP_PROXY/ALL_PROXY apply to 127.0.0.1 too unless NO_PROXY names it, so a key sent
+    over plain http "to localhost" would travel in clear to the proxy, and a proxy on
+    another machine would reach its own loopback, not ours. Mounting ``None`` for the
+    host makes httpx use its direct transport there whatever the environment says;
+    other hosts keep the proxy settings (https through a proxy stays encrypted).
+    """
+    host = urlsplit(url).hostname
+    if not host or not is_loopback(host):
+        return {}
+    return {f"all://[{host}]" if ":" in host else f"all://{host}": None}
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where a provider sends requests, and the key it may send there (None: no key)."""
 
     url: str
     key: str | None
+    #: the URL's host is the provider's own (``default_url``'s): account ids that come
+    #: with its key (OpenAI's organization and project) may go there and nowhere else
+    vendor_host: bool = False
 
     @property
     def where(self) -> str:
@@ -109,6 +146,12 @@ class Endpoint:
     def sdk_key(self) -> str:
         """The key for the SDK constructor: a placeholder when no key may be sent."""
         return self.key or NO_KEY
+
+    @property
+    def mounts(self) -> dict[str, None]:
+        """The httpx client's ``mounts``: a loopback URL is never reached through a
+        proxy (:func:`direct_mounts`), so plain http stays on this machine."""
+        return direct_mounts(self.url)
 
 
 def base_url_problem(url: str) -> str | None:
@@ -142,16 +185,18 @@ def resolve_endpoint(
     provider's own ``env_vars`` are read only when the URL's host is the default one:
     an inherited ``OPENAI_API_KEY`` must not reach a local vLLM or a proxy. Any other
     host gets a key only from ``api_key_env``, which the user named on purpose. A key
-    is never sent over plain http except to a loopback address.
+    is never sent over plain http except to a loopback address, which clients reach
+    directly, never through a proxy (:attr:`Endpoint.mounts`).
     """
     url = base_url or default_url
     problem = base_url_problem(url)
     if problem:
         raise ProviderError(f"{provider}: {problem}")
     parts = urlsplit(url)
+    vendor_host = parts.hostname == urlsplit(default_url).hostname
     if api_key_env:
         key = api_key_from_env(provider, [str(api_key_env)])
-    elif parts.hostname == urlsplit(default_url).hostname:
+    elif vendor_host:
         key = api_key_from_env(provider, env_vars)
     else:
         key = None
@@ -160,7 +205,7 @@ def resolve_endpoint(
             f"{provider}: refusing to send an API key over plain http to {redact_url(url)}; "
             "use an https:// base_url (plain http is allowed only to localhost)"
         )
-    return Endpoint(url=url, key=key)
+    return Endpoint(url=url, key=key, vendor_host=vendor_host)
 
 
 def redact(message: str, *secrets: str | None) -> str:

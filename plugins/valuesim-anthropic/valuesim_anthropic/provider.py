@@ -50,9 +50,11 @@ class AnthropicProvider(APIProvider):
 
         # An explicit api_key (the placeholder when none may be sent) also stops the
         # SDK from reading ANTHROPIC_API_KEY/ANTHROPIC_AUTH_TOKEN or a profile itself.
+        mounts = self.endpoint.mounts  # a loopback server is reached directly, not by proxy
         return anthropic.Anthropic(
             api_key=self.endpoint.sdk_key, base_url=self.endpoint.url,
             timeout=self.timeout_s, max_retries=0,
+            http_client=anthropic.DefaultHttpxClient(mounts=mounts) if mounts else None,
         )
 
     def request_body(self, request: ScoreRequest) -> dict[str, Any]:

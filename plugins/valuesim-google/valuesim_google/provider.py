@@ -74,6 +74,8 @@ class GoogleProvider(APIProvider):
         from google.genai import types
 
         self._types = types
+        # a loopback server is reached directly, never through HTTP_PROXY/ALL_PROXY
+        mounts = self.endpoint.mounts
         # vertexai=False: an ambient GOOGLE_GENAI_USE_VERTEXAI must not reroute requests
         # (and credentials) away from the key read above.
         return genai.Client(
@@ -84,6 +86,8 @@ class GoogleProvider(APIProvider):
                 base_url=self.endpoint.url,
                 timeout=max(1, int(self.timeout_s * 1000)),  # milliseconds
                 retry_options=types.HttpRetryOptions(attempts=1),
+                client_args={"mounts": mounts} if mounts else None,
+                async_client_args={"mounts": mounts} if mounts else None,
             ),
         )
 

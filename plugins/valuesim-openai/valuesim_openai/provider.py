@@ -121,10 +121,20 @@ class OpenAIProvider(APIProvider):
     def make_client(self) -> Any:
         import openai
 
-        return openai.OpenAI(
+        mounts = self.endpoint.mounts  # a loopback server is reached directly, not by proxy
+        client = openai.OpenAI(
             api_key=self.endpoint.sdk_key, base_url=self.endpoint.url,
             timeout=self.timeout_s, max_retries=0,
+            http_client=openai.DefaultHttpxClient(mounts=mounts) if mounts else None,
         )
+        if not self.endpoint.vendor_host:
+            # The SDK reads OPENAI_ORG_ID / OPENAI_PROJECT_ID (and OPENAI_ADMIN_KEY) from
+            # the environment whatever the base_url; like OPENAI_API_KEY they name the
+            # OpenAI account and go to api.openai.com only, never to a vLLM or a proxy.
+            client.organization = None
+            client.project = None
+            client.admin_api_key = None
+        return client
 
     def request_body(self, request: ScoreRequest) -> dict[str, Any]:
         """The chat-completions JSON body for one request (also a batch file's line body)."""
