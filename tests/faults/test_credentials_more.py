@@ -246,6 +246,7 @@ def test_secret_in_a_params_base_url_is_refused_before_any_request(
         params = params_file(folder, root, {model: {"provider": "openai", "model": "local", "base_url": value}})
         proc = score(root, params, "--model", model)
         line = one_error_line(proc)
+        assert proc.returncode == 2  # a configuration error
         assert line.startswith(f"error: {params}: models.{model}.base_url: Value error, base_url '"), line
         assert f"carries {what}, which would be kept in git, dvc.lock and DVC's run cache; " in line
         assert line.endswith("put the secret in an environment variable and name it in options.api_key_env")
