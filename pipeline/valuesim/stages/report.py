@@ -17,8 +17,8 @@ import yaml
 
 from valuesim import artifacts
 from valuesim.config import Params
-from valuesim.errors import OutputError
 from valuesim.culturalmap.sampled_respondents import independence_bias
+from valuesim.errors import OutputError
 from valuesim.paths import (
     CALIBRATED,
     EVAL,
