@@ -75,11 +75,12 @@ def test_embedded_model_asks_the_example_items_and_a_second_ask_is_free(
 
 
 def test_ask_returns_the_frame_of_run_ask() -> None:
-    # the notebook entry point and the one with a summary share their signature
+    # the notebook entry point and the one with a summary share their signature (a dry
+    # run has no frame to return: its plan is in run_ask's summary)
     import inspect
 
     assert list(inspect.signature(ask).parameters) == [
-        p for p in inspect.signature(run_ask).parameters if p not in ("progress", "log")
+        p for p in inspect.signature(run_ask).parameters if p not in ("progress", "log", "dry_run")
     ]
 
 

@@ -89,9 +89,30 @@ def test_under_the_ceiling_it_runs_and_a_cached_rerun_is_not_checked(fake: Any) 
 
 def test_free_models_are_never_stopped(fake: Any) -> None:
     raw = params_for(fake, 0.0, ("value",))
-    raw["simulate"]["prices"] = {}  # a server of your own: no price, nothing to pay
+    # a server of your own, said so: a zero price, nothing to pay
+    raw["simulate"]["prices"] = {"gpt-4o-mini": {"input": 0, "output": 0}}
     simulate.run(Params.model_validate(raw), model="gpt", method="value")
     assert fake.counts["paid"] > 0
+
+
+def test_a_vllm_server_of_your_own_needs_no_price(fake: Any) -> None:
+    raw = params_for(fake, 0.0, ("value",))
+    raw["simulate"]["prices"] = {}
+    raw["models"]["gpt"]["options"] = {"server": "vllm", "fallback_top_logprobs": True}
+    simulate.run(Params.model_validate(raw), model="gpt", method="value")
+    assert fake.counts["paid"] > 0
+
+
+def test_a_remote_model_without_a_price_under_a_ceiling_is_one_line(fake: Any) -> None:
+    raw = params_for(fake, 100.0, ("value",))
+    raw["simulate"]["prices"] = {}  # the OpenAI API, unpriced: the ceiling could not bound it
+    with pytest.raises(ConfigError) as info:
+        simulate.run(Params.model_validate(raw), model="gpt", method="value")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "no price in simulate.prices" in message and "gpt-4o-mini" in message
+    assert "nothing was sent" in message
+    assert fake.counts["total"] == 0
 
 
 def test_the_stage_command_says_it_in_one_line(fake: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,11 +49,13 @@ from valuesim.analysis.conformal import cell_seed as _cell_seed  # evaluate repr
 from valuesim.errors import ConfigError, ProviderError
 from valuesim.paths import CALIBRATED
 from valuesim.survey.bank import Item, QuestionBank
+from valuesim.survey.new_questions import plan_items  # ask's prompts (also the stage's)
 
 if TYPE_CHECKING:
     from valuesim.config import Params
     from valuesim.llm.engine import Engine
     from valuesim.llm.types import AnswerDistribution, ScoreRequest
+    from valuesim.planning import PlanRow
     from valuesim.prompts import PromptUnit
 
 QuestionsArg = str | Path | Item | Sequence[str | Path | Item]
@@ -90,6 +92,8 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 # The study's calibrate output (valuesim.stages.calibrate writes it).
 TEMPERATURES = CALIBRATED / "temperatures.json"
 _ISO3 = re.compile(r"^[A-Z]{3}$")
+#: Requests to send from which ask prints its plan before it starts (a paid one always).
+LARGE_RUN = 1_000
 
 
 @dataclass(frozen=True)
@@ -118,13 +122,53 @@ class Calibration:
 
 def summary_json(summary: object) -> dict[str, object]:
     """A run summary dataclass (ask, pilot) as JSON: tuples as lists, the calibration
-    as its fields."""
-    out = {k: v for k, v in summary.__dict__.items() if k != "calibration"}
+    and the plan as their fields."""
+    out = {k: v for k, v in summary.__dict__.items() if k not in ("calibration", "plan")}
     for key in ("countries", "questions", "notes"):
         out[key] = list(out[key])
-    calibration = summary.__dict__.get("calibration")
-    out["calibration"] = None if calibration is None else dict(calibration.__dict__)
+    for key in ("calibration", "plan"):
+        value = summary.__dict__.get(key)
+        out[key] = None if value is None else dict(value.__dict__)
     return out
+
+
+def plan_run(
+    params: Params, engine: Engine, model: str, method: str, units: Sequence[PromptUnit], *,
+    label: str, project: Path, announce: bool, log: Callable[[str], None] | None,
+) -> PlanRow:
+    """Plan ``units``' requests before any is sent: refused in one line over
+    ``simulate.max_cost_usd`` (:mod:`valuesim.spending`); with ``announce``, the plan's
+    line is logged when the run is large (:data:`LARGE_RUN`) or paid."""
+    import sys
+
+    from valuesim.spending import plan_and_check, plan_line
+
+    requests = [engine.request(u.messages, u.answers) for u in units]
+    row = plan_and_check(
+        params, engine, model, method, requests, stage="ask", label=label, project=project,
+        fix="ask less (fewer countries, questions or personas; --dry-run prints the plan)",
+    )
+    if announce and (row.to_send >= LARGE_RUN or row.cost_usd):
+        line = plan_line(row, label)
+        (log or (lambda m: print(m, file=sys.stderr, flush=True)))(line)
+    return row
+
+
+def open_engine(
+    params: Params, model: str, project: Path, *, label: str, dry_run: bool,
+    progress: bool | None, log: Callable[[str], None] | None,
+) -> Engine:
+    """The engine of an ask (or pilot) run; a dry run creates no response cache."""
+    from valuesim.llm.cache import DB_NAME, resolve_cache_dir
+    from valuesim.llm.engine import Engine
+
+    spec, sim = params.models[model], params.simulate
+    directory = resolve_cache_dir(sim.cache_dir, cwd=project)
+    cache = None if dry_run and not (directory / DB_NAME).exists() else directory
+    return Engine(
+        spec.provider, spec, cache, batch_size=sim.batch_size, max_retries=sim.max_retries,
+        timeout_s=sim.timeout_s, prices=sim.prices, label=label, progress=progress, log=log,
+    )
 
 
 @dataclass(frozen=True)
@@ -148,12 +192,19 @@ class AskSummary:
     wall_s: float
     calibration: Calibration | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tokens: int = 0  # prompt and reply tokens of the answers sent
+    cost_usd: float = 0.0  # at simulate.prices, else the provider's figure
+    plan: PlanRow | None = None  # what was to be sent, planned before the first request
+    dry_run: bool = False  # planned only: nothing was sent
 
     def line(self) -> str:
-        return (f"ask {self.model}/{self.method}: {len(self.countries)} countries x "
-                f"{len(self.questions)} questions x {self.personas_per_country} personas: "
-                f"{self.requests} requests, {self.cache_hits} cached, {self.sent} sent in "
-                f"{self.provider_calls} calls, {self.wall_s:.1f}s")
+        head = (f"ask {self.model}/{self.method}: {len(self.countries)} countries x "
+                f"{len(self.questions)} questions x {self.personas_per_country} personas: ")
+        if self.dry_run:
+            return head + "dry run, nothing was sent"
+        return (head + f"{self.requests} requests, {self.cache_hits} cached, {self.sent} sent in "
+                f"{self.provider_calls} calls, {self.tokens} tokens, ${self.cost_usd:.4f}, "
+                f"{self.wall_s:.1f}s")
 
     def to_json(self) -> dict[str, object]:
         return summary_json(self)
@@ -340,21 +391,6 @@ def _row(
     return row
 
 
-def plan_items(
-    params: Params, method: str, personas: pl.DataFrame, bank: QuestionBank,
-    items: Sequence[Item], countries: Sequence[str],
-) -> tuple[QuestionBank, list[PromptUnit]]:
-    """The bank extended with the new items, and every prompt of ``items`` for
-    ``personas`` (or, for a country-level method, each country), as simulate plans them."""
-    from valuesim.prompts import plan_prompts
-    from valuesim.survey.new_questions import extend_bank
-
-    asked = extend_bank(bank, items)
-    units = plan_prompts(method, personas, asked, [i.id for i in items], list(countries),
-                         params.prompts.guidance)
-    return asked, units
-
-
 def score_units(engine: Engine, units: Sequence[PromptUnit]) -> list[AnswerDistribution]:
     """Every prompt through ``engine`` (its cache first), after the tokenizer check."""
     requests = [engine.request(u.messages, u.answers) for u in units]
@@ -420,11 +456,13 @@ def run_ask(
     project_dir: str | Path = ".",
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    dry_run: bool = False,
 ) -> AskResult:
-    """:func:`ask`, with the run's summary (cache hits, answers sent, calibration, notes)."""
+    """:func:`ask`, with the run's summary (cache hits, answers sent, tokens, cost,
+    calibration, notes, the plan). Before the first request the run is planned
+    (:func:`plan_run`): over ``simulate.max_cost_usd`` nothing is sent; a large or paid
+    run logs its plan. ``dry_run``: plan only, send nothing (the frame has no rows)."""
     from valuesim.config import load_params
-    from valuesim.llm.cache import resolve_cache_dir
-    from valuesim.llm.engine import Engine
     from valuesim.methods import get_method
     from valuesim.personas.on_demand import check_n, personas_for, respondents_for, under
     from valuesim.prediction import add_prediction_intervals, check_level, find_fit
@@ -462,15 +500,23 @@ def run_ask(
         notes.append(note)
     _, units = plan_items(params, method, personas, bank, items, codes)
 
-    spec, sim = params.models[model], params.simulate
-    with Engine(
-        spec.provider, spec, resolve_cache_dir(sim.cache_dir, cwd=project),
-        batch_size=sim.batch_size, max_retries=sim.max_retries, timeout_s=sim.timeout_s,
-        prices=sim.prices, label=f"ask {model}/{method}", progress=progress, log=log,
-    ) as engine:
+    label = f"ask {model}/{method}"
+    with open_engine(params, model, project, label=label, dry_run=dry_run, progress=progress,
+                     log=log) as engine:
+        plan = plan_run(params, engine, model, method, units, label=label, project=project,
+                        announce=not dry_run, log=log)
+        estimator, answer_rule = engine.estimator, engine.answer_rule
+        if dry_run:
+            return AskResult(pl.DataFrame(schema=RESULT_SCHEMA), AskSummary(
+                model=model, method=method, provider=engine.factory.name,
+                provider_model=engine.spec.model, estimator=estimator, answer_rule=answer_rule,
+                source=where, countries=tuple(codes), questions=tuple(i.id for i in items),
+                personas_per_country=per_country, requests=plan.requests,
+                cache_hits=plan.cached, sent=0, provider_calls=0, wall_s=0.0,
+                calibration=calibration, notes=tuple(notes), plan=plan, dry_run=True,
+            ))
         results = score_units(engine, units)
         run = engine.summary
-        estimator, answer_rule = engine.estimator, engine.answer_rule
 
     frame = summarise(units, results, items, codes, bank, params, calibration,
                       model=model, method=method)
@@ -489,7 +535,8 @@ def run_ask(
         questions=tuple(i.id for i in items), personas_per_country=per_country,
         requests=run.requests, cache_hits=run.cache_hits, sent=run.sent,
         provider_calls=run.provider_calls, wall_s=run.wall_s, calibration=calibration,
-        notes=tuple(notes),
+        notes=tuple(notes), tokens=run.prompt_tokens + run.completion_tokens,
+        cost_usd=run.cost_usd, plan=plan,
     )
     return AskResult(frame, summary)
 

@@ -16,10 +16,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -229,6 +231,37 @@ class ModelSpec(_Strict):
         return self
 
 
+# USD per million tokens: never negative, never YAML `true`
+Usd = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+
+
+class PriceEntry(_Strict):
+    """One model's price in ``simulate.prices``, USD per million tokens.
+
+    Typed so that a misspelled key (``inptu``) is an error at load: read as a mapping it
+    made the model's input free and let the cost ceiling wave a paid run through.
+    ``input`` and ``output`` are both required for the same reason; ``cached_input``
+    (prompt tokens the vendor served from its prompt cache) defaults to ``input``.
+    """
+
+    input: Usd
+    output: Usd
+    cached_input: Usd | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # shown (report, compare) as written: no `cached_input: null` the user never set
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def rates(self) -> dict[str, float]:
+        """The entry as :func:`valuesim.llm.engine.cost_of` reads it."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @property
+    def free(self) -> bool:
+        return not any(self.rates().values())
+
+
 class SimulateParams(_Strict):
     # empty lists would make the DVC matrix empty and calibrate/evaluate score nothing
     methods: list[str] = Field(
@@ -243,14 +276,14 @@ class SimulateParams(_Strict):
     max_retries: int = Field(4, ge=0, le=20, strict=True)
     # also the longest wait a server's Retry-After gets (valuesim.llm.engine)
     timeout_s: float = Field(120.0, gt=0, le=3600, strict=True, allow_inf_nan=False)
-    # price per million tokens, by model name: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
-    prices: dict[str, dict[str, Annotated[float, Field(ge=0, strict=True)]]] = Field(
-        default_factory=dict
-    )
+    # price per million tokens, by provider model name:
+    # {"gpt-4o-mini": {"input": 0.15, "output": 0.6}} (PriceEntry: unknown keys refused)
+    prices: dict[str, PriceEntry] = Field(default_factory=dict)
     # also ask the Inglehart-Welzel map items (Figure 1); kept out of the metrics
     map_items: Flag = True
-    # USD: a paid model's simulate stage stops before sending anything when the whole
-    # study's unsent answers would cost more (valuesim.planning.check_cost_ceiling)
+    # USD: every stage and command that sends paid requests (simulate, new_questions,
+    # shapley, ask, score) stops before sending anything when what it would still pay
+    # costs more (valuesim.spending); with it set, a remote model needs a price
     max_cost_usd: float | None = Field(None, ge=0, le=1_000_000, strict=True, allow_inf_nan=False)
 
     @field_validator("methods")
@@ -381,9 +414,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw, context={FROM_PARAMS_FILE: True})
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # a misspelled key also leaves the key it meant missing: name the typo, not the gap
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = _location(err["loc"])
-        hint = " (typo? unknown keys are rejected)" if err["type"] == "extra_forbidden" else ""
+        hint = ""
+        if err["type"] == "extra_forbidden":
+            hint = " (typo? unknown keys are rejected)"
+            if err["loc"][:2] == ("simulate", "prices"):
+                keys = ", ".join(PriceEntry.model_fields)
+                hint = f" (typo? a price takes {keys}, in USD per million tokens)"
         raise ConfigError(f"{p}: {loc}: {err['msg']}{hint}") from exc
     for line in sample_size_warnings(params):
         print(f"warning: {p}: {line}", file=sys.stderr)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from valuesim.config import Params
     from valuesim.llm.engine import Engine
     from valuesim.llm.types import AnswerDistribution
+    from valuesim.planning import PlanRow
     from valuesim.prompts import PromptUnit
     from valuesim.survey.bank import Item, QuestionBank
     from valuesim.survey.pilot import Pilot
@@ -110,12 +111,19 @@ class PilotSummary:
     wall_s: float
     calibration: Calibration | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tokens: int = 0  # prompt and reply tokens of the answers sent
+    cost_usd: float = 0.0  # at simulate.prices, else the provider's figure
+    plan: PlanRow | None = None  # what was to be sent, planned before the first request
+    dry_run: bool = False  # planned only: nothing was sent
 
     def line(self) -> str:
-        return (f"pilot {self.model}/{self.method}: {len(self.countries)} countries x "
-                f"{len(self.questions)} questions, PPI++ at {self.level:g}: {self.requests} "
-                f"requests, {self.cache_hits} cached, {self.sent} sent in {self.provider_calls} "
-                f"calls, {self.wall_s:.1f}s")
+        head = (f"pilot {self.model}/{self.method}: {len(self.countries)} countries x "
+                f"{len(self.questions)} questions, PPI++ at {self.level:g}: ")
+        if self.dry_run:
+            return head + "dry run, nothing was sent"
+        return (head + f"{self.requests} requests, {self.cache_hits} cached, {self.sent} sent in "
+                f"{self.provider_calls} calls, {self.tokens} tokens, ${self.cost_usd:.4f}, "
+                f"{self.wall_s:.1f}s")
 
     def to_json(self) -> dict[str, object]:
         from valuesim.asking import summary_json
@@ -295,26 +303,31 @@ def run_pilot(
     project_dir: str | Path = ".",
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    dry_run: bool = False,
 ) -> PilotResult:
     """PPI++ estimates of ``questions``' country means from the pilot file and the model.
 
     ``countries``: ISO3 codes (default: every country of the pilot file);
     ``n_unlabeled``: model-only respondents per country (default
     ``personas.n_per_country``); ``level``: of every interval; the rest as
-    :func:`valuesim.asking.run_ask`. Returns the per-(country, question) rows
-    (:data:`PILOT_SCHEMA`), the run's summary and every respondent's Y and Yhat.
+    :func:`valuesim.asking.run_ask` (the run is planned first and refused over
+    ``simulate.max_cost_usd``; ``dry_run`` plans only). Returns the per-(country,
+    question) rows (:data:`PILOT_SCHEMA`), the run's summary and every respondent's Y
+    and Yhat.
     """
     from valuesim.analysis.ppi import check_level
     from valuesim.asking import (
         _check_model_and_method,
         _echoed,
         find_calibration,
+        open_engine,
         parse_countries,
+        plan_items,
+        plan_run,
         resolve_questions,
+        score_units,
     )
     from valuesim.config import load_params
-    from valuesim.llm.cache import resolve_cache_dir
-    from valuesim.llm.engine import Engine
     from valuesim.personas.build import persona_id
     from valuesim.personas.on_demand import respondents_for, under
     from valuesim.survey.bank import load_bank
@@ -370,15 +383,25 @@ def run_pilot(
     if not pilot.weighted:
         notes.append("the pilot file has no weights: every pilot respondent counts equally")
 
-    spec, sim = params.models[model], params.simulate
-    with Engine(
-        spec.provider, spec, resolve_cache_dir(sim.cache_dir, cwd=project),
-        batch_size=sim.batch_size, max_retries=sim.max_retries, timeout_s=sim.timeout_s,
-        prices=sim.prices, label=f"pilot {model}/{method}", progress=progress, log=log,
-    ) as engine:
-        yhat = score_personas(engine, params, method, personas, bank, items, codes, calibration)
-        run = engine.summary
+    label = f"pilot {model}/{method}"
+    _, units = plan_items(params, method, personas, bank, items, codes)
+    with open_engine(params, model, project, label=label, dry_run=dry_run, progress=progress,
+                     log=log) as engine:
+        plan = plan_run(params, engine, model, method, units, label=label, project=project,
+                        announce=not dry_run, log=log)
         estimator, answer_rule = engine.estimator, engine.answer_rule
+        if dry_run:
+            return PilotResult(pl.DataFrame(schema=PILOT_SCHEMA), PilotSummary(
+                model=model, method=method, provider=engine.factory.name,
+                provider_model=engine.spec.model, estimator=estimator, answer_rule=answer_rule,
+                pilot=str(pilot_path), source=where, countries=tuple(codes),
+                questions=tuple(i.id for i in items), level=level, n_unlabeled=n_unl,
+                pilot_in_source=overlap, weighted_pilot=pilot.weighted, requests=plan.requests,
+                cache_hits=plan.cached, sent=0, provider_calls=0, wall_s=0.0,
+                calibration=calibration, notes=tuple(notes), plan=plan, dry_run=True,
+            ), pl.DataFrame(schema=PREDICTION_SCHEMA))
+        yhat = expected_answers(units, score_units(engine, units), items, calibration)
+        run = engine.summary
 
     from valuesim.methods import persona_kind
 
@@ -394,7 +417,8 @@ def run_pilot(
         n_unlabeled=n_unl, pilot_in_source=overlap, weighted_pilot=pilot.weighted,
         requests=run.requests, cache_hits=run.cache_hits, sent=run.sent,
         provider_calls=run.provider_calls, wall_s=run.wall_s, calibration=calibration,
-        notes=tuple(notes),
+        notes=tuple(notes), tokens=run.prompt_tokens + run.completion_tokens,
+        cost_usd=run.cost_usd, plan=plan,
     )
     return PilotResult(frame, summary, predictions)
 

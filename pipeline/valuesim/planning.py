@@ -29,11 +29,12 @@ the respondents a country has (as the stage caps them). Countries the source lac
 stand-in personas (the source's other respondents, relabelled) so that their prompts
 have realistic lengths; the plan says so in its notes.
 
-:func:`check_cost_ceiling` is the simulate stage's guard: with
-``simulate.max_cost_usd`` set, before a paid model's stage sends anything, the whole
-study's unsent cost is planned and the stage stops with one line when it exceeds the
-ceiling (the matrix runs its stages one by one, so only the study's total bounds what
-``dvc repro`` will pay).
+The study's other paid stages are planned too, as rows of their own: the items of
+``data.new_questions`` for every (model, method), and with ``analysis.shapley`` on (and
+the pipeline's outputs there) the Shapley coalitions of every model
+(:mod:`valuesim.paid_stages`). :func:`plan_requests` plans any list of requests the
+same way (``valuesim ask``, ``valuesim score``). The guard that acts on a plan,
+``simulate.max_cost_usd``, is :mod:`valuesim.spending`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from valuesim.errors import ConfigError, DataError
 from valuesim.survey.bank import QuestionBank
 
 if TYPE_CHECKING:
-    from valuesim.config import Params
+    from valuesim.config import Params, PriceEntry
     from valuesim.culturalmap.item_prompts import MapPrompt
     from valuesim.llm.engine import Engine
     from valuesim.llm.types import ChatMessage, ScoreRequest
@@ -293,6 +294,7 @@ class PlanRow:
     time_s: float | None
     rate: float | None  # requests/s the time assumes
     rate_source: str
+    stage: str = "simulate"  # or new_questions, shapley, ask, score: who sends them
 
 
 @dataclass
@@ -350,7 +352,7 @@ def _is_local(engine: Engine) -> bool:
     return engine.factory.name in LOCAL_PROVIDERS or bool(getattr(engine.factory, "local", False))
 
 
-def _price(params: Params, engine: Engine) -> dict[str, float] | None:
+def _price(params: Params, engine: Engine) -> PriceEntry | None:
     if _is_local(engine):
         return None
     return params.simulate.prices.get(engine.spec.model)
@@ -358,11 +360,23 @@ def _price(params: Params, engine: Engine) -> dict[str, float] | None:
 
 def is_paid(params: Params, engine: Engine) -> bool:
     """Whether answers from this engine's model cost money: a price in ``simulate.prices``
-    and not a local model."""
-    return _price(params, engine) is not None
+    that is not all zeros, and not a local model."""
+    price = _price(params, engine)
+    return price is not None and not price.free
 
 
-def _plan_engine(params: Params, model: str, project: Path, stack: ExitStack) -> Engine:
+def is_own_server(engine: Engine) -> bool:
+    """A vLLM or SGLang server of your own (an ``openai`` model with ``options.server``
+    vllm, sglang or auto): unpriced, it is free."""
+    return engine.factory.name == "openai" and engine.spec.options.get("server") in SPLIT_SERVERS
+
+
+def needs_price(params: Params, engine: Engine) -> bool:
+    """A model that may cost money and has no price: remote, and not a server of your own."""
+    return not (_is_local(engine) or is_own_server(engine)) and _price(params, engine) is None
+
+
+def plan_engine(params: Params, model: str, project: Path, stack: ExitStack) -> Engine:
     """An engine for keys and cache lookups only: it loads no model, and opens the
     response cache only when one exists (a plan must not create one)."""
     from valuesim.llm.cache import DB_NAME, resolve_cache_dir
@@ -462,7 +476,7 @@ def _splits_apply(engine: Engine) -> bool:
 
 def _row(
     params: Params, model: str, method: str, engine: Engine, prompts: _MethodPrompts,
-    tokenizer: Any, rate: float | None, rate_source: str,
+    tokenizer: Any, rate: float | None, rate_source: str, stage: str = "simulate",
 ) -> PlanRow:
     from valuesim.llm.engine import cost_of
     from valuesim.llm.types import Usage
@@ -496,7 +510,35 @@ def _row(
         tokens_counted="tokenizer" if tokenizer is not None else "estimate",
         split_requests=splits, reply_tokens=replies, cost_usd=cost,
         time_s=(work / rate if rate else None) if work else 0.0, rate=rate, rate_source=rate_source,
+        stage=stage,
     )
+
+
+def _rate(
+    seen: dict[tuple[str, str], float], engine: Engine, requests_per_s: float | None
+) -> tuple[float | None, str]:
+    from valuesim.answer_tables import RUNS
+
+    observed = seen.get((engine.factory.name, engine.spec.model))
+    if observed is not None:
+        return observed, f"seen in {RUNS}"
+    if requests_per_s is not None:
+        return requests_per_s, "assumed (--requests-per-s)"
+    return None, "none seen; pass --requests-per-s"
+
+
+def plan_requests(
+    params: Params, engine: Engine, model: str, method: str, requests: Sequence[ScoreRequest],
+    *, stage: str, project: Path = Path(),
+) -> PlanRow:
+    """The plan of ``requests`` (built with ``engine.request``) as one row: what of them
+    is cached, what the rest costs (estimated tokens) and how long it takes at the
+    throughput this project has seen for the model."""
+    from valuesim.answer_tables import RUNS
+
+    prompts = _MethodPrompts([(r.messages, r.answers) for r in requests], 0)
+    rate, source = _rate(observed_rates(project / RUNS), engine, None)
+    return _row(params, model, method, engine, prompts, None, rate, source, stage)
 
 
 def plan_study(
@@ -515,12 +557,14 @@ def plan_study(
     estimated too; their cost is 0 either way).
     """
     from valuesim.answer_tables import RUNS
+    from valuesim.paid_stages import other_stage_prompts
 
     seen = observed_rates(project / RUNS)
     chosen = list(models) if models is not None else list(params.simulate.models)
     rows: list[PlanRow] = []
+    notes = list(inputs.notes)
     with ExitStack() as stack:
-        engines = {m: _plan_engine(params, m, project, stack) for m in chosen}
+        engines = {m: plan_engine(params, m, project, stack) for m in chosen}
         tokenizers = {m: local_tokenizer(e) if count_tokens and _is_local(e) else None
                       for m, e in engines.items()}
         for method in params.simulate.methods:
@@ -530,16 +574,17 @@ def plan_study(
             prompts = _MethodPrompts(listed, len(maps))
             del units, maps, listed  # a paper-scale method holds a million prompts
             for model, engine in engines.items():
-                observed = seen.get((engine.factory.name, engine.spec.model))
-                if observed is not None:
-                    rate, source = observed, f"seen in {RUNS}"
-                elif requests_per_s is not None:
-                    rate, source = requests_per_s, "assumed (--requests-per-s)"
-                else:
-                    rate, source = None, "none seen; pass --requests-per-s"
+                rate, source = _rate(seen, engine, requests_per_s)
                 rows.append(_row(params, model, method, engine, prompts,
                                  tokenizers[model], rate, source))
-    notes = list(inputs.notes)
+        # the other stages that send the study's models requests: new questions, Shapley
+        for stage, method, listed in other_stage_prompts(params, inputs, project, notes):
+            prompts = _MethodPrompts(listed, 0)
+            del listed
+            for model, engine in engines.items():
+                rate, source = _rate(seen, engine, requests_per_s)
+                rows.append(_row(params, model, method, engine, prompts,
+                                 tokenizers[model], rate, source, stage))
     if any(r.tokens_counted == "estimate" for r in rows):
         notes.append(f"prompt tokens marked est: ~{CHARS_PER_TOKEN:g} characters a token of message "
                      "text (no chat template); tok: counted with the model's own tokenizer")
@@ -550,39 +595,6 @@ def plan_study(
         notes.append("cost: simulate.prices, prompt tokens at the full input price and replies at "
                      "the most tokens the estimator asks for (an upper bound)")
     return Plan(rows, notes, inputs.countries, len(inputs.questions))
-
-
-# -- the simulate stage's guard ---------------------------------------------------------
-
-
-def check_cost_ceiling(
-    params: Params, engine: Engine, requests: Sequence[ScoreRequest], label: str,
-    project: Path = Path(),
-) -> None:
-    """Stop a paid run before its first request when the study would cost more than
-    ``simulate.max_cost_usd``; nothing happens for free models or a fully cached stage.
-
-    The figure is the whole study's unsent cost (every (model, method) of the matrix,
-    planned from the pipeline's outputs), since DVC runs the matrix stage by stage and
-    only the total bounds what a ``dvc repro`` pays.
-    """
-    ceiling = params.simulate.max_cost_usd
-    if ceiling is None or not is_paid(params, engine):
-        return
-    if len(engine.cached(requests)) == len({engine.key(r) for r in requests}):
-        return  # nothing to send
-    plan = plan_study(params, outputs_inputs(params), project=project, count_tokens=False)
-    total = plan.cost_usd
-    if total <= ceiling:
-        return
-    mine = sum(r.cost_usd or 0.0 for r in plan.rows
-               if f"{r.model}/{r.method}" == label.removeprefix("simulate "))
-    runs = len(plan.paid_rows)
-    raise ConfigError(
-        f"{label}: the study's unsent answers would cost {usd(total)} at simulate.prices "
-        f"({runs} paid runs, this one {usd(mine)}), over simulate.max_cost_usd {usd(ceiling)}; "
-        "nothing was sent: raise the ceiling or shrink the study (see `valuesim plan`)"
-    )
 
 
 def usd(amount: float) -> str:
@@ -598,14 +610,15 @@ def iter_table(plan: Plan) -> Iterator[str]:
     for r in plan.rows:
         tokens = f"{r.prompt_tokens:,} {'tok' if r.tokens_counted == 'tokenizer' else 'est'}"
         cost = "no price" if r.cost_usd is None else f"{r.cost_usd:,.2f}"
-        body.append((r.model, r.method, f"{r.requests:,}", f"{r.map_requests:,}", f"{r.cached:,}",
-                     f"{r.to_send:,}", tokens, f"{r.split_requests:,}", cost, _duration(r.time_s)))
+        method = r.method if r.stage == "simulate" else f"{r.method} ({r.stage})"
+        body.append((r.model, method, f"{r.requests:,}", f"{r.map_requests:,}", f"{r.cached:,}",
+                     f"{r.to_send:,}", tokens, f"{r.split_requests:,}", cost, duration(r.time_s)))
     t = plan.totals()
     unpriced = sorted({r.model for r in plan.rows if r.cost_usd is None})
     body.append(("total", "", f"{t['requests']:,}", "", f"{t['cached']:,}", f"{t['to_send']:,}",
                  f"{t['prompt_tokens']:,}", f"{t['split_requests']:,}",
                  f"{t['cost_usd']:,.2f}" + (" + ?" if unpriced else ""),
-                 _duration(t["time_s"])))
+                 duration(t["time_s"])))
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
     left = {0, 1}
 
@@ -628,7 +641,7 @@ def iter_table(plan: Plan) -> Iterator[str]:
                "cost (free for your own servers; add a price for a paid API)")
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     if seconds < 90:

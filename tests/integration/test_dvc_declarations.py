@@ -100,9 +100,14 @@ def _spy_model(model: BaseModel, prefix: str, record: Record) -> BaseModel:
     return spy_cls.model_construct(**{k: getattr(model, k) for k in fields})
 
 
+# Params that can only stop a stage before it sends anything (valuesim.spending), never
+# change what it writes: declared, a changed ceiling would rerun every paid stage.
+STOP_ONLY = ("simulate.max_cost_usd",)
+
+
 def _covered(key: str, declared: set[str]) -> bool:
     """``data.questions`` is covered by ``data`` or ``data.questions``."""
-    if "*" in declared:
+    if "*" in declared or key in STOP_ONLY:
         return True
     parts = key.split(".")
     return any(".".join(parts[:i]) in declared for i in range(1, len(parts) + 1))

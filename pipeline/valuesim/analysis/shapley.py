@@ -222,9 +222,21 @@ class ShapleyRun:
     summary: dict[str, object] = field(default_factory=dict)
 
 
-def run_shapley(
-    engine: Engine,
-    model: str,
+@dataclass(frozen=True)
+class CoalitionPrompts:
+    """Every coalition's prompts: what :func:`run_shapley` sends (and the plan prices)."""
+
+    coalitions: list[Coalition]
+    members: list[list[str]]  # each coalition's persona items, in the bank's order
+    units: list[list[PromptUnit]]  # each coalition's prompts
+    personas: int
+
+    @property
+    def all_units(self) -> list[PromptUnit]:
+        return [u for units in self.units for u in units]
+
+
+def coalition_prompts(
     *,
     personas: pl.DataFrame,
     respondents: pl.DataFrame,
@@ -232,19 +244,11 @@ def run_shapley(
     value_set: DescriptorSet,
     questions: Sequence[str],
     countries: Sequence[str],
-    summary: pl.DataFrame,
     guidance: str,
     orders: NDArray[np.int64],
-    log: bool = True,
-) -> ShapleyRun:
-    """Shapley value of every persona item per country for one model.
-
-    ``personas``: the value method's persona table (persona_id, respondent_id,
-    country, text); ``respondents``: the rows (item codes) of its respondents;
-    ``summary``: data/human/summary.parquet. All coalitions' prompts go to the engine
-    in one run, so identical prompts are scored once and cached answers are reused.
-    """
-    from valuesim.answer_tables import answers_frame, population_frame
+) -> CoalitionPrompts:
+    """The value prompts of every coalition the permutations ``orders`` need (the
+    arguments as :func:`run_shapley` takes them); the same for every model."""
     from valuesim.prompts import plan_prompts
 
     items = [i.id for i in bank.persona_items]
@@ -261,7 +265,6 @@ def run_shapley(
     # persona order as in the value persona table, so v(all) repeats the simulate prompts
     rows = wanted_ids.join(respondents, on="respondent_id").sort("_order").drop("_order")
     check_personas_current(chosen, rows, bank, value_set)
-    means = human_means(summary, countries, questions)
 
     wanted = coalitions(orders)
     members = [[items[i] for i in sorted(c)] for c in wanted]
@@ -269,12 +272,50 @@ def run_shapley(
     for names in members:
         table = coalition_personas(rows, bank, value_set, names)
         units_by.append(plan_prompts("value", table, bank, questions, countries, guidance))
-    all_units = [u for units in units_by for u in units]
+    return CoalitionPrompts(wanted, members, units_by, chosen.height)
+
+
+def run_shapley(
+    engine: Engine,
+    model: str,
+    *,
+    personas: pl.DataFrame,
+    respondents: pl.DataFrame,
+    bank: QuestionBank,
+    value_set: DescriptorSet,
+    questions: Sequence[str],
+    countries: Sequence[str],
+    summary: pl.DataFrame,
+    guidance: str,
+    orders: NDArray[np.int64],
+    log: bool = True,
+    prompts: CoalitionPrompts | None = None,
+) -> ShapleyRun:
+    """Shapley value of every persona item per country for one model.
+
+    ``personas``: the value method's persona table (persona_id, respondent_id,
+    country, text); ``respondents``: the rows (item codes) of its respondents;
+    ``summary``: data/human/summary.parquet. All coalitions' prompts go to the engine
+    in one run, so identical prompts are scored once and cached answers are reused.
+    ``prompts``: :func:`coalition_prompts` of the same arguments, when the caller has
+    them already (the stage plans their cost first).
+    """
+    from valuesim.answer_tables import answers_frame, population_frame
+
+    if prompts is None:
+        prompts = coalition_prompts(
+            personas=personas, respondents=respondents, bank=bank, value_set=value_set,
+            questions=questions, countries=countries, guidance=guidance, orders=orders,
+        )
+    items = [i.id for i in bank.persona_items]
+    means = human_means(summary, countries, questions)
+    wanted, members, units_by = prompts.coalitions, prompts.members, prompts.units
+    all_units = prompts.all_units
     if log:
         unique = len({u.messages for u in all_units})
         print(
             f"shapley {model}: {orders.shape[0]} permutations -> {len(wanted)} item subsets x "
-            f"{chosen.height} personas x {len(questions)} questions = {len(all_units)} prompts "
+            f"{prompts.personas} personas x {len(questions)} questions = {len(all_units)} prompts "
             f"({unique} distinct)", flush=True,
         )
     results = engine.run([engine.request(u.messages, u.answers) for u in all_units])

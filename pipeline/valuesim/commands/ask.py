@@ -2,7 +2,10 @@
 
 A thin wrapper around :func:`valuesim.asking.run_ask`: the answers go through the engine
 and the study's response cache, so asking the same thing again costs nothing. The
-engine reports progress on stderr (a bar on a terminal); results go to stdout.
+engine reports progress on stderr (a bar on a terminal); results go to stdout. Every
+run is planned before its first request (refused over ``simulate.max_cost_usd``; a
+large or paid run prints the plan on stderr); ``--dry-run`` prints the plan and sends
+nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from valuesim.errors import ConfigError
 if TYPE_CHECKING:
     import polars as pl
 
-    from valuesim.asking import AskResult
+    from valuesim.asking import AskResult, AskSummary
+    from valuesim.pilot_asking import PilotSummary
 
 FORMATS = ("table", "json", "csv")
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -67,6 +71,10 @@ def register(app: typer.Typer) -> None:
         ),
         fmt: str = typer.Option("table", "--format", help="table, json or csv"),
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="print the plan (requests, cached, to send, tokens, cost, "
+            "time) and send nothing"
+        ),
     ) -> None:
         """Ask survey items of any countries: distribution, expected answer, prediction interval.
 
@@ -85,14 +93,21 @@ def register(app: typer.Typer) -> None:
                                   "personas); set the unlabeled set's size with --pilot-unlabeled")
             from valuesim.pilot_asking import print_pilot, run_pilot
 
-            print_pilot(run_pilot(pilot, given, countries, method=method, model=model,
-                                  n_unlabeled=pilot_unlabeled, level=level, source=source,
-                                  params_path=params_file), fmt)
+            done = run_pilot(pilot, given, countries, method=method, model=model,
+                             n_unlabeled=pilot_unlabeled, level=level, source=source,
+                             params_path=params_file, dry_run=dry_run)
+            if dry_run:
+                print_plan(done.summary, fmt)
+            else:
+                print_pilot(done, fmt)
             return
         result = run_ask(
             given, countries, method=method, model=model, n=n, source=source,
-            calibrate=calibrate, level=level, params_path=params_file,
+            calibrate=calibrate, level=level, params_path=params_file, dry_run=dry_run,
         )
+        if dry_run:
+            print_plan(result.summary, fmt)
+            return
         if fmt == "json":
             typer.echo(json.dumps(
                 {"results": result.frame.to_dicts(), "summary": result.summary.to_json()}, indent=2
@@ -105,6 +120,22 @@ def register(app: typer.Typer) -> None:
             for note in result.summary.notes:
                 typer.echo(f"note: {note}", err=True)
             typer.echo(result.summary.line(), err=True)
+
+
+def print_plan(summary: AskSummary | PilotSummary, fmt: str) -> None:
+    """A dry run: the plan on stdout (one line, or the summary as JSON), notes on stderr."""
+    from valuesim.pilot_asking import PilotSummary
+    from valuesim.spending import plan_line
+
+    assert summary.plan is not None
+    label = f"{'pilot' if isinstance(summary, PilotSummary) else 'ask'} {summary.model}/{summary.method}"
+    if fmt == "json":
+        typer.echo(json.dumps({"summary": summary.to_json()}, indent=2))
+        return
+    typer.echo(plan_line(summary.plan, label))
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(summary.line(), err=True)
 
 
 def to_csv(frame: pl.DataFrame) -> str:

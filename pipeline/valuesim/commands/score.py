@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         from valuesim.methods import check_method, persona_kind
         from valuesim.personas.preview import country_personas
         from valuesim.prompts import check_guidance, render
+        from valuesim.spending import plan_and_check
         from valuesim.survey.bank import load_bank
 
         if fmt not in ("table", "json"):
@@ -97,7 +98,11 @@ def register(app: typer.Typer) -> None:
             progress=False, log=lambda _: None,
         ) as engine:
             answers = tuple(str(c) for c in item.codes)
-            (dist,) = engine.run([engine.request(messages, answers)])
+            request = engine.request(messages, answers)
+            # simulate.max_cost_usd holds here too: planned before it is sent (valuesim.spending)
+            plan_and_check(params, engine, model, method, [request], stage="score",
+                           label=f"score {model}", fix="score with a cheaper model")
+            (dist,) = engine.run([request])
             cached = engine.summary.cache_hits == 1
 
         result = {

@@ -61,7 +61,7 @@ from valuesim.llm.types import (
 )
 
 if TYPE_CHECKING:
-    from valuesim.config import ModelSpec, Params
+    from valuesim.config import ModelSpec, Params, PriceEntry
 
 FLAG_NO_COVERAGE = "coverage 0: no probability on any admissible answer"
 # How often a run without a progress bar (not a terminal: DVC, CI) logs a line.
@@ -288,8 +288,10 @@ class RunSummary:
         return "; per server: " + ", ".join(parts)
 
 
-def cost_of(usage: Usage, price: Mapping[str, float] | None) -> float:
+def cost_of(usage: Usage, price: Mapping[str, float] | PriceEntry | None) -> float:
     """Cost in USD from a price table entry (USD per million tokens), else the provider's."""
+    if price is not None and not isinstance(price, Mapping):
+        price = price.rates()  # a typed simulate.prices entry
     if not price:
         return usage.cost_usd
     cached = min(usage.cached_tokens, usage.prompt_tokens)
@@ -345,7 +347,7 @@ class Engine:
         batch_size: int = 16,
         max_retries: int = 4,
         timeout_s: float = 120.0,
-        prices: Mapping[str, Mapping[str, float]] | None = None,
+        prices: Mapping[str, Mapping[str, float] | PriceEntry] | None = None,
         label: str | None = None,
         progress: bool | None = None,
         retry_flagged: bool = False,

@@ -61,12 +61,17 @@ def run(params: Params, **_: object) -> None:
             outputs[key] = (pl.DataFrame(schema=ANSWERS_SCHEMA), pl.DataFrame(schema=RESULT_SCHEMA),
                             {"model": key[0], "method": key[1], "questions": []})
     else:
+        from valuesim.spending import check_study_ceiling
+
         assert bank is not None
         countries = artifacts.selected_countries()
         # before any request is paid for: a read-only or full data/ or reports/ would
         # otherwise fail only after every answer was bought
         for folder in (NEW_QUESTIONS, RUNS):
             check_writable(folder, when="checked before any request was sent")
+        # simulate.max_cost_usd: every run's cost is planned before the first one sends
+        check_study_ceiling(params, "new_questions", stage="new_questions",
+                            models=params.simulate.models)
         for model, method in runs:
             answers, population, summary, path, run_stats = _ask(params, bank, items, countries, model, method)
             outputs[(model, method)] = (answers, population, summary)

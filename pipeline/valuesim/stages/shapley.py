@@ -16,7 +16,7 @@ import polars as pl
 
 from valuesim import artifacts
 from valuesim.config import Params
-from valuesim.paths import GENERATED_DESCRIPTORS, HUMAN_SUMMARY, RESPONDENTS, SHAPLEY
+from valuesim.paths import HUMAN_SUMMARY, SHAPLEY
 
 DISABLED = "disabled.json"
 
@@ -37,33 +37,25 @@ def run(params: Params, **_: object) -> None:
         print(f"shapley: disabled (analysis.shapley: false) -> {SHAPLEY / DISABLED}")
         return
 
-    from valuesim.analysis.shapley import run_shapley, sample_permutations
+    from valuesim.analysis.shapley import coalition_prompts, run_shapley
     from valuesim.llm.engine import Engine
     from valuesim.output_targets import check_writable
-    from valuesim.personas import descriptors
-    from valuesim.survey.bank import load_bank
+    from valuesim.paid_stages import coalition_inputs
+    from valuesim.spending import check_study_ceiling
 
     # before any request is paid for: a read-only or full data/ fails here, not after
     check_writable(SHAPLEY, when="checked before any request was sent")
-
-    bank = load_bank(params.data.questions)
-    kept = artifacts.kept_questions()
-    countries = artifacts.selected_countries()
-    personas = artifacts.method_personas("value")
+    inputs = coalition_inputs(params)
     summary = artifacts.read_parquet(HUMAN_SUMMARY, "human")
-    value_set = descriptors.load(GENERATED_DESCRIPTORS, bank, kind="value")
-    ids = personas["respondent_id"].to_list()
-    respondents = artifacts.read_parquet(RESPONDENTS, "extract").filter(pl.col("respondent_id").is_in(ids))
-    orders = sample_permutations(len(bank.persona_items), an.shapley_permutations, an.seed)
+    prompts = coalition_prompts(**inputs)
+    # simulate.max_cost_usd: before the first model sends anything (valuesim.spending)
+    check_study_ceiling(params, "shapley", stage="shapley", models=params.simulate.models)
+    bank, orders = inputs["bank"], inputs["orders"]
 
     estimates, values, runs = [], [], {}
     for model in params.simulate.models:
         with Engine.from_params(params, model, label=f"shapley {model}") as engine:
-            result = run_shapley(
-                engine, model, personas=personas, respondents=respondents, bank=bank,
-                value_set=value_set, questions=kept, countries=countries, summary=summary,
-                guidance=params.prompts.guidance, orders=orders,
-            )
+            result = run_shapley(engine, model, summary=summary, prompts=prompts, **inputs)
         estimates.append(result.estimates)
         values.append(result.values)
         runs[model] = {"coalitions": result.n_coalitions, "prompts": result.prompts, **result.summary}
@@ -75,6 +67,7 @@ def run(params: Params, **_: object) -> None:
         pl.concat(values).write_parquet(d / "values.parquet")
         _json({
             "enabled": True, "items": items, "permutations": orders.tolist(),
-            "seed": an.seed, "countries": countries, "questions": kept, "runs": runs,
+            "seed": an.seed, "countries": inputs["countries"], "questions": inputs["questions"],
+            "runs": runs,
         }, d / "summary.json")
     print(f"shapley: {len(orders)} permutations x {len(items)} items -> {SHAPLEY}")

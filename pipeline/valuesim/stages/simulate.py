@@ -97,7 +97,8 @@ def _simulate(params: Params, model: str, method: str) -> None:
     from valuesim.culturalmap.item_prompts import map_answers_frame
     from valuesim.llm.engine import Engine
     from valuesim.output_targets import check_writable
-    from valuesim.planning import check_cost_ceiling, outputs_inputs, stage_prompts, stage_requests
+    from valuesim.planning import outputs_inputs, stage_prompts, stage_requests
+    from valuesim.spending import check_simulate_ceiling
 
     # before any request is paid for (or a server started): a read-only or full data/
     # or reports/ would otherwise fail only after every answer was bought
@@ -113,7 +114,7 @@ def _simulate(params: Params, model: str, method: str) -> None:
         # one run for both, so progress, retries and the summary cover everything paid for
         requests = stage_requests(engine, units, map_prompts)
         # simulate.max_cost_usd: a paid model stops here, before its first request
-        check_cost_ceiling(params, engine, requests, label)
+        check_simulate_ceiling(params, engine, requests, model, method, label)
         results = engine.run(requests)
         summary = engine.summary
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import ValidationError
 
@@ -44,6 +44,12 @@ from valuesim import safe_yaml
 from valuesim.errors import ConfigError
 from valuesim.names import clip, listing, question_id_problem, shorten
 from valuesim.survey.bank import Answer, Item, MissingReason, QuestionBank
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from valuesim.config import Params
+    from valuesim.prompts import PromptUnit
 
 ITEM_FIELDS = ("id", "label", "text", "answers", "missing", "battery")
 ANSWER_FIELDS = ("code", "label")
@@ -270,3 +276,17 @@ def extend_bank(bank: QuestionBank, items: Iterable[Item]) -> QuestionBank:
     if not new:
         return bank
     return QuestionBank(version=bank.version, source=bank.source, items=[*bank.items, *new])
+
+
+def plan_items(
+    params: Params, method: str, personas: pl.DataFrame, bank: QuestionBank,
+    items: Sequence[Item], countries: Sequence[str],
+) -> tuple[QuestionBank, list[PromptUnit]]:
+    """The bank extended with the new items, and every prompt of ``items`` for
+    ``personas`` (or, for a country-level method, each country), as simulate plans them."""
+    from valuesim.prompts import plan_prompts
+
+    asked = extend_bank(bank, items)
+    units = plan_prompts(method, personas, asked, [i.id for i in items], list(countries),
+                         params.prompts.guidance)
+    return asked, units

@@ -1,0 +1,94 @@
+"""The requests of the study's paid stages other than simulate, as those stages build them.
+
+``dvc repro`` pays for more than the simulate matrix: the ``new_questions`` stage asks
+every (model, method) the items of ``data.new_questions``, and with ``analysis.shapley``
+on the ``shapley`` stage asks every model the value prompts of each item coalition.
+:func:`valuesim.planning.plan_study` prices them as rows of their own, so that
+``valuesim plan`` shows them and ``simulate.max_cost_usd`` bounds them with the rest
+(:mod:`valuesim.spending`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from valuesim.config import Params
+    from valuesim.planning import Prompt, StageInputs
+
+
+def new_question_prompts(
+    params: Params, inputs: StageInputs, project: Path, method: str
+) -> list[Prompt]:
+    """What the new_questions stage asks with ``method`` (:func:`valuesim.survey.new_questions.plan_items`
+    with the study's personas in the study's countries)."""
+    from valuesim.personas.on_demand import under
+    from valuesim.survey.new_questions import load_question_files, plan_items
+
+    items = load_question_files([under(project, f) for f in params.data.new_questions], inputs.bank)
+    _, units = plan_items(params, method, inputs.personas(method), inputs.bank, items,
+                          list(inputs.countries))
+    return [(u.messages, u.answers) for u in units]
+
+
+def coalition_inputs(params: Params) -> dict[str, Any]:
+    """The arguments of :func:`valuesim.analysis.shapley.coalition_prompts`, read from
+    the pipeline's outputs as the shapley stage reads them."""
+    import polars as pl
+
+    from valuesim import artifacts, paths
+    from valuesim.analysis.shapley import sample_permutations
+    from valuesim.personas import descriptors
+    from valuesim.survey.bank import load_bank
+
+    an = params.analysis
+    bank = load_bank(params.data.questions)
+    personas = artifacts.method_personas("value")
+    ids = personas["respondent_id"].to_list()
+    respondents = artifacts.read_parquet(paths.RESPONDENTS, "extract").filter(
+        pl.col("respondent_id").is_in(ids)
+    )
+    return {
+        "personas": personas, "respondents": respondents, "bank": bank,
+        "value_set": descriptors.load(paths.GENERATED_DESCRIPTORS, bank, kind="value"),
+        "questions": artifacts.kept_questions(), "countries": artifacts.selected_countries(),
+        "guidance": params.prompts.guidance,
+        "orders": sample_permutations(len(bank.persona_items), an.shapley_permutations, an.seed),
+    }
+
+
+def shapley_prompts(project: Path, params: Params) -> list[Prompt] | str:
+    """What the shapley stage asks every model, or why it cannot be planned here."""
+    from valuesim import paths
+    from valuesim.analysis.shapley import coalition_prompts
+
+    needed = [paths.RESPONDENTS, paths.GENERATED_DESCRIPTORS, paths.personas_for("value")]
+    missing = [str(p) for p in needed if not (project / p).exists()]
+    if missing:
+        return f"{', '.join(missing)} not there yet"
+    if project.resolve() != Path().resolve():
+        return "the stage reads the outputs of the current directory's project"
+    prompts = coalition_prompts(**coalition_inputs(params))
+    return [(u.messages, u.answers) for u in prompts.all_units]
+
+
+def other_stage_prompts(
+    params: Params, inputs: StageInputs, project: Path, notes: list[str]
+) -> Iterator[tuple[str, str, list[Prompt]]]:
+    """(stage, method, prompts) of new_questions (per method of the study) and shapley
+    (method value), each asked of every model; what cannot be planned is said in ``notes``."""
+    if params.data.new_questions:
+        for method in params.simulate.methods:
+            yield "new_questions", method, new_question_prompts(params, inputs, project, method)
+    if params.analysis.shapley:
+        if not inputs.from_outputs:
+            notes.append("shapley: not planned (its coalitions are built from the pipeline's "
+                         "outputs, and this plan is from params alone)")
+            return
+        found = shapley_prompts(project, params)
+        if isinstance(found, str):
+            notes.append(f"shapley: not planned ({found})")
+            return
+        yield "shapley", "value", found
