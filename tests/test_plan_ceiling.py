@@ -110,7 +110,8 @@ def test_a_remote_model_without_a_price_under_a_ceiling_is_one_line(fake: Any) -
         simulate.run(Params.model_validate(raw), model="gpt", method="value")
     message = str(info.value)
     assert "\n" not in message
-    assert "no price in simulate.prices" in message and "gpt-4o-mini" in message
+    assert "no price in simulate.prices" in message
+    assert "gpt-4o-mini" in message
     assert "nothing was sent" in message
     assert fake.counts["total"] == 0
 

@@ -113,8 +113,10 @@ def test_a_paid_model_without_a_price_under_a_ceiling_is_one_line(
     code, _, err = run_cli([*ASK, "--method", "country"], capsys)
     assert code == 2
     line = one_line(err)
-    assert "gpt-4o-mini" in line and "no price in simulate.prices" in line
-    assert "nothing was sent" in line and "{input: 0, output: 0}" in line
+    assert "gpt-4o-mini" in line
+    assert "no price in simulate.prices" in line
+    assert "nothing was sent" in line
+    assert "{input: 0, output: 0}" in line
     assert fake.counts["total"] == 0
 
 
@@ -140,7 +142,8 @@ def test_ask_dry_run_prints_its_plan_and_sends_nothing(
     assert code == 0, err
     (plan,) = out.strip().splitlines()
     assert plan.startswith("ask gpt/value plan: 8 requests, 0 cached, 8 to send, ~")
-    assert "at most $" in plan and "at simulate.prices" in plan
+    assert "at most $" in plan
+    assert "at simulate.prices" in plan
     assert err.strip().splitlines()[-1].endswith("dry run, nothing was sent")
     assert fake.counts["total"] == 0
     assert not Path(".cache").exists()  # a plan creates no response cache
@@ -179,7 +182,8 @@ def test_ask_with_a_pilot_over_the_ceiling_sends_nothing(
                             "--pilot-unlabeled", "3"], capsys)
     assert code == 2
     line = one_line(err)
-    assert line.startswith("error: pilot gpt/value: ") and "nothing was sent" in line
+    assert line.startswith("error: pilot gpt/value: ")
+    assert "nothing was sent" in line
     assert fake.counts["total"] == 0
 
 
@@ -203,7 +207,8 @@ def test_score_over_the_ceiling_sends_nothing(fake: Any, capsys: pytest.CaptureF
     code, _, err = run_cli(["score", "--model", "gpt", "--method", "country", "--country", "JPN"], capsys)
     assert code == 2
     line = one_line(err)
-    assert line.startswith("error: score gpt: 1 requests to send") and "nothing was sent" in line
+    assert line.startswith("error: score gpt: 1 requests to send")
+    assert "nothing was sent" in line
     assert fake.counts["total"] == 0
     write_params(fake, 100.0)  # under it, the same command pays for its one answer
     code, _, err = run_cli(["score", "--model", "gpt", "--method", "country", "--country", "JPN"], capsys)
@@ -246,7 +251,8 @@ def test_simulate_counts_the_new_questions_of_the_same_repro(
     plan = plan_study(load_params(), outputs_inputs(load_params()))
     simulate = sum(r.cost_usd or 0.0 for r in plan.rows if r.stage == "simulate")
     asked = sum(r.cost_usd or 0.0 for r in plan.rows if r.stage == "new_questions")
-    assert simulate > 0 and asked > 0
+    assert simulate > 0
+    assert asked > 0
     new_questions_project(fake, simulate + asked / 2)
     code, _, err = run_cli(["stage", "simulate", "--model", "gpt", "--method", "value"], capsys)
     assert code == 2
@@ -268,3 +274,32 @@ def test_the_shapley_stage_over_the_ceiling_sends_nothing(
     assert line.startswith("error: shapley: the study's unsent answers would cost $")
     assert fake.counts["total"] == 0
     assert not Path("data/shapley").exists()
+
+
+def test_a_large_ask_prints_its_plan_before_it_starts(
+    test_provider_installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """1,200 requests (2 countries x 2 items x 300 personas) with a free model: the plan
+    is printed before the first request, and its count of requests to send was right."""
+    import re
+
+    from tests.fixtures.study_files import write_ask_params
+    from valuesim.asking import LARGE_RUN
+
+    write_ask_params(tmp_path, model="fake", demo_respondents=320)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["ask", "--questions", str(EXAMPLE), "--countries", "JPN,DEU",
+                            "--model", "fake", "--n", "300", "--format", "csv"], capsys)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    plan = next(i for i, x in enumerate(lines) if x.startswith("ask fake/value plan: "))
+    started = next(i for i, x in enumerate(lines) if "to send in" in x)  # the engine's first line
+    assert plan < started
+    found = re.search(r"1,200 requests, 0 cached, ([\d,]+) to send", lines[plan])
+    assert found is not None, lines[plan]
+    to_send = int(found[1].replace(",", ""))
+    assert to_send >= LARGE_RUN
+    assert "no price in simulate.prices" in lines[plan]  # no ceiling: unpriced is allowed
+    assert len(test_provider_installed.read_text().splitlines()) == to_send  # what was paid
+    assert f"1200 requests, 0 cached, {to_send} sent" in lines[-1]
