@@ -1,5 +1,6 @@
 """`valuesim plan`: requests, cache hits, tokens, cost and time of the study's simulate
-runs, before anything is sent (see valuesim.planning); with ``--pilot-corr`` and
+runs (and of its new_questions and shapley stages when they ask anything), before
+anything is sent (see valuesim.planning); with ``--pilot-corr`` and
 ``--target-width``, how many pilot respondents a PPI++ interval of that width needs
 (valuesim.analysis.ppi.pilot_size)."""
 
