@@ -74,7 +74,7 @@ def test_a_guidance_sweep_gives_figure_5_and_the_checked_test_table(
     assert code == 0, err
     assert "mae_by_prompts_guidance.png (Figure 5 of the paper)" in stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "experiments.csv", "index.html", "mae_by_prompts_guidance.png", "tests.csv"]
+        "experiments.csv", "index.html", "mae_by_prompts_guidance.png", "ranking.csv", "tests.csv"]
     assert (out / "mae_by_prompts_guidance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     experiments = pl.read_csv(out / "experiments.csv")

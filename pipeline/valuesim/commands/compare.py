@@ -27,17 +27,22 @@ def register(app: typer.Typer) -> None:
             None, "--method", help="Method to include (repeat the option); default: every method "
                                    "whose errors differ between the experiments.",
         ),
-        hue_method: bool = typer.Option(False, "--hue-method", help="One box per method inside each box."),
+        hue_method: bool = typer.Option(
+            True, "--hue-method/--pool-methods", help="One box per method in each slot (default), or the "
+                                                      "compared methods' cells pooled into one box.",
+        ),
         test: str = typer.Option(
             "paired", "--test", help="paired: paired test clustered by question on the cells both boxes "
                                      "score (default); mann-whitney: the paper's unpaired Mann-Whitney U.",
         ),
     ) -> None:
-        """Compare experiments' per-cell errors: a box plot per varying param, BH-corrected
-        tests between the boxes (paired and clustered by question; --test mann-whitney for
-        the paper's unpaired test), and an HTML page."""
+        """Compare experiments' per-cell errors: a box plot per varying param (a box per
+        method, reference lines), BH-corrected tests between the boxes (paired and clustered
+        by question; --test mann-whitney for the paper's unpaired test), an HTML page, and
+        a table of the experiments ranked by their error, printed here."""
         from valuesim.compare.build import compare as build
         from valuesim.compare.sources import load
+        from valuesim.compare.terminal_table import print_ranking
         from valuesim.output_targets import check_output_folder
 
         if not sources and not all_experiments:
@@ -55,9 +60,12 @@ def register(app: typer.Typer) -> None:
                        test=test)
         for warning in result.warnings:
             typer.echo(f"warning: {warning}", err=True)
+        for note in result.notes:
+            typer.echo(note, err=True)
         typer.echo(f"compared {len(experiments)} experiments by {', '.join(result.keys)} "
                    f"(methods: {', '.join(result.methods)})")
+        print_ranking(result.ranking, metric, result.methods, test, result.references)
         for panel in result.panels:
             paper = f" ({panel.paper} of the paper)" if panel.paper else ""
             typer.echo(f"  {result.out / panel.file}{paper}")
-        typer.echo(f"  {result.out / 'tests.csv'}\n  {result.out / 'index.html'}")
+        typer.echo(f"  {result.out / 'ranking.csv'}\n  {result.out / 'tests.csv'}\n  {result.out / 'index.html'}")

@@ -1,7 +1,8 @@
 """A comparison, from read experiments to its output folder.
 
 The folder (``reports/compare/`` by default) holds one PNG per panel, ``tests.csv``,
-``experiments.csv`` and ``index.html``. It is built beside the target and swapped in
+``experiments.csv``, ``ranking.csv`` (the table ``valuesim compare`` prints) and
+``index.html``. It is built beside the target and swapped in
 whole (``artifacts.atomic_dir``), so a failed comparison leaves the previous one (or
 nothing) there, never a mix. Because the swap replaces the folder, a folder holding
 anything compare does not write is refused rather than replaced.
@@ -20,11 +21,13 @@ import polars as pl
 from valuesim import artifacts
 from valuesim.compare import figures, labels
 from valuesim.compare.page import render
+from valuesim.compare.ranking import Ranking, ranking
+from valuesim.compare.reference_lines import Reference, references
 from valuesim.compare.significance import PAIRED, TEST_SCHEMA, TESTS
 from valuesim.compare.sources import KEY_COLUMNS, Experiment
 from valuesim.errors import ConfigError
 
-OWN_FILES = re.compile(r"^(index\.html|tests\.csv|experiments\.csv|[A-Za-z0-9_]+_by_[A-Za-z0-9_]+\.png)$")
+OWN_FILES = re.compile(r"^(index\.html|tests\.csv|experiments\.csv|ranking\.csv|[A-Za-z0-9_]+_by_[A-Za-z0-9_]+\.png)$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Comparison:
     methods: list[str]
     left_out: list[str]
     warnings: list[str]
+    ranking: Ranking
+    references: list[Reference]
+    notes: list[str]  # what the reference lines left out
 
 
 def _check_out(out: Path) -> None:
@@ -94,11 +100,12 @@ def choose_methods(cells: pl.DataFrame, metric: str, names: Sequence[str],
 
 def compare(
     experiments: Sequence[Experiment], out: Path, *, metric: str = "mae",
-    methods: Sequence[str] | None = None, hue_method: bool = False, notes: Sequence[str] = (),
+    methods: Sequence[str] | None = None, hue_method: bool = True, notes: Sequence[str] = (),
     test: str = PAIRED,
 ) -> Comparison:
     """Label ``experiments`` by their differing params, draw the panels and write the folder;
-    ``test``: ``paired`` (clustered by question, the default) or ``mann-whitney`` (unpaired)."""
+    ``test``: ``paired`` (clustered by question, the default) or ``mann-whitney`` (unpaired);
+    ``hue_method``: a box per method (the default), else the methods pooled."""
     if test not in TESTS:
         raise ConfigError(f"--test {test!r} is not a test; choose {' or '.join(TESTS)}")
     out = Path(out)
@@ -116,6 +123,9 @@ def compare(
     chosen, left_out = choose_methods(cells, metric, names, methods)
     cells = cells.filter(pl.col("method").is_in(chosen) & pl.col(metric).is_not_null())
     panels = figures.panels(cells, keys, metric, test)
+    ranked = ranking(panels, metric)
+    runs = cells.select("model", "method").unique().rows()
+    lines, line_notes = references(experiments, metric, runs)
 
     summary = cells.group_by("experiment", maintain_order=True).agg(
         pl.len().alias("n_cells"), pl.col(metric).mean().alias(f"mean_{metric}"),
@@ -130,13 +140,15 @@ def compare(
         + [p.tests.select(pl.lit(p.file).alias("figure"), pl.all()) for p in panels]
     )
     with artifacts.atomic_dir(out) as tmp:
-        drawn = {p.file: figures.draw(p, tmp / p.file, metric, hue_method) for p in panels}
+        drawn = {p.file: figures.draw(p, tmp / p.file, metric, hue_method, lines) for p in panels}
         artifacts.write_csv(tests, tmp / "tests.csv")
         artifacts.write_csv(table, tmp / "experiments.csv")
+        artifacts.write_csv(ranked.rows, tmp / "ranking.csv")
         artifacts.write_text(tmp / "index.html", render(
             panels=panels, drawn=drawn, folder=tmp, metric=metric, hue_method=hue_method,
             experiments=table, tests=tests, shared=labels.shared_params(flat), methods=chosen,
-            left_out=left_out, notes=[*notes, *warnings], test=test,
+            left_out=left_out, notes=[*notes, *warnings, *line_notes], test=test, ranking=ranked,
+            references=lines,
         ))
     return Comparison(out=out, keys=keys, panels=panels, methods=chosen, left_out=left_out,
-                      warnings=warnings)
+                      warnings=warnings, ranking=ranked, references=lines, notes=line_notes)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from valuesim.compare.figures import Panel
+from valuesim.compare.figures import Panel, per_method
+from valuesim.compare.ranking import Ranking
+from valuesim.compare.reference_lines import Reference
 from valuesim.compare.significance import MANN_WHITNEY, PAIRED
 from valuesim.methods import method_label
 from valuesim.report.html_page import Figure, page, table
@@ -22,7 +24,8 @@ TEST_WORDS = {
 }
 
 
-def caption(panel: Panel, metric: str, drawn: int, hue_method: bool, test: str = PAIRED) -> str:
+def caption(panel: Panel, metric: str, drawn: int, hue_method: bool, test: str = PAIRED,
+            references: Sequence[Reference] = ()) -> str:
     """What a panel shows, in the paper's words where it is one of the paper's figures."""
     shown = _shown(metric)
     what = (f"Each box is the per-cell {shown} (one cell: a model, method, country and question) "
@@ -30,7 +33,12 @@ def caption(panel: Panel, metric: str, drawn: int, hue_method: bool, test: str =
     if len(panel.keys) > 1:
         what = (f"Each box is one experiment's per-cell {shown}, grouped by {panel.keys[0]} and "
                 f"coloured by {', '.join(panel.keys[1:])}")
-    pooled = "; methods side by side" if hue_method else "; methods pooled; diamond: the mean"
+    several = len({m for b in panel.boxes for m in b.by_method}) > 1
+    pooled = ("; one box per method, side by side; diamond: the mean" if per_method(panel, hue_method)
+              else "; methods pooled; diamond: the mean" if several else "; diamond: the mean")
+    if references:
+        pooled += ("; horizontal lines: the references (dashed) and floors (dotted) scored on the same "
+                   "cells: " + ", ".join(f"{r.label} {r.value:.3f}" for r in references))
     which = ("every pair" if drawn == panel.tests.height
              else f"the {drawn} significant pairs of {panel.tests.height}")
     tests = (f"; brackets: {which}, Benjamini-Hochberg-corrected {TEST_WORDS[test]} "
@@ -38,6 +46,19 @@ def caption(panel: Panel, metric: str, drawn: int, hue_method: bool, test: str =
              else "; the pairwise tests are in the test table")
     paper = f"{panel.paper} of the paper. " if panel.paper else ""
     return f"{paper}{what}{pooled}{tests}. File: {panel.file}."
+
+
+def ranking_rows(ranked: Ranking) -> pl.DataFrame:
+    """The ranking as the page shows it (the table the command prints)."""
+    return ranked.rows.select(
+        "rank", "experiment", "n_cells", "mean", "ci_lo", "ci_hi",
+        pl.when(pl.col("best")).then(pl.lit("best"))
+        .otherwise(pl.col("diff_to_best").map_elements(lambda v: f"{v:+.4f}", return_dtype=pl.Utf8))
+        .alias("diff_to_best"),
+        "diff_ci_lo", "diff_ci_hi",
+        pl.col("p_BH").map_elements(lambda v: f"{v:.3g}", return_dtype=pl.Utf8).alias("p_BH"),
+        "stars",
+    )
 
 
 def _shown(metric: str) -> str:
@@ -73,7 +94,8 @@ def findings(panels: Sequence[Panel], metric: str, test: str = PAIRED) -> list[s
 def render(
     *, panels: Sequence[Panel], drawn: Mapping[str, int], folder: Path, metric: str, hue_method: bool,
     experiments: pl.DataFrame, tests: pl.DataFrame, shared: Mapping[str, str], methods: Sequence[str],
-    left_out: Sequence[str], notes: Sequence[str], test: str = PAIRED,
+    left_out: Sequence[str], notes: Sequence[str], test: str = PAIRED, ranking: Ranking | None = None,
+    references: Sequence[Reference] = (),
 ) -> str:
     caveats = [
         ("The tests pair the boxes on the (model, method, country, question) cells both score "
@@ -105,9 +127,13 @@ def render(
         findings=findings(panels, metric, test),
         provenance=provenance,
         params_yaml="\n".join(f"{k}: {v}" for k, v in shared.items()),
-        tables=[("Experiments (labelled by the params that differ)", table(experiments, 4)),
+        tables=[*([(f"Ranking by mean {_shown(metric)} (ranking.csv; the table `valuesim compare` prints): "
+                    "95% intervals resample questions; diff_to_best and its interval and p_BH are the "
+                    "pair's test against the best", table(ranking_rows(ranking), 4))] if ranking else []),
+                ("Experiments (labelled by the params that differ)", table(experiments, 4)),
                 (f"Tests: {TEST_WORDS[test]}, BH-corrected per figure (tests.csv)", table(_test_rows(tests, test), 4))],
-        figures=[Figure(folder / p.file, caption(p, metric, drawn[p.file], hue_method, test)) for p in panels],
+        figures=[Figure(folder / p.file, caption(p, metric, drawn[p.file], hue_method, test, references))
+                 for p in panels],
         caveats=caveats,
         notes=list(notes),
     )

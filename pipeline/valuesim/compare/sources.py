@@ -28,6 +28,8 @@ from valuesim.llm.api_support import redact_credentials_in
 
 CELLS = "data/eval/cells.parquet"
 PARAMS = "params.yaml"
+# optional: the references and floors the figures draw as lines (compare.reference_lines)
+METRICS = "reports/metrics.json"
 KEY_COLUMNS = ("model", "method", "country", "question")
 WORKSPACE = "workspace"
 # exp show's row types of experiments (the baseline commit and the workspace are "baseline")
@@ -44,6 +46,7 @@ class Experiment:
     origin: str  # "workspace", "directory <path>" or "rev <sha>"
     cells: pl.DataFrame
     params: dict[str, Any]
+    metrics: bytes | None = None  # reports/metrics.json as read, None where there is none
 
 
 def _first_line(exc: BaseException) -> str:
@@ -97,7 +100,9 @@ def read_directory(name: str, root: Path, metric: str, origin: str) -> Experimen
         if not path.is_file():
             raise DataError(f"{name}: {path} not found; {fix}")
     frame, loaded = _parse(name, cells.read_bytes(), params.read_bytes(), metric)
-    return Experiment(name=name, origin=origin, cells=frame, params=loaded)
+    metrics = root / METRICS
+    return Experiment(name=name, origin=origin, cells=frame, params=loaded,
+                      metrics=metrics.read_bytes() if metrics.is_file() else None)
 
 
 def _dvc_repo(repo: Path, wanted: Sequence[str] = ()) -> Any:
@@ -155,8 +160,14 @@ def read_revision(name: str, repo: Path, sha: str, metric: str) -> Experiment:
                     f"{name} (rev {sha[:7]}) has no readable {path} ({_first_line(exc)}); run the "
                     f"evaluate stage in that experiment, or fetch its outputs (`dvc exp pull`, `dvc pull`)"
                 ) from exc
+        try:
+            with fs.open(METRICS, mode="rb") as handle:
+                found[METRICS] = handle.read()
+        except (FileNotFoundError, DvcException):
+            pass  # an experiment without metrics: its figure has no reference lines
     frame, loaded = _parse(name, found[CELLS], found[PARAMS], metric)
-    return Experiment(name=name, origin=f"rev {sha[:7]}", cells=frame, params=loaded)
+    return Experiment(name=name, origin=f"rev {sha[:7]}", cells=frame, params=loaded,
+                      metrics=found.get(METRICS))
 
 
 def list_experiments(repo: Path) -> tuple[list[tuple[str, str]], list[str]]:
