@@ -123,6 +123,14 @@ def test_the_printed_table_ranks_the_sweep_against_the_best_within_100_columns(
             sorted((sign * pair["ci_lo"], sign * pair["ci_hi"])), rel=1e-12)
         assert (row["p_BH"], row["stars"]) == (pair["p_BH"], mark)
     assert ranking["best"].to_list() == [True, False, False, False]
+    # the figure's per-method boxes as numbers: each method's own mean
+    for d in sweep:
+        g = d.name.removeprefix("guidance-")
+        cells = pl.read_parquet(d / "data/eval/cells.parquet")
+        row = ranking.filter(pl.col("experiment") == g).row(0, named=True)
+        for method in ("country", "value"):
+            assert row[f"mean_{method}"] == pytest.approx(
+                cells.filter(pl.col("method") == method)["mae"].mean(), rel=1e-12)
     # the references under the table, the midpoint and uniform answers on one line
     assert "scale midpoint = uniform answers 0.201" in stdout
     assert "human sampling noise 0.006" in " ".join(stdout.split())

@@ -57,7 +57,7 @@ def ranking_rows(ranked: Ranking) -> pl.DataFrame:
         .alias("diff_to_best"),
         "diff_ci_lo", "diff_ci_hi",
         pl.col("p_BH").map_elements(lambda v: f"{v:.3g}", return_dtype=pl.Utf8).alias("p_BH"),
-        "stars",
+        "stars", pl.col("^mean_.*$"),
     )
 
 

@@ -34,7 +34,7 @@ RANKING_SCHEMA = {
 @dataclass(frozen=True)
 class Ranking:
     keys: tuple[str, ...]  # the params the experiment labels give values of
-    rows: pl.DataFrame  # RANKING_SCHEMA, best first
+    rows: pl.DataFrame  # RANKING_SCHEMA (+ mean_<method> with several methods), best first
     n_pairs: int  # the BH family: the panel's pairs
 
 
@@ -84,4 +84,13 @@ def ranking(panels: Sequence[Panel], metric: str) -> Ranking:
                 d_hi = None if t["ci_lo"] is None else -t["ci_lo"]
             row.update(diff_to_best=diff, diff_ci_lo=d_lo, diff_ci_hi=d_hi, p_BH=t["p_BH"], stars=t["stars"])
         rows.append(row)
-    return Ranking(keys=panel.keys, rows=pl.DataFrame(rows, schema=RANKING_SCHEMA), n_pairs=panel.tests.height)
+    frame = pl.DataFrame(rows, schema=RANKING_SCHEMA)
+    methods = sorted({m for b in panel.boxes for m in b.by_method})
+    if len(methods) > 1:  # the figure's per-method boxes, as numbers (ranking.csv and the page)
+        means = {b.label: b.by_method for b in order}
+        frame = frame.with_columns(
+            pl.Series(f"mean_{m}", [float(np.mean(means[label][m])) if m in means[label] else None
+                                    for label in frame["experiment"]], dtype=pl.Float64)
+            for m in methods
+        )
+    return Ranking(keys=panel.keys, rows=frame, n_pairs=panel.tests.height)
