@@ -135,7 +135,8 @@ def test_the_printed_table_ranks_the_sweep_against_the_best_within_100_columns(
     assert "scale midpoint = uniform answers 0.201" in stdout
     assert "human sampling noise 0.006" in " ".join(stdout.split())
     html = (out / "index.html").read_text(encoding="utf-8")
-    assert "ranking.csv" in html
+    assert "Lowest mean MAE: social_science (" in html
+    assert "3 of 3 others differ from it at BH-adjusted p &lt; 0.05" in html
     assert "actual-answer floor (value, N=6) 0.087" in html
 
 

@@ -32,7 +32,8 @@ def caption(panel: Panel, metric: str, drawn: int, hue_method: bool, test: str =
             f"of the experiments with that {panel.keys[0]}")
     if len(panel.keys) > 1:
         what = (f"Each box is one experiment's per-cell {shown}, grouped by {panel.keys[0]} and "
-                f"coloured by {', '.join(panel.keys[1:])}")
+                + (f"labelled with its {', '.join(panel.keys[1:])} under the slot"
+                   if per_method(panel, hue_method) else f"coloured by {', '.join(panel.keys[1:])}"))
     several = len({m for b in panel.boxes for m in b.by_method}) > 1
     pooled = ("; one box per method, side by side; diamond: the mean" if per_method(panel, hue_method)
               else "; methods pooled; diamond: the mean" if several else "; diamond: the mean")
@@ -59,6 +60,17 @@ def ranking_rows(ranked: Ranking) -> pl.DataFrame:
         pl.col("p_BH").map_elements(lambda v: f"{v:.3g}", return_dtype=pl.Utf8).alias("p_BH"),
         "stars", pl.col("^mean_.*$"),
     )
+
+
+def ranking_finding(ranked: Ranking, metric: str) -> str:
+    """The table's headline: the best experiment and how many others differ from it."""
+    rows = ranked.rows
+    best = rows.row(0, named=True)
+    others = rows.filter(~pl.col("best"))
+    differ = others.filter(pl.col("p_BH") < 0.05).height
+    return (f"Lowest mean {_shown(metric)}: {best['experiment']} ({best['mean']:.4f}, 95% CI "
+            f"{best['ci_lo']:.4f}-{best['ci_hi']:.4f}); {differ} of {others.height} others differ "
+            "from it at BH-adjusted p < 0.05 (ranking.csv)")
 
 
 def _shown(metric: str) -> str:
@@ -124,7 +136,7 @@ def render(
                   f"and params.yaml; methods compared: {', '.join(method_label(m) for m in methods)}.")
     return page(
         title="Comparison of experiments",
-        findings=findings(panels, metric, test),
+        findings=[*([ranking_finding(ranking, metric)] if ranking else []), *findings(panels, metric, test)],
         provenance=provenance,
         params_yaml="\n".join(f"{k}: {v}" for k, v in shared.items()),
         tables=[*([(f"Ranking by mean {_shown(metric)} (ranking.csv; the table `valuesim compare` prints): "
