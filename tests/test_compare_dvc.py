@@ -4,6 +4,7 @@ whose one stage copies a prepared cells table (chosen by ``prompts.guidance``) t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from tests.fixtures.compare_runs import cells_frame, project_params
 pytestmark = pytest.mark.slow  # runs DVC: about 15 s
 
 SHIFTS = {"social_science": 0.0, "minimal": 0.02, "decisive": 0.1}
+# reports/metrics.json's references (git-tracked, as the study's metrics are)
+METRICS = {"mae": {"reference/midpoint": 0.2015, "reference/other_countries": 0.0996},
+           "human_sampling_noise": {"mae": 0.0062}}
 STAGE = """\
 import shutil, sys
 from pathlib import Path
@@ -28,6 +32,8 @@ import yaml
 guidance = yaml.safe_load(open("params.yaml"))["prompts"]["guidance"]
 Path("data/eval").mkdir(parents=True, exist_ok=True)
 source = Path("inputs") / f"{guidance}.parquet"
+Path("reports").mkdir(exist_ok=True)  # the references, as the evaluate stage writes them
+shutil.copy(Path("inputs") / "metrics.json", "reports/metrics.json")
 if source.exists():
     shutil.copy(source, "data/eval/cells.parquet")
 else:  # an experiment whose evaluate stage wrote no cells table
@@ -62,11 +68,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, (guidance, shift) in enumerate(SHIFTS.items()):
         cells_frame({"country": shift}, seed=i, methods=("generic", "country")).write_parquet(
             repo / "inputs" / f"{guidance}.parquet")
+    (repo / "inputs" / "metrics.json").write_text(json.dumps(METRICS))
     (repo / "stage.py").write_text(STAGE)
     (repo / "params.yaml").write_text(yaml.safe_dump(project_params(), sort_keys=False))
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
         "cmd": f"{sys.executable} stage.py", "deps": ["stage.py", "inputs"],
         "params": ["prompts.guidance"], "outs": ["data/eval"],
+        "metrics": [{"reports/metrics.json": {"cache": False}}],
     }}}))
     _run(repo, "git", "init", "-q")
     _run(repo, "git", "config", "user.email", "test@example.com")
@@ -101,6 +109,13 @@ def test_compare_all_reads_every_experiment_at_its_revision(
     done = _compare(project, "--all", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "compared 2 experiments by prompts.guidance (methods: country)" in done.stdout
+    # the table, read at each experiment's revision: ranked, the best marked, the references under it
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()[:2] in ("1 ", "2 ")]
+    assert [r[1] for r in rows] == ["minimal", "decisive"]
+    assert rows[0][-1] == "best"
+    assert rows[1][-1] == "****"
+    assert "references (same cells): scale midpoint 0.202; other countries' answers 0.100; human " \
+           "sampling noise 0.006" in " ".join(done.stdout.split())
     experiments = pl.read_csv(out / "experiments.csv")
     assert experiments["experiment"].sort().to_list() == ["g-decisive", "g-minimal"]
     assert all(s.startswith("rev ") for s in experiments["source"])
