@@ -190,8 +190,10 @@ def figure(panel: Panel, metric: str, hue_method: bool = True,
     methods = sorted({m for b in boxes for m in b.by_method})
     split = per_method(panel, hue_method)
     width = max(6.0, 0.75 * len(boxes) * (len(methods) if split else 1) + 2.5)
-    fig, ax = plt.subplots(figsize=(min(width, 16.0), 5.2))
     hues = list(dict.fromkeys(b.hue for b in boxes))
+    # the legend sits right of the axes: room for it, so the axes keep their width
+    side = 3.2 if (split or any(hues) or references) else 0.0
+    fig, ax = plt.subplots(figsize=(min(width, 16.0) + side, 5.2))
     handles: dict[str, object] = {}
     # each box's slot: the width a cluster's share of 0.8 leaves it
     slot = 0.8 / max(sum(b.cluster == c for b in boxes) for c in {b.cluster for b in boxes})
@@ -238,7 +240,7 @@ def figure(panel: Panel, metric: str, hue_method: bool = True,
         clusters = list(dict.fromkeys(b.cluster for b in boxes))
         centers = [float(np.mean([x for x, b in zip(xs, boxes, strict=True) if b.cluster == c]))
                    for c in clusters]
-    crowded = sum(len(c) for c in clusters) * 7.0 > fig.get_figwidth() * 72 * 0.8  # ~7 pt a character
+    crowded = sum(len(c) for c in clusters) * 7.0 > (fig.get_figwidth() - side) * 72 * 0.8  # ~7 pt a character
     ax.set_xticks(centers, clusters, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_xlabel(panel.keys[0])
     ax.set_ylabel(f"{'MAE' if metric == 'mae' else metric} per cell (normalized by range)")

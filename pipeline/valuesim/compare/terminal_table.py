@@ -41,7 +41,8 @@ def _interval(lo: float | None, hi: float | None, sign: bool = False) -> str:
 def _p(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return DASH
-    return f"{value:.2g}" if value >= 1e-3 else f"{value:.0e}"
+    # two decimals where they tell values apart, then three, then powers of ten (2e-05)
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.3f}" if value >= 1e-3 else f"{value:.0e}"
 
 
 def display_label(label: str, keys: Sequence[str]) -> str:
