@@ -76,13 +76,19 @@ def _name(what: str) -> AfterValidator:
 ModelName = Annotated[str, Field(strict=True), _name("model name")]
 
 
+# The most synthetic respondents a country may have (params and --demo-n): 50 times the
+# largest real WVS-7 sample (BOL 2,067); all 56 demo countries at this size take about
+# 3 GB and 30 s on a 2-core machine, and 10**8 asked for 45 GB and died in a traceback.
+MAX_DEMO_RESPONDENTS = 100_000
+
+
 class DataParams(_Strict):
     # A path. The default is the shipped demo aggregates (a .json file): a synthetic
     # population is generated from them. Anything else is real WVS data: a directory
     # of per-country CSV(.gz) files, the cross-national CSV, .sav, .dta or .parquet.
     source: str = "data/demo/aggregates.json"
     questions: str = "data/questions/wvs7.yaml"
-    demo_respondents_per_country: int = Field(1200, gt=0, le=100_000, strict=True)
+    demo_respondents_per_country: int = Field(1200, gt=0, le=MAX_DEMO_RESPONDENTS, strict=True)
     # Drop rows identical to an earlier one (with a warning); off: duplicates are an error.
     drop_duplicates: bool = Field(False, strict=True)
     # Question files of new items (README, "Ask your own questions") that the

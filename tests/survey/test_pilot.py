@@ -140,7 +140,11 @@ def test_an_unsupported_format_and_a_missing_file_fail(project: Path) -> None:
 
 def test_bad_weights_fail(project: Path, bank: QuestionBank) -> None:
     fails(project, demo_pilot(bank).with_columns(weight=pl.lit(0.0)),
-          "weight (weight) is missing, non-numeric or not positive in 15 rows")
+          "weight (weight) is missing, non-numeric, not positive or over 1000 in 15 rows")
+    # one absurd weight would decide every mean (1e308 makes them inf)
+    heavy = demo_pilot(bank).with_columns(weight=pl.when(pl.int_range(pl.len()) == 3)
+                                          .then(1e308).otherwise(1.0))
+    fails(project, heavy, "weight (weight) is missing, non-numeric, not positive or over 1000 in 1 rows")
 
 
 def test_a_country_level_method_is_refused(project: Path, bank: QuestionBank) -> None:

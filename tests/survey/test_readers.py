@@ -151,7 +151,7 @@ def test_bad_weights_are_an_error(few_dir: Path, bank: QuestionBank, tmp_path: P
     )
     path = tmp_path / "jpn.parquet"
     raw.write_parquet(path)
-    with pytest.raises(DataError, match=r"W_WEIGHT .* in 3 rows"):
+    with pytest.raises(DataError, match=r"jpn\.parquet row 1: W_WEIGHT is '0' \(3 rows outside"):
         read_source(path, bank)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from valuesim.config import MAX_DEMO_RESPONDENTS
 from valuesim.errors import ConfigError
 from valuesim.survey.bank import load_bank
 from valuesim.survey.human import as_records, human_distributions
@@ -52,7 +53,13 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--bank", help="question bank")
         ] = "data/questions/wvs7.yaml",
         demo_n: Annotated[
-            int, typer.Option("--demo-n", help="respondents per country (demo source)", min=1)
+            int,
+            typer.Option(
+                "--demo-n",
+                help="respondents per country (demo source)",
+                min=1,
+                max=MAX_DEMO_RESPONDENTS,
+            ),
         ] = DEMO_RESPONDENTS_PER_COUNTRY,
         drop_duplicates: Annotated[
             bool,

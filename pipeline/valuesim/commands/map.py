@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from valuesim.config import MAX_DEMO_RESPONDENTS
 from valuesim.errors import ConfigError
 
 if TYPE_CHECKING:  # polars and the bank load lazily: `valuesim --help` stays fast
@@ -76,7 +77,10 @@ def register(app: typer.Typer) -> None:
         plot: str | None = typer.Option(None, "--plot", help="also draw the map to this PNG"),
         questions: str = typer.Option(DEFAULT_BANK, "--questions", help="question bank"),
         min_items: int = typer.Option(3, "--min-items", help="answered items needed per axis"),
-        demo_n: int = typer.Option(1200, "--demo-n", help="respondents per country (demo source)"),
+        demo_n: int = typer.Option(
+            1200, "--demo-n", help="respondents per country (demo source)", min=1,
+            max=MAX_DEMO_RESPONDENTS,
+        ),
         seed: int = typer.Option(0, "--seed", help="seed (demo source)"),
     ) -> None:
         """Print each country's map position: country, secular, self_expression, n."""

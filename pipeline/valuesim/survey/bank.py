@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,12 +21,17 @@ from valuesim.names import clip, question_id_problem, shorten
 
 Role = Literal["target", "persona", "sociodemographic"]
 MissingReason = Literal["dont_know", "no_answer", "not_applicable", "not_asked", "missing"]
+# Answer and missing codes are small integers (WVS-7: -5 to 10; other surveys use 3- or
+# 4-digit codes); a billion is far beyond any, and keeps codes within the Int64 columns
+# and exact float sums downstream (10**23 in a question file was a polars traceback).
+MAX_CODE = 1_000_000_000
+Code = Annotated[int, Field(ge=-MAX_CODE, le=MAX_CODE)]
 
 
 class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: int
+    code: Code
     label: str = Field(max_length=safe_yaml.MAX_LABEL)
 
 
@@ -48,7 +53,7 @@ class Item(BaseModel):
     label: str = Field(max_length=safe_yaml.MAX_LABEL)  # short name, e.g. "Importance of God"
     text: str = Field(max_length=safe_yaml.MAX_QUESTION_TEXT)  # the wording shown to the model
     answers: list[Answer] = Field(default_factory=list)
-    missing: dict[int, MissingReason] = Field(default_factory=dict)
+    missing: dict[Code, MissingReason] = Field(default_factory=dict)
     numeric: bool = False
     derived_from: list[str] = Field(default_factory=list)
     dimension: Literal["secular", "self_expression"] | None = None

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from valuesim import safe_yaml
 from valuesim.errors import ConfigError
 from valuesim.names import clip, listing, question_id_problem, shorten
-from valuesim.survey.bank import Answer, Item, MissingReason, QuestionBank
+from valuesim.survey.bank import MAX_CODE, Answer, Item, MissingReason, QuestionBank
 
 if TYPE_CHECKING:
     import polars as pl
@@ -96,6 +96,15 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _code_problem(code: object) -> str | None:
+    """Why ``code`` cannot be an answer or missing code, or None."""
+    if not _is_int(code):
+        return f"{shorten(code)} is not an integer"
+    if abs(code) > MAX_CODE:  # type: ignore[arg-type]
+        return f"{shorten(code)} is out of range; codes are integers from -{MAX_CODE:,} to {MAX_CODE:,}"
+    return None
+
+
 def _text(value: object, where: str, field: str, path: Path, limit: int = safe_yaml.MAX_LABEL) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(path, where, f"{field} is empty; write it out")
@@ -119,8 +128,9 @@ def _answers(raw: object, where: str, path: Path) -> list[Answer]:
         if unknown:
             raise _fail(path, where, f"{at}: unknown field(s) {listing(unknown)}; use code and label")
         code = entry.get("code")
-        if not _is_int(code):
-            raise _fail(path, where, f"{at}.code {shorten(code)} is not an integer")
+        problem = _code_problem(code)
+        if problem:
+            raise _fail(path, where, f"{at}.code {problem}")
         assert isinstance(code, int)
         if "label" in entry:
             label = entry["label"]
@@ -147,8 +157,9 @@ def _missing(raw: object, codes: Sequence[int], where: str, path: Path) -> dict[
         raise _fail(path, where, "missing must map codes to reasons, e.g. {-1: dont_know}")
     out: dict[int, Any] = {}
     for code, reason in raw.items():
-        if not _is_int(code):
-            raise _fail(path, where, f"missing: code {shorten(code)} is not an integer")
+        problem = _code_problem(code)
+        if problem:
+            raise _fail(path, where, f"missing: code {problem}")
         if reason not in MISSING_REASONS:
             raise _fail(path, where, f"missing.{code}: reason {shorten(reason)}; choose from "
                         f"{', '.join(MISSING_REASONS)}")

@@ -35,7 +35,7 @@ import polars as pl
 from valuesim.errors import ConfigError, DataError
 from valuesim.survey.bank import Item, QuestionBank
 from valuesim.survey.derived import DERIVED
-from valuesim.survey.readers import _complete_csv, _separator, _suffix, _to_int
+from valuesim.survey.readers import MAX_WEIGHT, _separator, _suffix, _to_int, check_csv_rows
 from valuesim.survey.recode import recode
 
 COUNTRY_COLUMNS = ("country", "B_COUNTRY_ALPHA")
@@ -95,7 +95,7 @@ def _read_table(path: Path) -> pl.DataFrame:
             frame = pl.read_parquet(path)
         else:
             sep = _separator(path)
-            _complete_csv(path, sep)  # a file cut off mid-row would pass as missing answers
+            check_csv_rows(path, sep)  # a row cut short would pass as missing answers
             # strings first: codes are parsed (and refused when not integers) below
             frame = pl.read_csv(path, infer_schema_length=0, separator=sep)
     except DataError as exc:
@@ -150,19 +150,25 @@ def _weights(raw: pl.DataFrame, column: str | None, path: Path) -> pl.Series:
         return pl.Series("weight", [1.0] * raw.height, dtype=pl.Float64)
     w = raw.get_column(column)
     w = (w.str.strip_chars() if w.dtype == pl.Utf8 else w).cast(pl.Float64, strict=False)
-    bad = w.is_null() | w.is_nan() | w.is_infinite() | (w <= 0)
+    bad = w.is_null() | w.is_nan() | w.is_infinite() | (w <= 0) | (w > MAX_WEIGHT)
     if bad.any():
-        raise _fail(path, f"weight ({column}) is missing, non-numeric or not positive in "
-                    f"{int(bad.sum())} rows; weights must be positive numbers")
+        raise _fail(path, f"weight ({column}) is missing, non-numeric, not positive or over "
+                    f"{MAX_WEIGHT:g} in {int(bad.sum())} rows; weights must be positive numbers "
+                    f"of survey scale (mean about 1)")
     return w.alias("weight")
 
 
 def _codes(raw: pl.DataFrame, names: dict[str, str], path: Path) -> pl.DataFrame:
     """Item columns (file name -> item id) as Int64 raw codes."""
     try:
-        return pl.DataFrame([_to_int(raw, col, str(path)).alias(item) for item, col in names.items()])
+        return pl.DataFrame([_to_int(raw, col, str(path), _data_row).alias(item)
+                             for item, col in names.items()])
     except DataError as exc:
-        raise _fail(path, str(exc).removeprefix(f"{path}: ")) from None
+        raise _fail(path, str(exc).removeprefix(f"{path} ")) from None
+
+
+def _data_row(row: int) -> str:
+    return f"row {row + 1}"
 
 
 def _off_scale(frame: pl.DataFrame, items: Sequence[Item], ids: pl.Series, path: Path) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr
 
+from valuesim.config import MAX_DEMO_RESPONDENTS
 from valuesim.errors import ConfigError, DataError
 from valuesim.survey.bank import QuestionBank
 from valuesim.survey.demo.aggregates import (
@@ -61,8 +62,11 @@ def sample(
         if isinstance(aggregates_path, DemoAggregates)
         else load_aggregates(aggregates_path)
     )
-    if n_per_country <= 0:
-        raise ConfigError(f"n_per_country must be positive, got {n_per_country}")
+    if not 0 < n_per_country <= MAX_DEMO_RESPONDENTS:
+        raise ConfigError(
+            f"n_per_country must be 1 to {MAX_DEMO_RESPONDENTS:,} (demo respondents per "
+            f"country), got {n_per_country:,}"
+        )
     if seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed}")
     chosen = _countries(agg, countries)
