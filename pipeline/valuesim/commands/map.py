@@ -78,7 +78,10 @@ def register(app: typer.Typer) -> None:
         questions: str = typer.Option(DEFAULT_BANK, "--questions", help="question bank"),
         min_items: int = typer.Option(3, "--min-items", help="answered items needed per axis"),
         demo_n: int = typer.Option(
-            1200, "--demo-n", help="respondents per country (demo source)", min=1,
+            1200,
+            "--demo-n",
+            help="respondents per country (demo source)",
+            min=1,
             max=MAX_DEMO_RESPONDENTS,
         ),
         seed: int = typer.Option(0, "--seed", help="seed (demo source)"),
