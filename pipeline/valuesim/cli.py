@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cache", "ask",
     "compare",
     "plan",
+    "reproduction",
 )
 
 

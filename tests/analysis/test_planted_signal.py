@@ -45,6 +45,7 @@ from tests.fixtures.planted import (
     PlantedStudy,
     planted_study,
 )
+from valuesim.analysis.metric_precision import DEFAULT_ATOL as METRIC_ATOL
 
 TEMPERATURE_TOLERANCE = 0.10  # relative, on 1/T0
 NVAR_TOLERANCE = 0.02  # absolute, normalized variance
@@ -213,7 +214,7 @@ def test_actual_answer_floor_matches_the_noise_method(study: PlantedStudy):
     assert 0 < floor["mae_sd"] < floor["mae"]
     s = _summary(study, NOISE)
     assert s["n_personas"] == study.plant.n_noise
-    assert s["answer_floor_mae"] == pytest.approx(floor["mae"], abs=1e-5)
+    assert s["answer_floor_mae"] == pytest.approx(floor["mae"], abs=METRIC_ATOL)
     assert_within_floor(s["mae"], floor, NOISE)
 
 

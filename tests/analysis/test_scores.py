@@ -199,17 +199,17 @@ def test_metrics_json_keys_rounding_and_references() -> None:
     out = metrics_json(summ, countries, coverage, floors={"m/value": {"n": 40.0, "mae": 0.0512345}},
                        split_half={"mae": 0.0200001}, persona_floors={"m/value": {"n": 40, "mae": 0.0123456}},
                        normal_floors={40: 0.0498765})
-    assert out["mae"] == {"m/value": 0.12346, "reference/midpoint": None}
+    assert out["mae"] == {"m/value": 0.1235, "reference/midpoint": None}  # 4 decimals
     assert set(out) >= {"mae", "mae_cal", "wasserstein", "wasserstein_cal", "mae_plain",
                         "wasserstein_plain", "nvar", "nvar_cal", "nvar_human", "coverage",
                         "actual_answer_floor", "persona_information_floor", "split_half",
                         "human_sampling_noise", "by_country"}
     # the human normalized variance is the mean over the methods' rows, references left out
     assert out["nvar_human"] == pytest.approx(0.5)
-    assert out["coverage"] == {"m/value": {"mean": 0.98765, "p5": 0.5}}
-    assert out["actual_answer_floor"] == {"m/value": {"n": 40, "mae": 0.05123, "mae_normal": 0.04988}}
+    assert out["coverage"] == {"m/value": {"mean": 0.9877, "p5": 0.5}}
+    assert out["actual_answer_floor"] == {"m/value": {"n": 40, "mae": 0.0512, "mae_normal": 0.0499}}
     assert isinstance(out["actual_answer_floor"]["m/value"]["n"], int)
-    assert out["persona_information_floor"] == {"m/value": {"n": 40, "mae": 0.01235}}
+    assert out["persona_information_floor"] == {"m/value": {"n": 40, "mae": 0.0123}}
     assert out["split_half"] == {"mae": 0.02}
     assert out["human_sampling_noise"] == {"mae": 0.01}  # split-half / 2
     assert out["by_country"] == {

@@ -46,6 +46,7 @@ from tests.fixtures.planted_e2e import (
     C,
     Project,
 )
+from valuesim.analysis.metric_precision import DEFAULT_ATOL as METRIC_ATOL
 
 ALPHA = 0.05
 T_RTOL = 1e-3  # the fit refines T to 1e-4 in log T
@@ -205,7 +206,7 @@ def check_answers(project: Project, rule: str = "answer_start") -> None:
             covs.append(want_cov)
         assert max(covs) < 1.0
         if metrics is not None and rule == "answer_start":
-            assert metrics["coverage"][f"{MODEL}/{method}"]["mean"] == pytest.approx(np.mean(covs), abs=1e-5)
+            assert metrics["coverage"][f"{MODEL}/{method}"]["mean"] == pytest.approx(np.mean(covs), abs=METRIC_ATOL)
 
 
 def check_cells(project: Project) -> None:

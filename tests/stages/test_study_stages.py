@@ -17,6 +17,7 @@ from tests.fixtures.study_data import (
     SELF_EXPRESSION,
     build_study,
 )
+from valuesim.analysis.metric_precision import DEFAULT_ATOL as METRIC_ATOL
 from valuesim.config import Params
 from valuesim.culturalmap.positions import MAP_POSITION_SCHEMA
 from valuesim.errors import DataError
@@ -89,7 +90,7 @@ def test_evaluate_scores_match_independent_computation(study: Path):
     assert set(m["mae"]) == {"tiny/generic", "tiny/value", "reference/midpoint", "reference/uniform",
                              "reference/other_countries"}
     assert m["mae"]["tiny/value"] == pytest.approx(
-        cells.filter(pl.col("method") == "value").group_by("country").agg(pl.col("mae").mean())["mae"].mean(), abs=1e-5)
+        cells.filter(pl.col("method") == "value").group_by("country").agg(pl.col("mae").mean())["mae"].mean(), abs=METRIC_ATOL)
     assert set(m["by_country"]["tiny/value"]) == {"AAA", "BBB", "CCC"}
 
 
@@ -121,7 +122,7 @@ def test_references_match_independent_computation(study: Path):
             assert got["other_countries"] == pytest.approx(abs(pooled @ r - mean_h) / span)
     m = json.loads((study / "reports/metrics.json").read_text())
     want = ref.filter(pl.col("method") == "midpoint").group_by("country").agg(pl.col("mae").mean())["mae"].mean()
-    assert m["mae"]["reference/midpoint"] == pytest.approx(want, abs=1e-5)
+    assert m["mae"]["reference/midpoint"] == pytest.approx(want, abs=METRIC_ATOL)
     # each method is tested against each reference, per country
     w = pl.read_parquet(study / "data/eval/wilcoxon.parquet").filter(pl.col("vs_reference"))
     assert w.height == 2 * 3 * len(COUNTRIES)
@@ -138,9 +139,9 @@ def test_floors_and_coverage_are_reported(study: Path):
     m = json.loads((study / "reports/metrics.json").read_text())
     # every answer has coverage 0.9 except one flagged row of coverage 0 per run
     rows = 3 * len(COUNTRIES) * len(QUESTIONS)
-    assert m["coverage"]["tiny/value"] == {"mean": pytest.approx(0.9 * rows / (rows + 1), abs=1e-5),
+    assert m["coverage"]["tiny/value"] == {"mean": pytest.approx(0.9 * rows / (rows + 1), abs=METRIC_ATOL),
                                            "p5": pytest.approx(0.9)}
-    assert m["coverage"]["tiny/generic"]["mean"] == pytest.approx(0.9 * (rows / 3) / (rows / 3 + 1), abs=1e-5)
+    assert m["coverage"]["tiny/generic"]["mean"] == pytest.approx(0.9 * (rows / 3) / (rows / 3 + 1), abs=METRIC_ATOL)
     floor = m["actual_answer_floor"]
     assert set(floor) == {"tiny/value"}  # persona methods only
     assert floor["tiny/value"]["n"] == 3
@@ -152,7 +153,7 @@ def test_floors_and_coverage_are_reported(study: Path):
     assert m["persona_information_floor"] == {}
     assert pl.read_parquet(study / "data/eval/persona_information_floor.parquet").is_empty()
     assert "not read against a floor" in (study / "reports/index.html").read_text()
-    assert m["human_sampling_noise"]["mae"] == pytest.approx(m["split_half"]["mae"] / 2, abs=1e-5)
+    assert m["human_sampling_noise"]["mae"] == pytest.approx(m["split_half"]["mae"] / 2, abs=METRIC_ATOL)
     f = pl.read_parquet(study / "data/eval/actual_answer_floor.parquet")
     by_n = f.group_by("n").agg(pl.col("mae").mean()).sort("n")["mae"].to_list()
     assert by_n == sorted(by_n, reverse=True)  # more personas, lower floor

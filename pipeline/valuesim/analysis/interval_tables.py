@@ -33,6 +33,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from valuesim.analysis import conformal
 from valuesim.analysis.conformal import LEVELS, Variant
+from valuesim.analysis.metric_precision import metric_value
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -276,9 +277,8 @@ class IntervalTables:
     metrics: dict[str, Any]  # metrics.json "interval" leaves
 
 
-def _r(x: object) -> float | None:
-    v = float(x)  # type: ignore[arg-type]
-    return round(v, 5) if np.isfinite(v) else None
+# metrics.json's precision: valuesim.analysis.metric_precision says why
+_r = metric_value
 
 
 def _jsonable(x: Any) -> Any:

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from valuesim.analysis import metrics, paired
+from valuesim.analysis.metric_precision import metric_value
 from valuesim.analysis.references import human_sampling_noise
 from valuesim.errors import DataError
 
@@ -100,9 +101,8 @@ def coverage_summary(answers: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFra
     return pl.DataFrame(rows, schema=schema).sort(["model", "method"])
 
 
-def _r(x: object) -> float | None:
-    v = float(x)  # type: ignore[arg-type]
-    return round(v, 5) if np.isfinite(v) else None
+# metrics.json's precision: valuesim.analysis.metric_precision says why
+_r = metric_value
 
 
 def metrics_json(
