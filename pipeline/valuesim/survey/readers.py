@@ -290,7 +290,7 @@ def _records(fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
         for line in lines:
             lineno += 1
             record = pending + line if pending else line
-            if record.count(b'"') % 2:
+            if b'"' in line and record.count(b'"') % 2:  # `in` first: memchr, no count
                 pending = record + b"\n"
                 continue
             yield start, record
@@ -300,9 +300,9 @@ def _records(fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield start, rest
 
 
-def _field_count(record: bytes, separator: str) -> int:
+def _field_count(record: bytes, sep: bytes, separator: str) -> int:
     if b'"' not in record:  # the fast path: every WVS row but a few text cells
-        return record.count(separator.encode()) + 1
+        return record.count(sep) + 1
     return len(next(csv.reader([record.decode("utf-8", errors="replace")], delimiter=separator)))
 
 
@@ -319,12 +319,15 @@ def check_csv_rows(path: Path, separator: str) -> CsvLayout:
     width: int | None = None
     multiline: list[tuple[int, int]] = []
     row = -1
+    sep = separator.encode()
     try:
         with opener(path, "rb") as fh:
             for lineno, record in _records(fh):  # type: ignore[arg-type]
-                if not record.strip(b"\r"):
+                if record.endswith(b"\r"):  # CRLF files
+                    record = record[:-1]
+                if not record:
                     continue
-                fields = _field_count(record.rstrip(b"\r"), separator)
+                fields = _field_count(record, sep, separator)
                 if width is None:
                     width = fields
                     continue
