@@ -95,6 +95,15 @@ def test_a_row_with_extra_fields_names_its_line(bank: QuestionBank, tmp_path: Pa
     assert f"JPN.csv line 301 has {len(rows[0]) + 2} fields, the header {len(rows[0])}" in line
 
 
+def test_a_blank_line_mid_file_is_a_short_row(bank: QuestionBank, tmp_path: Path) -> None:
+    rows = wvs_rows(bank)
+    path = write(rows, tmp_path / "JPN.csv")
+    text = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([*text[:200], b"", *text[200:]]))  # polars: a row of nulls
+    line = one_error_line(human(path))
+    assert f"JPN.csv line 201 has 1 of {len(rows[0])} fields" in line
+
+
 def test_a_quoted_newline_is_one_record_and_lines_stay_right(bank: QuestionBank, tmp_path: Path) -> None:
     rows = wvs_rows(bank)
     rows[10][column(rows, "note")] = "first line\nsecond, line"  # one record over two lines

@@ -314,7 +314,8 @@ def check_csv_rows(path: Path, separator: str) -> CsvLayout:
 
     polars fills a short row with nulls without a word, so rows cut short in the
     middle of a file (a damaged copy, a bad merge) or an interrupted copy or download
-    would pass as missing answers. Blank lines are skipped, as polars skips them.
+    would pass as missing answers. A blank line is a short row too: polars reads it as
+    a respondent with every value null.
     """
     opener = gzip.open if _suffix(path) == ".csv.gz" else open
     width: int | None = None
@@ -326,8 +327,6 @@ def check_csv_rows(path: Path, separator: str) -> CsvLayout:
             for lineno, record in _records(fh):  # type: ignore[arg-type]
                 if record.endswith(b"\r"):  # CRLF files
                     record = record[:-1]
-                if not record:
-                    continue
                 fields = _field_count(record, sep, separator)
                 if width is None:
                     width = fields
