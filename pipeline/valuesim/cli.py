@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "compare",
     "plan",
     "reproduction",
+    "export", "view",
 )
 
 

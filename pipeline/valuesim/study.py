@@ -9,6 +9,11 @@
     sim = study.simulated()                 # model, method, country, question, codes, probs, ...
     cal = study.calibrated()                # probs_raw, probs_cal, temperature, ...
     study.metrics().filter(pl.col("metric") == "mae")
+    study.scoreboard()                      # the report's main table, the same frame
+    study.distributions()                   # per code: human beside simulated (raw, calibrated, plain)
+    study.cells()                           # per (model, method, country, question): the errors
+    study.country_results(); study.tests()  # per country; every paired/Wilcoxon/Mann-Whitney test
+    study.prompts(); study.questions()      # the exact system and user messages the stage sends
     new = ask("my_items.yaml", "JPN,DEU", n=20)   # or study.ask(...): same, in this project
 
 Each method reads its file when called (nothing is cached: a rerun of the pipeline
@@ -26,11 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from valuesim import artifacts, paths
+from valuesim import artifacts, paths, study_tables
 from valuesim.errors import DataError
 
 if TYPE_CHECKING:
     from valuesim.asking import CountriesArg, QuestionsArg
+    from valuesim.config import Params
 
 Level = Literal["population", "answers"]
 METRICS_SCHEMA: dict[str, pl.DataType] = {
@@ -178,6 +184,82 @@ class Study:
         """The conformal thresholds fitted on all the study's questions, which ``ask`` and
         the new_questions stage apply (:mod:`valuesim.prediction`)."""
         return self._parquet(paths.EVAL / "interval_fits.parquet", "evaluate")
+
+    # -- below the aggregates (valuesim.study_tables; also what `valuesim export` writes) --
+
+    def scoreboard(self) -> pl.DataFrame:
+        """The report's main table ("Scores per model and method"), built by the report's own
+        :func:`valuesim.report.tables.results_table` from the same evaluate outputs."""
+        from valuesim.report.tables import results_table
+
+        return results_table(self._parquet(paths.EVAL / "summary.parquet", "evaluate"),
+                             self._parquet(paths.EVAL / "reference_summary.parquet", "evaluate"))
+
+    def distributions(self) -> pl.DataFrame:
+        """One row per (model, method, country, question, code): ``human`` (weighted share)
+        beside ``simulated`` (raw persona mean), ``calibrated`` and ``plain``, joined on
+        (country, question, code). The errors of each cell are :meth:`cells`."""
+        return study_tables.distributions(self.calibrated(), self.human())
+
+    def cells(self) -> pl.DataFrame:
+        """One row per (model, method, country, question): MAE, Wasserstein, normalized
+        variances (raw, calibrated, plain), the temperature, and for the runs the persona
+        count and mean coverage; the references' cells (model "reference") follow."""
+        pops = self.simulated() if self.runs() else None
+        return study_tables.cells(self._parquet(paths.EVAL / "cells.parquet", "evaluate"),
+                                  self._parquet(paths.EVAL / "reference_cells.parquet", "evaluate"), pops)
+
+    def country_results(self) -> pl.DataFrame:
+        """One row per (model, method, country): the errors averaged over the questions,
+        references below (the report's per-country figures)."""
+        return study_tables.country_results(self._parquet(paths.EVAL / "by_country.parquet", "evaluate"),
+                                            self._parquet(paths.EVAL / "reference_by_country.parquet", "evaluate"))
+
+    def tests(self) -> pl.DataFrame:
+        """Every comparison evaluate tested, one row each: ``test`` paired (clustered by
+        question; the report's paired table), wilcoxon (per country) or mann_whitney."""
+        paired_path = self.path(paths.EVAL / "paired_tests.parquet")
+        paired = artifacts.read_parquet(paired_path, "evaluate") if paired_path.exists() else None
+        return study_tables.tests(paired, self._parquet(paths.EVAL / "wilcoxon.parquet", "evaluate"),
+                                  self._parquet(paths.EVAL / "mann_whitney.parquet", "evaluate"))
+
+    def personas(self, method: str | None = None) -> pl.DataFrame:
+        """The persona table of each simulated method (or of one): method, persona_id,
+        respondent_id, country, kind, nationality, text (the descriptor), missing_items."""
+        from valuesim.methods import get_method
+
+        methods = sorted({k for _, k in self.runs()}) if method is None else [method]
+        frames = [self._parquet(paths.personas_for(k), "personas").select(pl.lit(k).alias("method"), pl.all())
+                  for k in methods if get_method(k).persona is not None]
+        return pl.concat(frames) if frames else pl.DataFrame()
+
+    def prompts(self, method: str | None = None) -> pl.DataFrame:
+        """The system message of every prompt, once per (method, persona_id): the guidance
+        and, for persona methods, the persona, as the simulate stage renders them
+        (:mod:`valuesim.prompts`, with this project's params.yaml). A prompt is this
+        message followed by its question's user message (:meth:`questions`)."""
+        from valuesim.methods import get_method
+
+        params = self._params()
+        countries = artifacts.selected_countries(self.path(paths.SELECTED_COUNTRIES))
+        methods = sorted({k for _, k in self.runs()}) if method is None else [method]
+        frames = [study_tables.prompt_heads(
+            k, self._parquet(paths.personas_for(k), "personas") if get_method(k).persona else pl.DataFrame(),
+            countries, params.prompts.guidance) for k in methods]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=study_tables.PROMPT_HEAD_SCHEMA)
+
+    def questions(self) -> pl.DataFrame:
+        """The study's questions (those the human stage kept): wording, scale and the exact
+        user message the simulate stage sends."""
+        from valuesim.survey.bank import load_bank
+
+        bank = load_bank(self.path(self._params().data.questions))
+        return study_tables.question_prompts(bank, artifacts.kept_questions(self.path(paths.KEPT_QUESTIONS)))
+
+    def _params(self) -> Params:
+        from valuesim.config import load_params
+
+        return load_params(self.path("params.yaml"))
 
     # -- new questions --------------------------------------------------------------------
 
