@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,35 +51,47 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`valuesim view` (the real command, its own process group) on a free loopback port;
-    its output (Datasette's access log) goes to a file, which never fills up like a pipe."""
+def _start_view(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`valuesim view` (the real command, in its own process group) on a free loopback port,
+    once it serves; its output (Datasette's access log) goes to a file, which never fills
+    up like a pipe."""
     _need("datasette", "pip install 'valuesim[browse]'")
     port = _free_port()
-    log = tmp_path_factory.mktemp("view") / "view.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([*CLI, "view", str(exported), "--port", str(port), "--no-open"],
+        proc = subprocess.Popen([*CLI, "view", str(db), "--port", str(port), "--no-open"],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/-/versions.json", timeout=5):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
+                pytest.fail(f"valuesim view did not serve {url}: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """The command and the Datasette it started (its process group)."""
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/versions.json", timeout=5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"valuesim view did not serve {url}: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, url = _start_view(exported, tmp_path_factory.mktemp("view") / "view.log")
+    try:
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the command and the Datasette it started
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +183,29 @@ def test_a_cell_leads_to_its_answers_and_an_answer_to_its_prompt(page: Page, exp
     page.wait_for_url("**/study/personas/**")
     assert page.locator("td.col-text").inner_text().strip() == text.strip()
     assert page.locator("td.col-persona_id").inner_text().strip() == persona_id
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_stopping_view_stops_datasette(exported: Path, tmp_path: Path) -> None:
+    """SIGTERM to the `valuesim view` process alone (not its group) ends the Datasette it
+    started: nothing keeps serving the study after the command is gone."""
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs /proc to find the Datasette process")
+    proc, url = _start_view(exported, tmp_path / "view.log")
+    try:
+        servers = _children(proc.pid)
+        assert len(servers) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) != 0
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{servers[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{servers[0]}").exists()
+        with pytest.raises(urllib.error.URLError, match="refused"):
+            urllib.request.urlopen(f"{url}/-/versions.json", timeout=5)
+    finally:
+        _stop(proc)

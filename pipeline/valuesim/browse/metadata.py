@@ -40,6 +40,7 @@ class TableDoc:
     columns: dict[str, str]
     facets: list[str] = field(default_factory=list)
     sort: str | None = None
+    sort_desc: str | None = None
     label_column: str | None = None
 
 
@@ -69,7 +70,7 @@ TABLES: dict[str, TableDoc] = {
          "temperature": "the mean-preserving temperature applied to this question (fitted leaving it out)",
          "n_personas": "personas whose answers make the simulated population (1 for country-level methods)",
          "mean_coverage": "mean probability on admissible answers over the cell's personas"},
-        facets=_FACETS, sort="mae",
+        facets=_FACETS, sort_desc="mae",
     ),
     "distributions": TableDoc(
         "One row per (model, method, country, question, answer code): the human share beside the "
@@ -85,7 +86,7 @@ TABLES: dict[str, TableDoc] = {
     "country_results": TableDoc(
         "One row per (model, method, country): the cells' errors averaged over the questions.",
         {**_RUN, "country": _COUNTRY, **_ERRORS, "n_questions": "questions averaged"},
-        facets=["model", "method", "country"], sort="mae",
+        facets=["model", "method", "country"], sort_desc="mae",
     ),
     "tests": TableDoc(
         "Every comparison the evaluate stage tested: paired (the report's paired table: country-"
@@ -190,6 +191,8 @@ def datasette_metadata(database: str, source: str = "") -> dict[str, Any]:
             entry["facets"] = list(doc.facets)
         if doc.sort:
             entry["sort"] = doc.sort
+        if doc.sort_desc:  # the worst first
+            entry["sort_desc"] = doc.sort_desc
         if doc.label_column:
             entry["label_column"] = doc.label_column
         tables[name] = entry
@@ -202,3 +205,14 @@ def datasette_metadata(database: str, source: str = "") -> dict[str, Any]:
     if source:
         meta["source"] = source
     return meta
+
+
+def data_dictionary() -> str:
+    """The tables and their columns as Markdown (the README's data dictionary)."""
+    lines: list[str] = []
+    for name, doc in {**TABLES, **VIEWS}.items():
+        kind = "view" if name in VIEWS else "table"
+        lines += [f"**`{name}`** ({kind}): {doc.description}", "", "| column | meaning |", "|---|---|"]
+        lines += [f"| `{col}` | {text} |" for col, text in doc.columns.items()]
+        lines.append("")
+    return "\n".join(lines)
