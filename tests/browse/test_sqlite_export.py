@@ -117,3 +117,17 @@ def test_view_names_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = run_cli(["view", str(text), "--no-open"], capsys)
     assert (code, err) == (2, f"error: {text} is not a SQLite database; write it with "
                               f"`valuesim export --sqlite {text}`\n")
+
+
+def test_no_answers_leaves_out_only_the_answers(planted: pe.Project, exported: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "small.db"
+    code, out, _ = run_cli(["export", "--sqlite", str(target), "--project", str(planted.root), "--no-answers"], capsys)
+    assert code == 0, out
+    tables = {r[0] for r in _rows(target, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    assert "answers" not in tables
+    assert "prompt_messages" not in tables
+    for name in set(TABLES) - {"answers"}:
+        assert _rows(target, f"SELECT count(*) FROM {name}") == _rows(exported, f"SELECT count(*) FROM {name}"), name
+    assert _rows(target, "PRAGMA foreign_key_check") == []
+    assert target.stat().st_size < exported.stat().st_size

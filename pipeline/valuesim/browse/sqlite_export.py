@@ -72,15 +72,15 @@ def _jsonable(frame: pl.DataFrame) -> pl.DataFrame:
     ) if lists else frame
 
 
-def _methods(study: Study) -> pl.DataFrame:
+def _methods(methods: list[str]) -> pl.DataFrame:
+    """The runs' methods (valuesim.methods) and the references, with how the report names them."""
     rows = []
-    for _, name in sorted(set(study.runs()), key=lambda r: r[1]):
-        if any(r["method"] == name for r in rows):
-            continue
+    for name in methods:
         m = get_method(name)
+        what = ("asked once per country" if m.persona is None else f"one prompt per {m.persona} persona"
+                + ("" if m.nationality else ", country not named"))
         rows.append({"method": name, "label": m.label, "persona": m.persona, "nationality": m.nationality,
-                     "opening": m.opening, "description": "asked once per country" if m.persona is None
-                     else f"one prompt per {m.persona} persona" + ("" if m.nationality else ", country not named")})
+                     "opening": m.opening, "description": what})
     rows += [{"method": r, "label": r, "persona": None, "nationality": None, "opening": None,
               "description": REFERENCE_DESCRIPTIONS[r]} for r in REFERENCES]
     return pl.DataFrame(rows, schema={"method": pl.Utf8, "label": pl.Utf8, "persona": pl.Utf8,
@@ -103,7 +103,7 @@ def _answers(study: Study, model: str, method: str) -> pl.DataFrame:
     ))
 
 
-def _write(study: Study, target: Path, rows: dict[str, int]) -> None:
+def _write(study: Study, target: Path, rows: dict[str, int], answers: bool) -> None:
     sqlite_utils = _sqlite_utils()
     db = sqlite_utils.Database(target)
     # a temporary file that is renamed into place only when complete: no journal to keep
@@ -111,25 +111,29 @@ def _write(study: Study, target: Path, rows: dict[str, int]) -> None:
     db.execute("PRAGMA synchronous = OFF")
 
     def put(name: str, frame: pl.DataFrame, pk: str | tuple[str, ...] | None = None,
-            fks: tuple[tuple[str, str, str], ...] = (), replace: bool = True) -> None:
+            fks: tuple[tuple[str, str, str], ...] = ()) -> None:
+        """Insert ``frame`` (creating the table with its key and links the first time); a
+        repeated key is an error, never a silent replacement."""
         table = db.table(name)
         records = _jsonable(frame).to_dicts()
         if not table.exists():
-            table.create({c: _sql_type(t) for c, t in frame.schema.items()}, pk=pk,
-                         foreign_keys=list(fks) or None, not_null=None)
-        table.insert_all(records, batch_size=5000, replace=replace and pk is not None)
+            table.create({c: _sql_type(t) for c, t in frame.schema.items()}, pk=pk, foreign_keys=list(fks) or None)
+        table.insert_all(records, batch_size=5000)
         rows[name] = rows.get(name, 0) + len(records)
 
     countries = artifacts.selected_countries(study.path("data/map/selected_countries.json"))
     put("countries", pl.DataFrame({"country": countries, "name": [country_name(c) for c in countries]}), "country")
-    put("methods", _methods(study), "method")
-    put("questions", study.questions(), "question")
+    methods = sorted({k for _, k in study.runs()})
+    put("methods", _methods(methods), "method")
+    questions = study.questions()
+    put("questions", questions, "question")
     put("personas", study.personas(), "persona_id", (("method", "methods", "method"), ("country", "countries", "country")))
-    prompts = study.prompts()
-    put("prompts", prompts.select(
+    # the simulate stage names a country-level prompt "<country>:<method>": no persona behind it
+    persona_methods = [k for k in methods if get_method(k).persona is not None]
+    put("prompts", study.prompts().select(
         pl.col("persona_id").alias("prompt_id"), "method", "country",
-        pl.when(pl.col("persona_id").is_in(study.personas()["persona_id"].to_list() or [""]))
-        .then(pl.col("persona_id")).alias("persona_id"), "system"), "prompt_id",
+        pl.when(pl.col("method").is_in(persona_methods)).then(pl.col("persona_id")).alias("persona_id"),
+        "system"), "prompt_id",
         (("method", "methods", "method"), ("country", "countries", "country"), ("persona_id", "personas", "persona_id")))
     run_fks = (("method", "methods", "method"), ("country", "countries", "country"), ("question", "questions", "question"))
     cells = study.cells()
@@ -139,20 +143,24 @@ def _write(study: Study, target: Path, rows: dict[str, int]) -> None:
         ("cell_id", "code"), (("cell_id", "cells", "cell_id"), *run_fks))
     answer_fks = (("cell_id", "cells", "cell_id"), *run_fks, ("persona_id", "personas", "persona_id"),
                   ("prompt_id", "prompts", "prompt_id"))
-    for model, method in study.runs():  # one run at a time: the answers are the large table
+    for model, method in study.runs() if answers else ():  # one run at a time: the large table
         put("answers", _answers(study, model, method), "answer_id", answer_fks)
     put("country_results", study.country_results(), None, run_fks[:2])
     put("scoreboard", study.scoreboard(), None, (("method", "methods", "method"),))
     put("tests", study.tests(), None, (("country", "countries", "country"),))
     put("human_summary", study.human_summary().filter(pl.col("country").is_in(countries)
-                                                      & pl.col("question").is_in(study.questions()["question"].to_list())),
+                                                      & pl.col("question").is_in(questions["question"].to_list())),
         None, (("country", "countries", "country"), ("question", "questions", "question")))
-    db.create_view("prompt_messages", """
-        SELECT a.answer_id, a.model, a.method, a.country, a.question, a.persona_id, p.system, q.user
-        FROM answers a JOIN prompts p ON p.prompt_id = a.prompt_id JOIN questions q ON q.question = a.question""")
-    for table, cols in (("answers", ("cell_id", "prompt_id", "persona_id", "model", "method", "country", "question")),
-                        ("distributions", ("model", "method", "country", "question")),
-                        ("cells", ("model", "method", "country", "question"))):
+    if answers:
+        db.create_view("prompt_messages", """
+            SELECT a.answer_id, a.model, a.method, a.country, a.question, a.persona_id, p.system, q.user
+            FROM answers a JOIN prompts p ON p.prompt_id = a.prompt_id JOIN questions q ON q.question = a.question""")
+    indexed = {"answers": ("cell_id", "prompt_id", "persona_id", "model", "method", "country", "question"),
+               "distributions": ("model", "method", "country", "question"),
+               "cells": ("model", "method", "country", "question")}
+    for table, cols in indexed.items():
+        if table not in db.table_names():
+            continue
         for col in cols:
             db[table].create_index([col], if_not_exists=True)
     db["personas"].enable_fts(["text"])
@@ -169,15 +177,18 @@ def _sql_type(dtype: pl.DataType) -> type:
     return str
 
 
-def export_sqlite(study: Study, database: Path) -> Exported:
-    """Write ``study`` to ``database`` (replacing it whole) and its Datasette metadata beside it."""
+def export_sqlite(study: Study, database: Path, *, answers: bool = True) -> Exported:
+    """Write ``study`` to ``database`` (replacing it whole) and its Datasette metadata beside it.
+
+    ``answers=False`` leaves out the per-persona answers (and the prompt_messages view), the
+    one table that grows with personas x questions x runs (~590 bytes an answer)."""
     database = Path(database)
     if database.suffix in (".parquet", ".json", ".yaml", ".csv"):
         raise ConfigError(f"--sqlite {database}: give a .db file name, e.g. study.db")
     rows: dict[str, int] = {}
     # into a temporary file, renamed over the target only when complete (a missing stage
     # output is reported before that, and the previous file stays)
-    artifacts.write_atomic(database, lambda tmp: _write(study, tmp, rows), mode=0o644)
+    artifacts.write_atomic(database, lambda tmp: _write(study, tmp, rows, answers), mode=0o644)
     meta = metadata_path(database)
     artifacts.write_text(meta, json.dumps(datasette_metadata(database.stem, f"valuesim {__version__}"), indent=2))
     return Exported(database, meta, rows)
