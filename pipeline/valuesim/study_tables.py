@@ -22,10 +22,12 @@ The scoreboard is the report's own :func:`valuesim.report.tables.results_table`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from valuesim.survey.bank import QuestionBank
+if TYPE_CHECKING:
+    from valuesim.survey.bank import QuestionBank
 
 CELL_KEY = ("model", "method", "country", "question")
 DISTRIBUTION_SCHEMA: dict[str, pl.DataType] = {

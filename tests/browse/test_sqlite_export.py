@@ -131,3 +131,23 @@ def test_no_answers_leaves_out_only_the_answers(planted: pe.Project, exported: P
         assert _rows(target, f"SELECT count(*) FROM {name}") == _rows(exported, f"SELECT count(*) FROM {name}"), name
     assert _rows(target, "PRAGMA foreign_key_check") == []
     assert target.stat().st_size < exported.stat().st_size
+
+
+def test_outputs_of_different_runs_are_refused(planted: pe.Project, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Personas rerun after simulate (here: one value persona gone): the answers would link
+    to nothing, so the export stops with one line and writes nothing."""
+    project = tmp_path / "study"
+    shutil.copytree(planted.root, project)
+    table = project / "data/personas/methods/value.parquet"
+    personas = pl.read_parquet(table)
+    personas.slice(1).write_parquet(table)
+    target = tmp_path / "out.db"
+    code, _, err = run_cli(["export", "--sqlite", str(target), "--project", str(project)], capsys)
+    assert code == 2
+    # each of the persona's answers links to its persona and to its prompt
+    assert err == (f"error: {2 * len(pe.QUESTIONS)} links (answers -> personas, answers -> prompts) lead to rows "
+                   "the study's outputs do not have (they come from different runs); run `dvc repro` and export "
+                   "again\n")
+    assert not target.exists()
+    assert list(tmp_path.glob(".out.db.*")) == []

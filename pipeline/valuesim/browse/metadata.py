@@ -122,7 +122,8 @@ TABLES: dict[str, TableDoc] = {
     "prompts": TableDoc(
         "The system message of every prompt, once per persona (country-level methods: once per "
         "country), rendered by the simulate stage's own code (valuesim.prompts) with this study's "
-        "params. The exact prompt of an answer is this message then its question's user message "
+        "params.yaml as it was at export (rerun a changed prompts.guidance before exporting: `dvc status` "
+        "shows it). The exact prompt of an answer is this message then its question's user message "
         "(the prompt_messages view joins them).",
         {"prompt_id": "the persona id the simulate stage records with each answer",
          "method": _RUN["method"], "country": _COUNTRY,

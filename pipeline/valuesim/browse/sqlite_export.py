@@ -19,13 +19,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import polars as pl
 
 from valuesim import __version__, artifacts
 from valuesim.analysis.references import REFERENCES
 from valuesim.browse.metadata import datasette_metadata
-from valuesim.errors import ConfigError
+from valuesim.errors import ConfigError, DataError
 from valuesim.methods import get_method
 from valuesim.study import Study
 from valuesim.survey.countries import country_name
@@ -163,10 +164,21 @@ def _write(study: Study, target: Path, rows: dict[str, int], answers: bool) -> N
             continue
         for col in cols:
             db[table].create_index([col], if_not_exists=True)
+    _check_links(db)
     db["personas"].enable_fts(["text"])
     db["questions"].enable_fts(["text"])
     db.vacuum()
     db.close()
+
+
+def _check_links(db: Any) -> None:
+    """Every link must lead somewhere: an answer whose persona or prompt the persona tables no
+    longer hold means the outputs come from different runs (personas rerun, simulate not)."""
+    dangling = db.execute("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        links = ", ".join(f"{t} -> {p}" for t, p in sorted({(row[0], row[2]) for row in dangling}))
+        raise DataError(f"{len(dangling)} links ({links}) lead to rows the study's outputs do not have "
+                        "(they come from different runs); run `dvc repro` and export again")
 
 
 def _sql_type(dtype: pl.DataType) -> type:
