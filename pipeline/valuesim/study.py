@@ -227,11 +227,13 @@ class Study:
         """The persona table of each simulated method (or of one): method, persona_id,
         respondent_id, country, kind, nationality, text (the descriptor), missing_items."""
         from valuesim.methods import get_method
+        from valuesim.personas.build import SCHEMA
 
         methods = sorted({k for _, k in self.runs()}) if method is None else [method]
         frames = [self._parquet(paths.personas_for(k), "personas").select(pl.lit(k).alias("method"), pl.all())
                   for k in methods if get_method(k).persona is not None]
-        return pl.concat(frames) if frames else pl.DataFrame()
+        # country-level methods only: no personas, but the same columns
+        return pl.concat(frames) if frames else pl.DataFrame(schema={"method": pl.Utf8(), **SCHEMA})
 
     def prompts(self, method: str | None = None) -> pl.DataFrame:
         """The system message of every prompt, once per (method, persona_id): the guidance

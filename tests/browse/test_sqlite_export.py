@@ -151,3 +151,22 @@ def test_outputs_of_different_runs_are_refused(planted: pe.Project, tmp_path: Pa
                    "again\n")
     assert not target.exists()
     assert list(tmp_path.glob(".out.db.*")) == []
+
+
+
+def test_runs_missing_from_disk_are_refused(planted: pe.Project, tmp_path: Path) -> None:
+    """Only the country run left on disk while the evaluate outputs score four methods: the
+    personas table is empty (with its columns) and the export refuses the mixed outputs."""
+    from valuesim.browse.sqlite_export import export_sqlite
+    from valuesim.errors import DataError
+
+    project = tmp_path / "study"
+    shutil.copytree(planted.root, project)
+    for method in (pe.B, pe.C, pe.TEMPERATURE):
+        shutil.rmtree(project / "data/simulated" / pe.MODEL / method)
+    study = load_study(project)
+    assert study.personas().columns[:2] == ["method", "persona_id"]
+    assert study.personas().height == 0
+    with pytest.raises(DataError, match=r"links \(cells -> methods, .*\) lead to rows .* run `dvc repro`"):
+        export_sqlite(study, tmp_path / "country.db")
+    assert not (tmp_path / "country.db").exists()
