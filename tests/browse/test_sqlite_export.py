@@ -20,6 +20,9 @@ from valuesim.llm.types import ChatMessage
 from valuesim.report.html_page import table
 from valuesim.study import load_study
 
+# the export writes with sqlite-utils (the browse extra)
+pytest.importorskip("sqlite_utils", reason="sqlite-utils is not installed; pip install 'valuesim[browse]'")
+
 
 def _rows(db: Path, sql: str, *args: object) -> list[tuple]:
     with sqlite3.connect(db) as con:
