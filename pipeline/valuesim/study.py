@@ -188,12 +188,15 @@ class Study:
     # -- below the aggregates (valuesim.study_tables; also what `valuesim export` writes) --
 
     def scoreboard(self) -> pl.DataFrame:
-        """The report's main table ("Scores per model and method"), built by the report's own
-        :func:`valuesim.report.tables.results_table` from the same evaluate outputs."""
-        from valuesim.report.tables import results_table
+        """The report's scoreboard: per model its methods by error (``rank``), the references
+        and the floors, each method against the best reference by the paired test. The same
+        frame the report renders (:func:`valuesim.report.scoreboard.scoreboard`)."""
+        from valuesim.report.scoreboard import scoreboard
 
-        return results_table(self._parquet(paths.EVAL / "summary.parquet", "evaluate"),
-                             self._parquet(paths.EVAL / "reference_summary.parquet", "evaluate"))
+        paired = paths.EVAL / "paired_tests.parquet"
+        return scoreboard(self._parquet(paths.EVAL / "summary.parquet", "evaluate"),
+                          self._parquet(paths.EVAL / "reference_summary.parquet", "evaluate"),
+                          self._parquet(paired, "evaluate") if self.path(paired).exists() else None)
 
     def distributions(self) -> pl.DataFrame:
         """One row per (model, method, country, question, code): ``human`` (weighted share)

@@ -4,7 +4,6 @@ end-to-end study: real stages, a provider with known answers)."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -17,13 +16,8 @@ from tests.fixtures.planted_provider import prompt_key
 from valuesim.errors import DataError
 from valuesim.llm.types import ChatMessage
 from valuesim.report import captions
-from valuesim.report.html_page import table
+from valuesim.report.scoreboard import scoreboard_html
 from valuesim.study import load_study
-
-
-def _report_table(page: str, heading: str) -> str:
-    start = page.index(f"<h3>{html.escape(heading)}</h3>") + len(f"<h3>{html.escape(heading)}</h3>")
-    return page[start:page.index("</table>", start) + len("</table>")]
 
 
 def test_scoreboard_is_the_reports_table(planted: pe.Project) -> None:
@@ -31,12 +25,16 @@ def test_scoreboard_is_the_reports_table(planted: pe.Project) -> None:
     board = study.scoreboard()
     page = (planted.root / "reports/index.html").read_text(encoding="utf-8")
     # the rendered values: the report stage's page holds exactly this frame, rendered
-    assert _report_table(page, captions.RESULTS_HEADING) == table(board)
-    # one row per run, then the references, as the page lists them
+    assert scoreboard_html(board, captions.SCOREBOARD_NOTE) in page
+    # every run once, ranked by error, then the references (lowest error first)
     runs = [f"{m}/{k}" for m, k in study.runs()]
-    assert sorted(f"{m}/{k}" for m, k in board.filter(pl.col("model") != "reference").select("model", "method").rows()) \
-        == sorted(runs)
-    assert board.filter(pl.col("model") == "reference")["method"].to_list() == ["midpoint", "other_countries", "uniform"]
+    methods = board.filter(pl.col("kind") == "method")
+    assert sorted(f"{m}/{k}" for m, k in methods.select("model", "method").rows()) == sorted(runs)
+    for (_,), grp in methods.group_by(["model"]):
+        assert grp.sort("rank")["mae"].to_list() == sorted(grp["mae"].to_list())
+    refs = board.filter(pl.col("kind") == "reference")
+    assert refs["mae"].to_list() == sorted(refs["mae"].to_list())
+    assert set(refs["method"]) == {"midpoint", "other_countries", "uniform"}
 
 
 def test_distributions_join_human_and_simulated_on_the_code(planted: pe.Project) -> None:

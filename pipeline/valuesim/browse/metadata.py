@@ -46,20 +46,35 @@ class TableDoc:
 
 TABLES: dict[str, TableDoc] = {
     "scoreboard": TableDoc(
-        "The report's main table (Scores per model and method, then the reference rows), the same "
-        "frame as valuesim.load_study().scoreboard() and the report's table.",
-        {**_RUN, "answer_rule": "which replies count as an answer (the run's answer rule)",
-         "coverage": "probability on admissible answers under the answer rule, mean over answers",
-         "coverage p5": "5th percentile of that coverage over answers",
+        "The report's scoreboard: per model its methods by error (rank 1 = lowest), then the "
+        "references and the floors in the same units, each method against the best reference by "
+        "the paired test; the same frame as valuesim.load_study().scoreboard() and the report's table.",
+        {**_RUN, "kind": "method, reference (no model) or floor (what perfect personas or N real "
+                          "respondents would score)",
+         "label": "the row's name as the report shows it",
+         "rank": "methods by error within the model, 1 = lowest (empty for references and floors)",
          "mae": "MAE averaged over countries (each country's mean over questions)",
          "mae_lo": "95% bootstrap CI lower end (resampling countries, questions fixed)",
          "mae_hi": "95% bootstrap CI upper end",
-         "N": "personas per country",
-         "persona-information floor MAE": "what a perfect simulator of N personas would score, ± SD over resamples",
-         "actual-answer floor MAE": "the error of N respondents' own answers, ± SD over resamples",
-         **{k: v for k, v in _ERRORS.items() if k not in ("mae", "mae_cal", "nvar_plain")},
+         "best_reference": "the reference with the lowest MAE, which each method is tested against",
+         "vs_best_reference": "the method's MAE minus the best reference's on the cells both score "
+                              "(paired, averaged per question)",
+         "vs_best_reference_lo": "95% CI lower end of that difference (questions resampled)",
+         "vs_best_reference_hi": "95% CI upper end of that difference",
+         "vs_best_reference_p_bh": "Benjamini-Hochberg-adjusted p of the sign-flip test over questions",
+         "vs_best_reference_verdict": "better, worse or no difference at p_BH < 0.05",
+         **{k: v for k, v in _ERRORS.items() if k in ("wasserstein", "wasserstein_cal", "nvar", "nvar_cal",
+                                                      "nvar_human")},
+         "coverage_mean": "probability on admissible answers under the answer rule, mean over answers",
+         "coverage_p5": "5th percentile of that coverage over answers",
+         "n_personas": "personas per country (persona methods)",
+         "persona_floor_mae": "persona-information floor: what a perfect simulator of N personas would score",
+         "answer_floor_mae": "actual-answer floor: the error of N respondents' own answers",
+         "answer_rule": "which replies count as an answer (the run's answer rule)",
+         "mae_plain": "MAE after plain temperature scaling fitted like the calibration",
+         "wasserstein_plain": "Wasserstein after plain temperature scaling",
          "n_countries": "countries averaged"},
-        facets=["model", "method"],
+        facets=["model", "kind"],
     ),
     "cells": TableDoc(
         "One row per (model, method, country, question): the errors of the simulated population "

@@ -141,3 +141,18 @@ def scoreboard_display(board: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
                 "countries": "" if r["n_countries"] is None else str(r["n_countries"]),
             })
     return pl.DataFrame(head), pl.DataFrame(detail)
+
+
+def scoreboard_html(board: pl.DataFrame, note: str = "") -> str:
+    """The scoreboard as the report shows it: the headline table (references and floors
+    styled apart), the detail columns folded away, and ``note`` under them."""
+    import html
+
+    from valuesim.report.html_page import table
+
+    head, detail = scoreboard_display(board)
+    classes = [k if k != "method" else "" for k in board["kind"].to_list()]
+    return (table(head, row_classes=classes)
+            + "<details><summary>More columns: answer rule, personas, answer spread, plain temperature "
+              "scaling, countries</summary>" + table(detail) + "</details>"
+            + (f"<p>{html.escape(note)}</p>" if note else ""))

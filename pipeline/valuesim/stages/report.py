@@ -9,7 +9,6 @@ sections after the figures are ``valuesim.report.new_questions`` and
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import polars as pl
@@ -42,7 +41,7 @@ from valuesim.report.intervals_section import intervals_section
 from valuesim.report.map_text import map_position_findings
 from valuesim.report.model_figures import model_order
 from valuesim.report.new_questions import new_questions_section
-from valuesim.report.scoreboard import scoreboard, scoreboard_display
+from valuesim.report.scoreboard import scoreboard, scoreboard_html
 from valuesim.report.shapley_figure import shapley_figure
 from valuesim.report.tables import (
     curve_runs,
@@ -163,14 +162,9 @@ def run(params: Params, **_: object) -> None:
         # always there: a run evaluated before intervals existed gets one line saying so
         trust = intervals_section(EVAL, NEW_QUESTIONS, out, bool(params.data.new_questions))
         board = scoreboard(summary, ref_summary, paired)
-        head, detail = scoreboard_display(board)
-        kinds = board["kind"].to_list()
         opening = Opening(
             verdict=verdict_html(board, paired, temps, names, synthetic),
-            scoreboard=(table(head, row_classes=[k if k != "method" else "" for k in kinds])
-                        + "<details><summary>More columns: answer rule, personas, answer spread, plain "
-                          "temperature scaling, countries</summary>" + table(detail) + "</details>"
-                        + f"<p>{html.escape(captions.SCOREBOARD_NOTE)}</p>"),
+            scoreboard=scoreboard_html(board, captions.SCOREBOARD_NOTE),
             checks=table(checks_table(board, paired, spread, human_sd, temps)),
             notes=model_wide_notes(summary, names, paired, split_half),
         )
