@@ -160,3 +160,14 @@ def test_quickstart_3_asks_a_vllm_server(tmp_path: Path) -> None:
         assert len(fake.bodies) > 0
     for needle in ("JPN", "DEU", "AI_TRUST", "CLIMATE_TAX"):
         assert needle in out.stdout
+
+
+def test_the_browse_data_dictionary_is_generated() -> None:
+    """docs/browse.md's data dictionary is data_dictionary()'s text, so the page and
+    what Datasette shows cannot drift apart."""
+    from valuesim.browse.metadata import data_dictionary
+
+    text = (ROOT / "docs/browse.md").read_text(encoding="utf-8")
+    start = text.index("<!-- data dictionary: generated -->\n") + len("<!-- data dictionary: generated -->\n")
+    end = text.index("\n<!-- end data dictionary -->")
+    assert text[start:end] == data_dictionary().strip()
