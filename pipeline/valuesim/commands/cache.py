@@ -21,8 +21,14 @@ if TYPE_CHECKING:
 _DAY_S = 86400.0
 
 
-def _open(cache_dir: str | None, params_file: str, timeout_s: float) -> ResponseCache:
-    """The cache named by --cache-dir, else by the params' simulate.cache_dir."""
+def _open(
+    cache_dir: str | None, params_file: str, timeout_s: float, *, read_only: bool = False,
+    accept_wal_loss: bool = False,
+) -> ResponseCache:
+    """The cache named by --cache-dir, else by the params' simulate.cache_dir.
+
+    ``read_only``: look without writing anything (check, stats, a dry run), so these
+    work on a read-only mount and never turn an empty file into a database."""
     from valuesim.llm.cache import DB_NAME, ResponseCache, resolve_cache_dir
 
     if cache_dir is None:
@@ -37,7 +43,9 @@ def _open(cache_dir: str | None, params_file: str, timeout_s: float) -> Response
     # Opening would create an empty cache: a typo in the path must not look like one.
     if not path.exists() and not path.is_symlink():
         raise DataError(f"no response cache at {path}; check {where}")
-    return ResponseCache(directory, timeout_s=timeout_s)
+    return ResponseCache(
+        directory, timeout_s=timeout_s, read_only=read_only, accept_wal_loss=accept_wal_loss
+    )
 
 
 def _check_format(fmt: str) -> None:
@@ -75,7 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """SQLite integrity check plus decoding every row; exit 2 when damaged."""
         _check_format(fmt)
-        with _open(cache_dir, params_file, lock_timeout) as cache:
+        with _open(cache_dir, params_file, lock_timeout, read_only=True) as cache:
             report = cache.check()
         if fmt == "json":
             typer.echo(json.dumps({
@@ -96,7 +104,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rows per provider and model, with the oldest and newest answer."""
         _check_format(fmt)
-        with _open(cache_dir, params_file, lock_timeout) as cache:
+        with _open(cache_dir, params_file, lock_timeout, read_only=True) as cache:
             groups = cache.stats()
             path = cache.path
         if fmt == "json":
@@ -126,7 +134,13 @@ def register(app: typer.Typer) -> None:
         older_than: float | None = typer.Option(
             None, "--older-than", min=0.0, help="Drop answers older than this many days."
         ),
-        bad: bool = typer.Option(False, "--bad", help="Drop rows that do not decode."),
+        bad: bool = typer.Option(
+            False, "--bad", help="Drop rows that do not decode or hold the wrong number of probabilities."
+        ),
+        wal_tail: bool = typer.Option(
+            False, "--wal-tail",
+            help="Drop the damaged tail of the write-ahead log (what `cache check` reports).",
+        ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Count, delete nothing."),
         cache_dir: str | None = cache_dir_opt,
         params_file: str = params_opt,
@@ -135,9 +149,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete answers by model and/or age (criteria combine with AND)."""
         _check_format(fmt)
-        if model is None and older_than is None and not bad:
-            raise ConfigError("nothing to prune: give --model, --older-than DAYS and/or --bad")
-        with _open(cache_dir, params_file, lock_timeout) as cache:
+        if wal_tail:
+            _prune_wal_tail(cache_dir, params_file, lock_timeout, fmt, dry_run)
+            if model is None and older_than is None and not bad:
+                return
+        elif model is None and older_than is None and not bad:
+            raise ConfigError(
+                "nothing to prune: give --model, --older-than DAYS, --bad and/or --wal-tail"
+            )
+        with _open(cache_dir, params_file, lock_timeout, read_only=dry_run) as cache:
             n = cache.prune(
                 model=model, older_than_s=None if older_than is None else older_than * _DAY_S,
                 bad=bad, dry_run=dry_run,
@@ -148,3 +168,28 @@ def register(app: typer.Typer) -> None:
         else:
             verb = "would delete" if dry_run else "deleted"
             typer.echo(f"{verb} {n} rows from {path}")
+
+
+def _prune_wal_tail(
+    cache_dir: str | None, params_file: str, timeout_s: float, fmt: str, dry_run: bool
+) -> None:
+    """Let SQLite recover what it can of a damaged log and fold it into the file."""
+    with _open(cache_dir, params_file, timeout_s, read_only=True) as cache:
+        wal = cache.wal
+        path = cache.path
+    if wal is None:
+        lost = kept = 0
+    else:
+        lost, kept = wal.lost_commits, wal.good_commits
+        if not dry_run:
+            with _open(cache_dir, params_file, timeout_s, accept_wal_loss=True) as writable:
+                writable.checkpoint()
+    if fmt == "json":
+        typer.echo(json.dumps({"path": str(path), "wal_transactions_dropped": lost,
+                               "wal_transactions_kept": kept, "dry_run": dry_run}))
+    elif wal is None:
+        typer.echo(f"the write-ahead log of {path} is intact; nothing to drop")
+    else:
+        verb = "would drop" if dry_run else "dropped"
+        typer.echo(f"{verb} the damaged tail of {wal.path} ({lost} committed transaction(s); "
+                   f"{kept} before it kept)")
