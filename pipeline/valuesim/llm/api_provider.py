@@ -12,7 +12,10 @@ distribution. Patterned on inspect_ai's ``ModelAPI`` and simonw/llm's ``KeyModel
 How a score runs: ``score`` -> (batch runner, or) ``score_one`` per request ->
 ``draws`` replies, each ``send(request_body(request))`` -> ``distribution``. Finished
 requests and draws are remembered (:class:`RetryMemo`) until their chunk succeeds,
-so an engine retry of a chunk pays only for what failed.
+so an engine retry of a chunk pays only for what failed. Each finished request is
+also handed to the engine's :class:`AnswerSink` the moment it arrives, so the
+engine commits it then (not when the whole chunk is done): an interrupt or a
+failure later in the chunk cannot throw away an answer already paid for.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from valuesim.errors import ProviderError
 from valuesim.llm import answer_estimates as est
+from valuesim.llm import interrupt
 from valuesim.llm.api_support import Endpoint, RetryMemo, raise_sdk_error, resolve_endpoint
 from valuesim.llm.provider_options import ProviderOptions
 from valuesim.llm.types import AnswerDistribution, Capabilities, Estimator, ScoreRequest
@@ -33,6 +37,16 @@ if TYPE_CHECKING:
     from valuesim.llm.batch_runner import BatchRunner
 
 API_ESTIMATORS: tuple[Estimator, ...] = ("top_logprobs", "sampling", "verbalized")
+
+
+class AnswerSink(Protocol):
+    """Where a provider reports each answer as it arrives (the engine sets one)."""
+
+    def arrived(self, request: ScoreRequest, answer: AnswerDistribution) -> None:
+        """Commit one paid answer now."""
+
+    def stopping(self) -> bool:
+        """True once the run is being stopped: send no further request."""
 
 
 class APIProvider:
@@ -59,6 +73,8 @@ class APIProvider:
     sdk_module: ClassVar[str | None] = None
     #: the :class:`BatchRunner` used when the spec sets ``batch_api``
     batch_runner: ClassVar[type[BatchRunner] | None] = None
+    #: set by the engine: told of each answer as it arrives (None: nobody listens)
+    answer_sink: AnswerSink | None = None
 
     def __init__(self, spec: ModelSpec, *, state_dir: Path) -> None:
         self.spec = spec
@@ -171,7 +187,17 @@ class APIProvider:
     def score(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
         if self.spec.batch_api and self.batch_runner is not None:
             return self.batch_runner(self).score(requests)
-        return self._requests.each(requests, self.score_one)
+        return self._requests.each(requests, self._score_reported)
+
+    def _score_reported(self, request: ScoreRequest) -> AnswerDistribution:
+        """:meth:`score_one`, reported to the sink at once; nothing new once it stops."""
+        sink = self.answer_sink
+        if sink is not None and sink.stopping():
+            raise interrupt.Interrupted(signum=interrupt.received_signal())
+        answer = self.score_one(request)
+        if sink is not None:
+            sink.arrived(request, answer)
+        return answer
 
     def score_one(self, request: ScoreRequest) -> AnswerDistribution:
         """One answer by ordinary requests; finished draws are not sent again on a retry."""

@@ -521,38 +521,46 @@ class ResponseCache:
         """
         self._writable()
         unique = list(dict.fromkeys(keys))
-        now = time.time()
-        theirs: dict[str, str] = {}
         with self._lock, self._translated():
             self._busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
             try:
-                live: dict[str, bool] = {}
-                for start in range(0, len(unique), _MAX_PARAMS):
-                    part = unique[start : start + _MAX_PARAMS]
-                    marks = ",".join("?" * len(part))
-                    for key, owner, host, pid, started in self._conn.execute(
-                        f"SELECT key, owner, host, pid, started FROM claims WHERE key IN ({marks})", part
-                    ).fetchall():
-                        if owner == self.owner:
-                            continue
-                        if owner not in live:
-                            live[owner] = (
-                                _pid_alive(int(pid)) if host == _HOST
-                                else now - float(started) < _FOREIGN_CLAIM_S
-                            )
-                        if live[owner]:
-                            theirs[key] = f"{host}:{pid}"
-                mine = [
-                    (k, self.owner, _HOST, os.getpid(), now) for k in unique if k not in theirs
-                ]
+                theirs = self._live_claims(unique)
+                now = time.time()
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO claims (key, owner, host, pid, started) VALUES (?, ?, ?, ?, ?)",
-                    mine,
+                    [(k, self.owner, _HOST, os.getpid(), now) for k in unique if k not in theirs],
                 )
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        return theirs
+
+    def claimed_by_others(self, keys: Sequence[str]) -> dict[str, str]:
+        """Of ``keys``, those another live run has claimed (key -> ``host:pid``)."""
+        with self._lock, self._translated():
+            return self._busy(lambda: self._live_claims(list(dict.fromkeys(keys))))
+
+    def _live_claims(self, keys: list[str]) -> dict[str, str]:
+        now = time.time()
+        live: dict[str, bool] = {}
+        theirs: dict[str, str] = {}
+        for start in range(0, len(keys), _MAX_PARAMS):
+            part = keys[start : start + _MAX_PARAMS]
+            marks = ",".join("?" * len(part))
+            for key, owner, host, pid, started in self._conn.execute(
+                f"SELECT key, owner, host, pid, started FROM claims WHERE key IN ({marks})", part
+            ).fetchall():
+                if owner == self.owner:
+                    continue
+                if owner not in live:
+                    # A dead process's claims are stale (it was killed: nobody answers them).
+                    live[owner] = (
+                        _pid_alive(int(pid)) if host == _HOST
+                        else now - float(started) < _FOREIGN_CLAIM_S
+                    )
+                if live[owner]:
+                    theirs[key] = f"{host}:{pid}"
         return theirs
 
     def release_claims(self) -> None:

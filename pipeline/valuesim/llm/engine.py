@@ -4,9 +4,14 @@ The engine is the user-facing wrapper around a provider (which implements one
 method, ``score``). A run looks every request up in the persistent response cache,
 sends only the misses, in chunks of ``simulate.batch_size``, with up to
 ``spec.concurrency`` chunks in flight (per server, for a fleet of servers:
-:mod:`valuesim.llm.fleet`), and stores each chunk in the cache the moment
-it returns. A run killed at any point therefore loses at most the chunks in flight
-and never pays for a finished one twice. Transient failures (429, 5xx, timeouts)
+:mod:`valuesim.llm.fleet`), and stores each answer in the cache the moment it
+arrives (an API provider reports each request of a chunk as it finishes, through
+:class:`~valuesim.llm.api_provider.AnswerSink`; other providers each chunk). A run
+killed at any point therefore loses at most the calls in flight and never pays for
+a finished one twice. Before sending, a run claims its prompts in the cache
+(:meth:`ResponseCache.claim`): that checks the cache can be written before anything
+is paid, and a second run on the same cache waits for the first one's answers to
+those prompts instead of paying for them again. Transient failures (429, 5xx, timeouts)
 are retried with exponential backoff, honouring ``retry_after`` up to ``timeout_s``
 (a wait over a few seconds is announced with one line); a permanent
 failure stops the run after everything finished has been saved.
@@ -39,7 +44,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tqdm import tqdm
 
 from valuesim.contracts import Provider, ProviderFactory, TransientProviderError
-from valuesim.errors import ProviderError
+from valuesim.errors import DataError, ProviderError
 from valuesim.llm import interrupt
 from valuesim.llm.api_support import ANNOUNCE_WAIT_S
 from valuesim.llm.cache import ResponseCache, resolve_cache_dir
@@ -69,6 +74,8 @@ _LOG_EVERY_S = 30.0
 _MAX_BACKOFF_S = 60.0
 # How often waits look at the cancel event: the bound on reacting to Ctrl-C.
 _POLL_S = 0.1
+# How often a run waiting for another run's answers looks at the cache.
+_AWAIT_OTHERS_S = 0.5
 # After Ctrl-C, how long calls in flight may still land: they are paid for either way.
 GRACE_S = 2.0
 
@@ -302,6 +309,11 @@ def cost_of(usage: Usage, price: Mapping[str, float] | PriceEntry | None) -> flo
     ) / 1e6
 
 
+def _answer_counts(keys: Sequence[str], requests: Sequence[ScoreRequest]) -> dict[str, int]:
+    """How many probabilities each key's cached answer must hold."""
+    return {k: len(r.answers) for k, r in zip(keys, requests, strict=True)}
+
+
 def _checked(provider: str, request: ScoreRequest, dist: object) -> AnswerDistribution:
     """Reject malformed results (a provider bug or garbage from a server); flag coverage 0."""
     if not isinstance(dist, AnswerDistribution):
@@ -378,7 +390,11 @@ class Engine:
         self.answer_rule: str = self.decoding.answer_rule or (
             STATED if self.estimator == "verbalized" else "answer_start"
         )
-        self.cache = ResponseCache(resolve_cache_dir(cache_dir)) if cache_dir is not None else None
+        self._cancel = cancel if cancel is not None else interrupt.CANCEL
+        self.cache = (
+            ResponseCache(resolve_cache_dir(cache_dir), cancel=self._cancel)
+            if cache_dir is not None else None
+        )
         self._tmp_state: tempfile.TemporaryDirectory[str] | None = None
         self.batch_size = batch_size
         self.max_retries = max_retries
@@ -391,7 +407,6 @@ class Engine:
         self.backoff_s = backoff_s
         self._sleep = sleep
         self._log = log if log is not None else _stderr
-        self._cancel = cancel if cancel is not None else interrupt.CANCEL
         self._halt = threading.Event()  # this run's own stop (an interrupt seen here)
         self._announced_until = 0.0  # monotonic end of the last retry wait announced
         self.grace_s = grace_s
@@ -400,6 +415,12 @@ class Engine:
         self._provider: Provider | None = None
         self._provider_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        # Answers reported one by one (AnswerSink): which are saved, and whether the
+        # run still takes them (a call abandoned after Ctrl-C may land after the run
+        # reported what it saved; the cache may be closed by then).
+        self._sink_lock = threading.Lock()
+        self._saved: set[str] = set()
+        self._accepting = False
         self.summary = RunSummary(provider=provider.name, model=spec.model)
         settings: dict[str, object] = {"precision": spec.precision}
         # Options the factory declares as transport (timeouts, batch polling, which
@@ -445,7 +466,8 @@ class Engine:
         :meth:`run` would not send (``valuesim plan``, the ask preflight, the cost ceiling)."""
         if self.cache is None:
             return {}
-        found = self.cache.get_many([self.key(r) for r in requests])
+        keys = [self.key(r) for r in requests]
+        found = self.cache.get_many(keys, _answer_counts(keys, requests))
         if self.retry_flagged:
             found = {k: v for k, v in found.items() if not v.flag}
         return found
@@ -472,6 +494,10 @@ class Engine:
         # The loaded model may offer less than its provider in general (e.g. an API
         # model without log-probabilities).
         check_capabilities(self.factory.name, provider.capabilities, self.spec)
+        # Providers that report answers one by one (APIProvider, each server of a fleet).
+        for p in (provider, *getattr(provider, "providers", ())):
+            if hasattr(p, "answer_sink"):
+                p.answer_sink = self
         return provider
 
     # -- running -----------------------------------------------------------------
@@ -494,7 +520,10 @@ class Engine:
                 earlier = journal.take_over_dead()
             keys = [self.key(r) for r in requests]
             bad_before = self.cache.bad_rows if self.cache is not None else 0
-            found = self.cache.get_many(keys) if self.cache is not None else {}
+            found = (
+                self.cache.get_many(keys, _answer_counts(keys, requests))
+                if self.cache is not None else {}
+            )
             if self.cache is not None and self.cache.bad_rows > bad_before:
                 # the counter is per cache object: this run's share is the difference
                 summary.bad_cache_rows = self.cache.bad_rows - bad_before
@@ -510,7 +539,7 @@ class Engine:
             summary.unique_requests = len(set(keys))
             summary.cache_hits = sum(k in found for k in keys)
             if todo:
-                found.update(self._send(todo))
+                found.update(self._send_claimed(todo))
         except BaseException:
             # Not reported: this run's journal (and those it took over) wait for the next run.
             if journal is not None:
@@ -524,6 +553,91 @@ class Engine:
             summary.add_earlier(earlier)
             journal.finish()  # the caller reports this summary: nothing left unreported
         return results
+
+    def _send_claimed(self, todo: Mapping[str, ScoreRequest]) -> dict[str, AnswerDistribution]:
+        """:meth:`_send` what no other live run on this cache is asking; wait for its
+        answers to the rest (sending those whose claims end unanswered)."""
+        if self.cache is None:
+            return self._send(todo)
+        cache = self.cache
+        done: dict[str, AnswerDistribution] = {}
+        left = dict(todo)
+        try:
+            while left:
+                try:
+                    # Takes the write lock: nothing is sent while another process holds it.
+                    theirs = cache.claim(list(left))
+                except Interrupted as exc:
+                    raise RunInterrupted(
+                        f"{self.label}: stopped while waiting for the response cache {cache.path}, "
+                        "locked by another process; nothing was sent in this run",
+                        signum=exc.signum,
+                    ) from None
+                mine = {k: r for k, r in left.items() if k not in theirs}
+                # Another run may have answered a prompt just before this one claimed it.
+                answered = self._stored(mine)
+                done.update(answered)
+                mine = {k: r for k, r in mine.items() if k not in answered}
+                if mine:
+                    done.update(self._send(mine))
+                left = {k: r for k, r in left.items() if k in theirs}
+                if left:
+                    left = self._await_others(left, theirs, done)
+        finally:
+            try:
+                cache.release_claims()
+            except (Interrupted, DataError):
+                pass  # claims of a process that has exited are stale: nobody waits for them
+        return done
+
+    def _stored(self, todo: Mapping[str, ScoreRequest]) -> dict[str, AnswerDistribution]:
+        """The answers to ``todo`` in the cache now (flagged ones left out when retrying them)."""
+        assert self.cache is not None
+        bad_before = self.cache.bad_rows
+        found = self.cache.get_many(list(todo), _answer_counts(list(todo), list(todo.values())))
+        self.cache.bad_rows = bad_before  # the run's first lookup counted them already
+        if self.retry_flagged:
+            found = {k: v for k, v in found.items() if not v.flag}
+        return found
+
+    def _await_others(
+        self,
+        left: Mapping[str, ScoreRequest],
+        theirs: Mapping[str, str],
+        done: dict[str, AnswerDistribution],
+    ) -> dict[str, ScoreRequest]:
+        """Wait for other runs' answers to ``left`` (added to ``done``, counted as cached);
+        the prompts whose claims ended without an answer, to claim and send."""
+        assert self.cache is not None
+        owners = ", ".join(sorted(set(theirs.values())))
+        self._log(
+            f"{self.label}: {len(left)} prompts are being asked by another run on this cache "
+            f"({owners}); waiting for its answers instead of paying for them again"
+        )
+        pending = dict(left)
+        while True:
+            got = self._stored(pending)
+            if got:
+                done.update(got)
+                with self._stats_lock:
+                    self.summary.cache_hits += len(got)
+                pending = {k: r for k, r in pending.items() if k not in got}
+            if not pending:
+                return {}
+            still = self.cache.claimed_by_others(list(pending))
+            if len(still) < len(pending):
+                return pending  # some claims ended unanswered: claim them (and re-check the rest)
+            try:
+                stop = self._cancel.wait(_AWAIT_OTHERS_S) or self._halt.is_set()
+            except Interrupted:  # the signal handler raises right here in the main thread
+                stop = True
+            if stop:
+                raise RunInterrupted(
+                    f"{self.label}: {self.summary.sent} answers received in this run are saved in "
+                    f"the response cache; stopped while waiting for another run's answers to "
+                    f"{len(pending)} prompts; rerun the same command to resume",
+                    signum=interrupt.received_signal(),
+                )
 
     def _send(self, todo: Mapping[str, ScoreRequest]) -> dict[str, AnswerDistribution]:
         provider = self.provider
@@ -543,6 +657,9 @@ class Engine:
         before = stats() if callable(stats) else None
         done: dict[str, AnswerDistribution] = {}
         failure: BaseException | None = None
+        with self._sink_lock:
+            self._saved = set()
+            self._accepting = True
         bar = tqdm(
             total=len(todo), unit="req", desc=self.label, file=sys.stderr,
             disable=not self.progress, dynamic_ncols=True,
@@ -601,6 +718,10 @@ class Engine:
             while running := [f for f in submitted if not f.done()]:
                 wait(running, timeout=_POLL_S)
             pool.shutdown(wait=True)  # the workers have nothing left: this returns at once
+            with self._sink_lock:
+                # What was saved is final now: the lines below report it.
+                self._accepting = False
+                saved_here = sum(k in done or k in self._saved for k in todo)
             bar.close()
             if before is not None and callable(stats):
                 from valuesim.llm.fleet import stats_since
@@ -611,11 +732,11 @@ class Engine:
             raise RunInterrupted(
                 f"{self.label}: {s.sent} answers received in this run are saved in the response "
                 f"cache ({s.prompt_tokens + s.completion_tokens} tokens, ${s.cost_usd:.4f}), "
-                f"{len(todo) - s.sent} still to send; rerun the same command to resume",
+                f"{len(todo) - saved_here} still to send; rerun the same command to resume",
                 signum=interrupted.signum,
             ) from None
         if failure is not None:
-            saved = len(done) + self.summary.cache_hits
+            saved = saved_here + self.summary.cache_hits
             note = f"{saved} finished answers are cached; rerun to resume"
             if isinstance(failure, TransientProviderError):
                 raise ProviderError(
@@ -674,26 +795,49 @@ class Engine:
             n = len(raw) if isinstance(raw, list | tuple) else type(raw).__name__
             raise ProviderError(f"provider {self.factory.name} returned {n} results for {len(reqs)} requests")
         results = [_checked(self.factory.name, r, d) for r, d in zip(reqs, raw, strict=True)]
-        paid = Paid(answers=len(results))
-        for r in results:
-            paid.prompt_tokens += r.usage.prompt_tokens
-            paid.completion_tokens += r.usage.completion_tokens
-            paid.cached_tokens += r.usage.cached_tokens
-            paid.cost_usd += cost_of(r.usage, self.price)
-        if self.cache is not None:
-            self.cache.put_many(
-                zip(keys, results, strict=True), provider=self.factory.name, model=self.spec.model
-            )
-        if self._journal is not None:
-            self._journal.record(paid)
-        with self._stats_lock:
-            s = self.summary
-            s.sent += paid.answers
-            s.prompt_tokens += paid.prompt_tokens
-            s.completion_tokens += paid.completion_tokens
-            s.cached_tokens += paid.cached_tokens
-            s.cost_usd += paid.cost_usd
+        self._save(list(zip(keys, results, strict=True)))  # those not saved one by one already
         return dict(zip(keys, results, strict=True))
+
+    # -- saving answers: per chunk, or one by one as they arrive (AnswerSink) ----------
+
+    def arrived(self, request: ScoreRequest, answer: AnswerDistribution) -> None:
+        """A provider's report of one answer, called in its thread: commit it now."""
+        try:
+            checked = _checked(self.factory.name, request, answer)
+        except ProviderError:
+            return  # its chunk fails with this error when it returns
+        self._save([(self.key(request), checked)])
+
+    def stopping(self) -> bool:
+        """The run is being stopped: providers start no new request."""
+        return self._stopping()
+
+    def _save(self, items: list[tuple[str, AnswerDistribution]]) -> None:
+        """Commit the answers this run has not saved yet, journal and count what they cost."""
+        with self._sink_lock:
+            if not self._accepting:
+                return  # an abandoned call landed after the run ended: see _send
+            new = [(k, d) for k, d in items if k not in self._saved]
+            if not new:
+                return
+            paid = Paid(answers=len(new))
+            for _, r in new:
+                paid.prompt_tokens += r.usage.prompt_tokens
+                paid.completion_tokens += r.usage.completion_tokens
+                paid.cached_tokens += r.usage.cached_tokens
+                paid.cost_usd += cost_of(r.usage, self.price)
+            if self.cache is not None:
+                self.cache.put_many(new, provider=self.factory.name, model=self.spec.model)
+            self._saved.update(k for k, _ in new)
+            if self._journal is not None:
+                self._journal.record(paid)
+            with self._stats_lock:
+                s = self.summary
+                s.sent += paid.answers
+                s.prompt_tokens += paid.prompt_tokens
+                s.completion_tokens += paid.completion_tokens
+                s.cached_tokens += paid.cached_tokens
+                s.cost_usd += paid.cost_usd
 
     def _attempt(
         self, provider: Provider, reqs: list[ScoreRequest], local: bool
