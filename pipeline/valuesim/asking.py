@@ -156,9 +156,10 @@ def plan_run(
 
 def open_engine(
     params: Params, model: str, project: Path, *, label: str, dry_run: bool,
-    progress: bool | None, log: Callable[[str], None] | None,
+    progress: bool | None, log: Callable[[str], None] | None, carry_over: bool = False,
 ) -> Engine:
-    """The engine of an ask (or pilot) run; a dry run creates no response cache."""
+    """The engine of an ask (or pilot) run; a dry run creates no response cache.
+    ``carry_over``: an interrupted run's paid answers are reported by the next one."""
     from valuesim.llm.cache import DB_NAME, resolve_cache_dir
     from valuesim.llm.engine import Engine
 
@@ -168,6 +169,7 @@ def open_engine(
     return Engine(
         spec.provider, spec, cache, batch_size=sim.batch_size, max_retries=sim.max_retries,
         timeout_s=sim.timeout_s, prices=sim.prices, label=label, progress=progress, log=log,
+        carry_over=carry_over,
     )
 
 
@@ -196,14 +198,21 @@ class AskSummary:
     cost_usd: float = 0.0  # at simulate.prices, else the provider's figure
     plan: PlanRow | None = None  # what was to be sent, planned before the first request
     dry_run: bool = False  # planned only: nothing was sent
+    # answers interrupted asks of this provider/model paid for and never reported
+    earlier_runs: int = 0
+    earlier_answers: int = 0
 
     def line(self) -> str:
         head = (f"ask {self.model}/{self.method}: {len(self.countries)} countries x "
                 f"{len(self.questions)} questions x {self.personas_per_country} personas: ")
         if self.dry_run:
             return head + "dry run, nothing was sent"
+        earlier = ""
+        if self.earlier_runs:
+            runs = "an interrupted run" if self.earlier_runs == 1 else f"{self.earlier_runs} interrupted runs"
+            earlier = f" (and {self.earlier_answers} answers paid by {runs} before)"
         return (head + f"{self.requests} requests, {self.cache_hits} cached, {self.sent} sent in "
-                f"{self.provider_calls} calls, {self.tokens} tokens, ${self.cost_usd:.4f}, "
+                f"{self.provider_calls} calls{earlier}, {self.tokens} tokens, ${self.cost_usd:.4f}, "
                 f"{self.wall_s:.1f}s")
 
     def to_json(self) -> dict[str, object]:
@@ -502,7 +511,7 @@ def run_ask(
 
     label = f"ask {model}/{method}"
     with open_engine(params, model, project, label=label, dry_run=dry_run, progress=progress,
-                     log=log) as engine:
+                     log=log, carry_over=True) as engine:
         plan = plan_run(params, engine, model, method, units, label=label, project=project,
                         announce=not dry_run, log=log)
         estimator, answer_rule = engine.estimator, engine.answer_rule
@@ -536,7 +545,8 @@ def run_ask(
         requests=run.requests, cache_hits=run.cache_hits, sent=run.sent,
         provider_calls=run.provider_calls, wall_s=run.wall_s, calibration=calibration,
         notes=tuple(notes), tokens=run.prompt_tokens + run.completion_tokens,
-        cost_usd=run.cost_usd, plan=plan,
+        cost_usd=run.cost_usd, plan=plan, earlier_runs=run.earlier_runs,
+        earlier_answers=run.earlier_answers,
     )
     return AskResult(frame, summary)
 

@@ -214,15 +214,18 @@ class ResponseCache:
         read_only: bool = False,
         cancel: threading.Event | None = None,
         accept_wal_loss: bool = False,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         """``read_only``: open without writing anything (the file must exist); works on a
         read-only mount. ``cancel``: ends a wait for another process's lock (default:
         the CLI's Ctrl-C event). ``accept_wal_loss``: open even when the write-ahead
-        log is damaged, letting SQLite drop its damaged tail (``cache prune --wal-tail``)."""
+        log is damaged, letting SQLite drop its damaged tail (``cache prune --wal-tail``).
+        ``log``: told once per wait that another process holds the lock."""
         self.directory = Path(directory)
         self.timeout_s = timeout_s
         self.read_only = read_only
         self._cancel = cancel if cancel is not None else interrupt.CANCEL
+        self._log = log
         #: rows that did not decode (or had the wrong shape), seen by :meth:`get_many`
         self.bad_rows = 0
         self.path = self.directory / DB_NAME
@@ -315,12 +318,19 @@ class ResponseCache:
         the cancel event in a worker thread) ends it at once with :class:`Interrupted`.
         """
         deadline = time.monotonic() + self.timeout_s
+        told = False
         while True:
             try:
                 return op()
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise
+            if not told and self._log is not None:
+                told = True
+                self._log(
+                    f"response cache {self.path} is locked by another process; waiting up to "
+                    f"{self.timeout_s:g}s for it (Ctrl-C stops)"
+                )
             interrupt.sleep(_BUSY_SLICE_S, self._cancel)
 
     @contextmanager

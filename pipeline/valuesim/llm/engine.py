@@ -391,8 +391,9 @@ class Engine:
             STATED if self.estimator == "verbalized" else "answer_start"
         )
         self._cancel = cancel if cancel is not None else interrupt.CANCEL
+        self._log = log if log is not None else _stderr
         self.cache = (
-            ResponseCache(resolve_cache_dir(cache_dir), cancel=self._cancel)
+            ResponseCache(resolve_cache_dir(cache_dir), cancel=self._cancel, log=self._log)
             if cache_dir is not None else None
         )
         self._tmp_state: tempfile.TemporaryDirectory[str] | None = None
@@ -406,7 +407,6 @@ class Engine:
         self.retry_flagged = retry_flagged
         self.backoff_s = backoff_s
         self._sleep = sleep
-        self._log = log if log is not None else _stderr
         self._halt = threading.Event()  # this run's own stop (an interrupt seen here)
         self._announced_until = 0.0  # monotonic end of the last retry wait announced
         self.grace_s = grace_s
