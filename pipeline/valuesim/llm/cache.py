@@ -418,18 +418,28 @@ class ResponseCache:
         if all(name in cols for name, _ in _NEW_COLUMNS):
             return
         # Another process may be migrating the same file: re-read inside the lock.
-        self._busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-        try:
+        with self._transaction():
             cols = self._columns()
             for name, kind in _NEW_COLUMNS:
                 if name not in cols:
                     self._conn.execute(f"ALTER TABLE responses ADD COLUMN {name} {kind}")
             self._conn.execute("UPDATE responses SET created = ? WHERE created IS NULL", (mtime,))
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE", commit: bool = True) -> Iterator[None]:
+        """One transaction, waiting (interruptibly) for the write lock; rolled back on error.
+
+        SQLite rolls back by itself on some errors (a full disk): the original error
+        must not be replaced by "cannot rollback - no transaction is active"."""
+        self._busy(lambda: self._conn.execute(begin))
+        try:
+            yield
+            self._conn.execute("COMMIT" if commit else "ROLLBACK")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def _has(self, column: str) -> bool:
         return column in self._columns()
@@ -503,19 +513,13 @@ class ResponseCache:
         ]
         if not rows:
             return
-        with self._lock, self._translated():
-            self._busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO responses (key, value, provider, model, created, answers) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._conn.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, self._translated(), self._transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, value, provider, model, created, answers) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._conn.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
 
     # -- claims: two runs on one cache pay once --------------------------------------
 
@@ -531,19 +535,13 @@ class ResponseCache:
         """
         self._writable()
         unique = list(dict.fromkeys(keys))
-        with self._lock, self._translated():
-            self._busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-            try:
-                theirs = self._live_claims(unique)
-                now = time.time()
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO claims (key, owner, host, pid, started) VALUES (?, ?, ?, ?, ?)",
-                    [(k, self.owner, _HOST, os.getpid(), now) for k in unique if k not in theirs],
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, self._translated(), self._transaction():
+            theirs = self._live_claims(unique)
+            now = time.time()
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO claims (key, owner, host, pid, started) VALUES (?, ?, ?, ?, ?)",
+                [(k, self.owner, _HOST, os.getpid(), now) for k in unique if k not in theirs],
+            )
         return theirs
 
     def claimed_by_others(self, keys: Sequence[str]) -> dict[str, str]:
@@ -695,8 +693,7 @@ class ResponseCache:
         with self._lock, self._translated():
             counted = "answers" if self._has("answers") else "NULL"
             # A dry run only reads: it must not take (or wait for) the write lock.
-            self._busy(lambda: self._conn.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE"))
-            try:
+            with self._transaction("BEGIN" if dry_run else "BEGIN IMMEDIATE", commit=not dry_run):
                 if bad:
                     keys = [
                         (k,) for k, v, n in self._conn.execute(
@@ -713,10 +710,6 @@ class ResponseCache:
                     ).fetchone()[0])
                 else:
                     n_rows = self._conn.execute(f"DELETE FROM responses WHERE {sql_where}", args).rowcount
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("ROLLBACK" if dry_run else "COMMIT")
         return n_rows
 
     def checkpoint(self) -> None:
