@@ -40,7 +40,8 @@ def one_line_error(proc: subprocess.CompletedProcess[str], path: Path, *patterns
     """Exit 2, one ``error: ...`` line naming the file and each pattern, no traceback."""
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), proc.stderr
     assert str(path) in lines[0]
     for pattern in patterns:
         assert pattern in lines[0], lines[0]
@@ -74,6 +75,19 @@ def mount_point(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def fill_up(filler: Path) -> None:
+    """Write ``filler`` until its file system is full to the last byte."""
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 512):
+            pass
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+
+
 def remount(mnt: Path, mode: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], check=True)
 
@@ -97,7 +111,8 @@ def test_a_read_only_mount_is_called_read_only_and_check_and_stats_still_work(
         valuesim("cache", "prune", "--model", "m", "--cache-dir", d, cwd=mount_point.parent),
         path, "is on a read-only file system; its answers are intact",
     )
-    assert "unreadable" not in line and "move it away" not in line
+    assert "unreadable" not in line
+    assert "move it away" not in line
     # the engine's open says the same, before any request could be paid
     with pytest.raises(DataError, match="read-only file system; its answers are intact") as err:
         ResponseCache(cache_dir)
@@ -110,14 +125,7 @@ def test_a_full_disk_is_called_full_and_keeps_every_saved_answer(mount_point: Pa
     path = fill(cache_dir, rows=5)
     cache = ResponseCache(cache_dir)  # a run under way when the disk fills up
     filler = mount_point / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:  # fill the tmpfs to the last byte
-        while True:
-            os.write(fd, b"\0" * 512)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
+    fill_up(filler)
     big = AnswerDistribution(probs=(0.5, 0.5), coverage=1.0, estimator="logprobs",
                              floored=tuple(f"x{i}" for i in range(20000)))
     try:
@@ -128,7 +136,8 @@ def test_a_full_disk_is_called_full_and_keeps_every_saved_answer(mount_point: Pa
     message = str(err.value)
     assert "the disk holding it is full" in message
     assert "its answers are intact" in message
-    assert "unreadable" not in message and "move it away" not in message
+    assert "unreadable" not in message
+    assert "move it away" not in message
     with ResponseCache(cache_dir) as again:  # a new run still opens it and finds every answer
         assert len(again) == 5
         with pytest.raises(DataError, match="the disk holding it is full"):
@@ -220,7 +229,7 @@ def test_a_damaged_write_ahead_log_is_reported_not_silently_dropped(tmp_path: Pa
                           "valuesim cache prune --wal-tail")
     assert "integrity ok" not in line
     # the engine refuses to open it (opening it for writing would drop the tail for good)
-    with pytest.raises(DataError, match="write-ahead log .* is damaged"):
+    with pytest.raises(DataError, match=r"write-ahead log .* is damaged"):
         ResponseCache(cache_dir)
     assert digest(cache_dir) == before  # nothing was touched
     dropped = valuesim("cache", "prune", "--wal-tail", "--cache-dir", d, cwd=tmp_path)

@@ -110,7 +110,7 @@ def wait_for(predicate: Any, proc: subprocess.Popen[str], what: str, timeout: fl
     while not predicate():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            out, err = proc.communicate()
+            _, err = proc.communicate()
             pytest.fail(f"{what}: the run ended ({proc.returncode}) or stalled: {err[-2000:]}")
         time.sleep(0.02)
 

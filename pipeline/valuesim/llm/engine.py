@@ -830,7 +830,12 @@ class Engine:
                 self.cache.put_many(new, provider=self.factory.name, model=self.spec.model)
             self._saved.update(k for k, _ in new)
             if self._journal is not None:
-                self._journal.record(paid)
+                try:
+                    self._journal.record(paid)
+                except OSError as exc:  # a full disk: the answers are saved, say why it stops
+                    if self.cache is None:
+                        raise
+                    raise self.cache.os_error(exc, "the paid-answers journal") from exc
             with self._stats_lock:
                 s = self.summary
                 s.sent += paid.answers
