@@ -577,6 +577,8 @@ class Engine:
                 # Another run may have answered a prompt just before this one claimed it.
                 answered = self._stored(mine)
                 done.update(answered)
+                with self._stats_lock:
+                    self.summary.cache_hits += len(answered)
                 mine = {k: r for k, r in mine.items() if k not in answered}
                 if mine:
                     done.update(self._send(mine))
