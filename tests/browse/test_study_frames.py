@@ -113,3 +113,21 @@ def test_a_study_without_its_evaluation_is_a_one_line_error(tmp_path: Path) -> N
             read()
         assert message in str(err.value)
         assert "\n" not in str(err.value)
+
+
+def test_the_docs_below_the_aggregates_block_runs(planted: pe.Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/python-api.md's second block ("Below the aggregates") runs as written on a
+    finished study, so the page cannot drift from the API."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs/python-api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(planted.root)
+    namespace: dict[str, object] = {"__name__": "docs_session"}
+    exec(compile(blocks[1], "docs/python-api.md (below the aggregates)", "exec"), namespace)
+    worst = namespace["worst"]
+    assert worst.height == 5  # type: ignore[attr-defined]
+    assert namespace["prompts"].height > 0  # type: ignore[attr-defined]
+    assert isinstance(namespace["user"], str)
+    assert namespace["user"].startswith("Question:")
