@@ -50,6 +50,7 @@ from valuesim.errors import ConfigError, ProviderError
 from valuesim.paths import CALIBRATED
 from valuesim.survey.bank import Item, QuestionBank
 from valuesim.survey.new_questions import plan_items  # ask's prompts (also the stage's)
+from valuesim.survey.question_types import NO_TILT, has_scale, modal, no_scale_reason
 
 if TYPE_CHECKING:
     from valuesim.config import Params
@@ -89,6 +90,21 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "pred_level": pl.Float64(),
     "pred_source": pl.Utf8(),
 }
+# ask's rows: RESULT_SCHEMA (what the new_questions stage stores, unchanged) and the
+# answers' labels and type-aware summaries (valuesim.survey.question_types)
+LABEL_SCHEMA: dict[str, pl.DataType] = {
+    "type": pl.Utf8(),  # ordinal, nominal or binary
+    "labels": pl.List(pl.Utf8()),  # in the order of codes
+    "mode": pl.Int64(),  # the modal answer's code
+    "mode_label": pl.Utf8(),
+    "mode_share": pl.Float64(),
+    # order: rotate: the mean share personas gave whichever answer their prompt listed
+    # first (1/n: no order effect); null for items listed in one order
+    "first_listed_share": pl.Float64(),
+    # why expected, variance and intervals are null (nominal and binary items)
+    "no_expected_reason": pl.Utf8(),
+}
+ASK_SCHEMA: dict[str, pl.DataType] = {**RESULT_SCHEMA, **LABEL_SCHEMA}
 # The study's calibrate output (valuesim.stages.calibrate writes it).
 TEMPERATURES = CALIBRATED / "temperatures.json"
 _ISO3 = re.compile(r"^[A-Z]{3}$")
@@ -221,7 +237,7 @@ class AskSummary:
 
 @dataclass(frozen=True)
 class AskResult:
-    frame: pl.DataFrame  # RESULT_SCHEMA, one row per (country, question)
+    frame: pl.DataFrame  # ASK_SCHEMA, one row per (country, question)
     summary: AskSummary
 
 
@@ -348,7 +364,7 @@ def _preflight(engine: Engine, units: Sequence[PromptUnit], requests: Sequence[S
 
 def cell_stats(
     codes: Sequence[int], probs: np.ndarray, temperature: float | None, params: Params,
-    country: str, question: str,
+    country: str, question: str, *, scale: bool = True,
 ) -> dict[str, object]:
     """One (country, question) from its usable personas' distributions (rows of ``probs``).
 
@@ -357,9 +373,15 @@ def cell_stats(
     probs, expected, normalized_variance, the percentile bootstrap 95% interval of the
     expected answer over personas (seeded per cell from ``analysis.seed``: simulation
     noise only, not where the population's answer lies) and the personas' spread.
+    ``scale=False`` (nominal and binary items): the shares only, raw; every statistic
+    of the codes as numbers is null (:mod:`valuesim.survey.question_types`).
     """
     from valuesim.analysis import metrics
 
+    if not scale:
+        return {"probs": probs.mean(axis=0).tolist(), "expected": None,
+                "normalized_variance": None, "persona_ci_low": None, "persona_ci_high": None,
+                "persona_sd": None, "temperature": None}
     values = np.asarray(codes, dtype=np.float64)
     if temperature is not None:
         from valuesim.calibration.tilt import mean_preserving_tilt
@@ -394,8 +416,9 @@ def _row(
     if not usable:  # every persona put zero mass on the scale: nothing to average
         return row
     probs = np.asarray([d.probs for d in usable], dtype=np.float64)
-    t = None if calibration is None else calibration.temperature(item.id)
-    row.update(cell_stats(item.codes, probs, t, params, country, item.id))
+    scale = has_scale(item)  # no tilt for unordered options (question_types.NO_TILT)
+    t = None if calibration is None or not scale else calibration.temperature(item.id)
+    row.update(cell_stats(item.codes, probs, t, params, country, item.id, scale=scale))
     row["mean_coverage"] = float(np.mean([d.coverage for d in usable]))
     return row
 
@@ -425,6 +448,37 @@ def summarise(
             row = _row(item, country, by_cell.get((country, item.id), []), params, calibration)
             rows.append({**row, "new": is_new(item, bank), "method": method, "model": model})
     return pl.DataFrame(rows, schema=RESULT_SCHEMA)
+
+
+def with_labels(
+    frame: pl.DataFrame, units: Sequence[PromptUnit], results: Sequence[AnswerDistribution],
+    items: Sequence[Item],
+) -> pl.DataFrame:
+    """``frame`` (:data:`RESULT_SCHEMA` rows of ``items``) with the :data:`LABEL_SCHEMA`
+    columns: the answers' labels, the modal answer with its label and share, and for
+    ``order: rotate`` items the share given to the answer listed first."""
+    from valuesim.survey.question_types import first_listed_share
+
+    by_id = {i.id: i for i in items}
+    cells: dict[tuple[str, str], list[AnswerDistribution]] = {}
+    for unit, dist in zip(units, results, strict=True):
+        cells.setdefault((unit.country, unit.question), []).append(dist)
+    extra = []
+    for country, question, probs in frame.select("country", "question", "probs").iter_rows():
+        item = by_id[question]
+        row: dict[str, object] = {"type": item.type, "labels": [a.label for a in item.answers],
+                                  "no_expected_reason": None if has_scale(item)
+                                  else no_scale_reason(item.type)}
+        if probs is not None:
+            position, share = modal(probs)
+            row.update(mode=item.codes[position], mode_label=item.answers[position].label,
+                       mode_share=share)
+        if item.order == "rotate":
+            row["first_listed_share"] = first_listed_share(
+                [(d.probs, bool(d.flag)) for d in cells.get((country, question), [])])
+        extra.append(row)
+    labelled = pl.DataFrame(extra, schema=LABEL_SCHEMA)
+    return pl.concat([frame, labelled], how="horizontal")
 
 
 def calibrated_population(
@@ -507,6 +561,10 @@ def run_ask(
     calibration, note = find_calibration(project, model, method) if calibrate else (None, "")
     if note:
         notes.append(note)
+    unordered = [i for i in items if not has_scale(i)]
+    if calibration is not None and unordered:
+        notes.append(NO_TILT.format(ids=", ".join(i.id for i in unordered),
+                                    kinds="/".join(sorted({i.type for i in unordered}))))
     _, units = plan_items(params, method, personas, bank, items, codes)
 
     label = f"ask {model}/{method}"
@@ -516,7 +574,7 @@ def run_ask(
                         announce=not dry_run, log=log)
         estimator, answer_rule = engine.estimator, engine.answer_rule
         if dry_run:
-            return AskResult(pl.DataFrame(schema=RESULT_SCHEMA), AskSummary(
+            return AskResult(pl.DataFrame(schema=ASK_SCHEMA), AskSummary(
                 model=model, method=method, provider=engine.factory.name,
                 provider_model=engine.spec.model, estimator=estimator, answer_rule=answer_rule,
                 source=where, countries=tuple(codes), questions=tuple(i.id for i in items),
@@ -534,6 +592,7 @@ def run_ask(
     if fit_note:
         notes.append(fit_note)
     frame = add_prediction_intervals(frame, fit, asked_n=per_country, level=level)
+    frame = with_labels(frame, units, results, items)
     empty = frame.filter(pl.col("n_personas") == 0)
     if empty.height:
         cells = ", ".join(f"{c}/{q}" for c, q in empty.select("country", "question").iter_rows())
@@ -577,7 +636,9 @@ def ask(
     (``temperature`` null; :func:`run_ask` says why). ``level``: of the prediction
     interval (0.8, 0.9 or 0.95, the levels the study fitted).
 
-    Columns: see :data:`RESULT_SCHEMA` (``probs`` in the order of ``codes``).
+    Columns: see :data:`ASK_SCHEMA` (``probs`` and ``labels`` in the order of ``codes``;
+    nominal and binary items have shares, labels and the modal answer, and null expected,
+    variance and intervals: :mod:`valuesim.survey.question_types`).
     ``pred_low``/``pred_high``: prediction interval of the population's mean answer at
     ``pred_level``, from the conformal fit of the study's own questions for (model,
     method) (:mod:`valuesim.prediction`; ``pred_source`` names the fit and its measured

@@ -343,6 +343,10 @@ def run_pilot(
     if n_unl < 2:
         raise ConfigError(f"n_unlabeled {n_unl}: PPI needs at least 2 model-only respondents per country")
     items = resolve_questions(questions, bank)
+    unordered = [f"{i.id} ({i.type})" for i in items if i.type != "ordinal"]
+    if unordered:  # PPI++ here estimates a mean answer, which unordered options do not have
+        raise ConfigError(f"--pilot estimates mean answers, which {', '.join(unordered)} "
+                          "do not have; ask nominal and binary items without --pilot")
     codes = None if countries is None else parse_countries(countries)
     pilot_file = under(project, pilot_path)
     pilot = read_pilot(pilot_file, bank, items, method, countries=codes)

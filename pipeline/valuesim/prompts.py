@@ -35,6 +35,7 @@ from valuesim.llm.types import ChatMessage
 from valuesim.methods import get_method
 from valuesim.survey.bank import Item, QuestionBank
 from valuesim.survey.countries import country_name
+from valuesim.survey.question_types import has_scale, listed
 
 GUIDANCE_FILE: Traversable = files("valuesim.resources") / "guidance.yaml"
 DEFAULT_GUIDANCE = "social_science"
@@ -109,12 +110,23 @@ def scale_text(item: Item) -> str:
     return ", ".join(f"{a.code}={a.label}" for a in item.answers if a.label.strip() != str(a.code))
 
 
-def user_message(item: Item) -> str:
+def options_text(item: Item, offset: int = 0) -> str:
+    """``1=Television, 2=Newspapers, ...``: a nominal or binary item's answers, each
+    labelled, listed from the ``offset``-th on (``order: rotate``; 0: the file's order)."""
+    return ", ".join(f"{a.code}={a.label}" for a in listed(item.answers, offset))
+
+
+def user_message(item: Item, offset: int = 0) -> str:
+    """The question, its answers and the answer format. An ordinal item's answers are a
+    ``Scale:``; a nominal or binary item's are ``Options:`` (unordered: calling them a
+    scale would suggest an order), listed from the ``offset``-th answer on. The answer
+    format is the same for every type, so the exact answer scoring is too."""
     if item.numeric:
         raise DataError(f"item {item.id} is numeric and has no answer scale; it cannot be a question")
     parts = [f"Question:\n{item.text}"]
-    scale = scale_text(item)
-    if scale:
+    if not has_scale(item):
+        parts.append(f"Options: {options_text(item, offset)}")
+    elif scale := scale_text(item):
         parts.append(f"Scale: {scale}")
     parts.append(f"Respond with ONLY the single integer ({item.min}-{item.max}):")
     return "\n\n".join(parts)
@@ -158,6 +170,7 @@ def plan_prompts(
     for c in countries:
         country_name(c)
     questions = [(item, user_message(item), answer_strings(item)) for item in items]
+    rotated = any(item.order == "rotate" for item in items)
 
     # (persona_id, country, system text) in prompt order
     heads: list[tuple[str, str, str]] = []
@@ -180,12 +193,20 @@ def plan_prompts(
                 (pid, c, system_message(method, guidance, c, text))
                 for pid, text in zip(rows["persona_id"], rows["text"], strict=True)
             ]
+    # order: rotate: the k-th head of a country lists the answers from the (k mod n)-th on
+    offsets = [0] * len(heads)
+    if rotated:
+        seen: dict[str, int] = {}
+        for i, (_, c, _) in enumerate(heads):
+            offsets[i] = seen.get(c, 0)
+            seen[c] = offsets[i] + 1
     return [
         PromptUnit(
             persona_id=pid, country=c, question=item.id,
-            messages=(ChatMessage("system", system), ChatMessage("user", user)),
+            messages=(ChatMessage("system", system), ChatMessage(
+                "user", user_message(item, offset) if item.order == "rotate" else user)),
             answers=answers,
         )
-        for pid, c, system in heads
+        for (pid, c, system), offset in zip(heads, offsets, strict=True)
         for item, user, answers in questions
     ]

@@ -32,6 +32,9 @@ CSV_COLUMNS = (
     "pred_low", "pred_high", "pred_level", "persona_ci_low", "persona_ci_high", "persona_sd",
     "n_personas", "flagged", "mean_coverage", "estimator", "answer_rule", "method", "model",
     "temperature", "pred_source",
+    # the answers' labels and type-aware summaries (valuesim.asking.LABEL_SCHEMA)
+    "type", "labels", "mode", "mode_label", "mode_share", "first_listed_share",
+    "no_expected_reason",
 )
 
 
@@ -138,17 +141,24 @@ def print_plan(summary: AskSummary | PilotSummary, fmt: str) -> None:
     typer.echo(summary.line(), err=True)
 
 
+def _csv_cell(column: str, value: object) -> object:
+    if value is None:
+        return ""
+    if column == "labels":  # labels are free text (";" included): a JSON list keeps them exact
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return ";".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value)
+    return value
+
+
 def to_csv(frame: pl.DataFrame) -> str:
-    """One row per (country, question); ``codes`` and ``probs`` as ';'-joined lists."""
+    """One row per (country, question); ``codes`` and ``probs`` as ';'-joined lists,
+    ``labels`` as a JSON list."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in frame.iter_rows(named=True):
-        writer.writerow([
-            ";".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row[c])
-            if isinstance(row[c], list) else ("" if row[c] is None else row[c])
-            for c in CSV_COLUMNS
-        ])
+        writer.writerow([_csv_cell(c, row.get(c)) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -170,7 +180,7 @@ def print_table(result: AskResult) -> None:
         title=f"{s.provider}/{s.provider_model} · {s.method} · {s.personas_per_country} personas "
         f"per country · {s.estimator} · {s.answer_rule}",
         caption=f"personas from {s.source}; {cal}\n{pred}\npersona 95%: bootstrap over personas, "
-        "simulation noise only (not where the population's answer lies)",
+        "simulation noise only (not where the population's answer lies)" + unordered_caption(result),
     )
     levels = {r for r in result.frame["pred_level"].to_list() if r is not None}
     pred_head = f"{max(levels):.0%} prediction" if levels else "prediction"
@@ -187,6 +197,11 @@ def print_table(result: AskResult) -> None:
                           "no usable answers", "")
             continue
         probs = row["probs"]
+        if row.get("type") in UNORDERED:
+            table.add_row(row["country"], f"{row['question']}" + ("" if row["new"] else " (WVS)")
+                          + f" ({row['type']})", "-", "-", "-", "-", f"{row['mean_coverage']:.3f}",
+                          shares(row["labels"], probs), modal_answer(row))
+            continue
         mode = max(range(len(probs)), key=probs.__getitem__)
         table.add_row(
             row["country"], f"{row['question']}" + ("" if row["new"] else " (WVS)"),
@@ -198,3 +213,30 @@ def print_table(result: AskResult) -> None:
         )
     console = Console()
     Console(width=max(console.width, 110)).print(table)
+
+
+UNORDERED = ("nominal", "binary")
+
+
+def unordered_caption(result: AskResult) -> str:
+    """Why nominal and binary rows have no expected answer, variance or interval."""
+    kinds = sorted({t for t in result.frame["type"].to_list() if t in UNORDERED}) \
+        if "type" in result.frame.columns else []
+    if not kinds:
+        return ""
+    return (f"\n{' and '.join(kinds)} items: unordered options, so no expected answer, variance "
+            "or interval (-); the shares of each option and the modal answer instead")
+
+
+def shares(labels: list[str], probs: list[float]) -> str:
+    """A nominal or binary row's distribution: every option's label and share."""
+    return "\n".join(f"{label} {p:.0%}" for label, p in zip(labels, probs, strict=True))
+
+
+def modal_answer(row: dict[str, object]) -> str:
+    """``1 Television (42%)``; a rotated item adds the share its first-listed answer got."""
+    text = f"{row['mode']} {row['mode_label']} ({row['mode_share']:.0%})"
+    first = row.get("first_listed_share")
+    if isinstance(first, float):
+        text += f"\nlisted first: {first:.0%} (1/{len(row['labels'])} if no order effect)"  # type: ignore[arg-type]
+    return text

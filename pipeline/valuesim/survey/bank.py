@@ -20,6 +20,11 @@ from valuesim.errors import ConfigError, DataError
 from valuesim.names import clip, question_id_problem, shorten
 
 Role = Literal["target", "persona", "sociodemographic"]
+# How an item's answers relate (valuesim.survey.question_types): ``ordinal`` answers lie
+# on a scale (means, variances, tilts and intervals apply); ``nominal`` ones are
+# unordered categories and ``binary`` ones two options, summarised by shares only.
+QuestionType = Literal["ordinal", "nominal", "binary"]
+AnswerOrder = Literal["fixed", "rotate"]
 MissingReason = Literal["dont_know", "no_answer", "not_applicable", "not_asked", "missing"]
 # Answer and missing codes are small integers (WVS-7: -5 to 10; other surveys use 3- or
 # 4-digit codes); a billion is far beyond any, and keeps codes within the Int64 columns
@@ -44,6 +49,10 @@ class Item(BaseModel):
     Y003 has valid negative codes, and Q254 code 5 "I am not [nationality]" is not a
     point on the pride scale). ``numeric`` items (age) have no closed answer set.
     ``derived_from`` names source items for derived indexes (Y002, Y003).
+    ``type``: ``ordinal`` (the default, every WVS item of the bank), ``nominal``
+    (unordered categories: the codes only name them) or ``binary`` (two options).
+    ``order``: ``rotate`` lists a nominal or binary item's answers rotated by one
+    place per persona (:mod:`valuesim.survey.question_types`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +68,9 @@ class Item(BaseModel):
     dimension: Literal["secular", "self_expression"] | None = None
     # questionnaire section, when the Q-number does not say it (valuesim.survey.batteries)
     battery: str | None = None
+    type: QuestionType = "ordinal"
+    # "rotate": the prompt lists a nominal/binary item's answers rotated per persona
+    order: AnswerOrder = "fixed"
 
     @field_validator("id")
     @classmethod
@@ -77,6 +89,11 @@ class Item(BaseModel):
             raise ValueError(f"item {self.id} has duplicate answer codes")
         if codes != sorted(codes):
             raise ValueError(f"item {self.id}: answers must be in ascending code order")
+        if self.type == "binary" and len(codes) != 2:
+            raise ValueError(f"item {self.id}: a binary item has exactly two answers, not {len(codes)}")
+        if self.order == "rotate" and self.type == "ordinal":
+            raise ValueError(f"item {self.id}: order rotate is for nominal or binary items; a "
+                             "scale is always listed in its order")
         clash = set(codes) & set(self.missing)
         if clash:
             raise ValueError(f"item {self.id}: codes {sorted(clash)} are both answers and missing")
@@ -112,6 +129,13 @@ class QuestionBank(BaseModel):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"duplicate item ids: {sorted(dup)}")
+        # the study's metrics (evaluate, calibrate) are means and distances on a scale;
+        # nominal targets would need total variation / Jensen-Shannon instead (not built)
+        unordered = [i.id for i in self.items if i.type != "ordinal" and set(i.roles) & {"target", "persona"}]
+        if unordered:
+            raise ValueError(f"items {unordered} are not ordinal: the study evaluates and builds "
+                             "personas from ordinal items only; drop their type or their "
+                             "target/persona role")
         return self
 
     @cached_property

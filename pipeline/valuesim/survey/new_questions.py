@@ -14,7 +14,17 @@ move into the bank unchanged::
       - {code: 4, label: Do not trust at all}
       missing: {-1: dont_know}          # optional: codes that are not answers
       battery: science_technology       # optional: the questionnaire section it belongs to
+      type: ordinal                     # optional: ordinal (default), nominal or binary
+      order: fixed                      # optional: rotate (nominal/binary) rotates per persona
     - Q164                              # a WVS item of the bank, asked as the bank words it
+
+``type`` says how the answers relate (:mod:`valuesim.survey.question_types`):
+``ordinal`` (a scale, the default), ``nominal`` (unordered categories, asked as
+"Options: ..." and summarised by shares and the modal answer, with no expected value)
+or ``binary`` (exactly two options, summarised by the share of the first). A nominal
+or binary item lists every answer with its label; ``order: rotate`` lists them rotated
+by one place per persona, to measure order effects (``fixed``, the file's order, is
+the default).
 
 The file holds a list under ``items:``, a plain list, or one item mapping. An answer
 without ``label`` is an unlabelled scale point: the bank writes such points (the
@@ -43,7 +53,15 @@ from pydantic import ValidationError
 from valuesim import safe_yaml
 from valuesim.errors import ConfigError
 from valuesim.names import clip, listing, question_id_problem, shorten
-from valuesim.survey.bank import MAX_CODE, Answer, Item, MissingReason, QuestionBank
+from valuesim.survey.bank import (
+    MAX_CODE,
+    Answer,
+    AnswerOrder,
+    Item,
+    MissingReason,
+    QuestionBank,
+    QuestionType,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,9 +69,10 @@ if TYPE_CHECKING:
     from valuesim.config import Params
     from valuesim.prompts import PromptUnit
 
-ITEM_FIELDS = ("id", "label", "text", "answers", "missing", "battery")
+ITEM_FIELDS = ("id", "label", "text", "answers", "missing", "battery", "type", "order")
 ANSWER_FIELDS = ("code", "label")
 MISSING_REASONS: tuple[str, ...] = get_args(MissingReason)
+QUESTION_TYPES: tuple[str, ...] = get_args(QuestionType)
 # Ids become column values and file names downstream: valuesim.names.question_id_problem
 _BATTERY = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL_FROM_TEXT = 60  # characters of the text used as label when none is given
@@ -180,6 +199,35 @@ def _battery(raw: object, where: str, path: Path) -> str | None:
     return raw
 
 
+def _type(raw: object, answers: Sequence[Answer], where: str, path: Path) -> QuestionType:
+    """An item's ``type:`` (default ordinal); a binary item needs exactly two answers."""
+    if raw is None:
+        return "ordinal"
+    if raw not in QUESTION_TYPES:
+        raise _fail(path, where, f"type {shorten(raw)}; choose from {', '.join(QUESTION_TYPES)}")
+    if raw == "binary" and len(answers) != 2:
+        raise _fail(path, where, f"type binary needs exactly two answers, {len(answers)} given; "
+                    "use type nominal for more options")
+    if raw != "ordinal":
+        for k, answer in enumerate(answers):
+            if answer.label == str(answer.code):
+                raise _fail(path, where, f"answers[{k}]: a {raw} item names every option; give "
+                            f"code {answer.code} a label")
+    return raw  # type: ignore[return-value]
+
+
+def _order(raw: object, kind: QuestionType, where: str, path: Path) -> AnswerOrder:
+    """An item's ``order:``: fixed (the file's order, the default) or rotate."""
+    if raw is None:
+        return "fixed"
+    if raw not in ("fixed", "rotate"):
+        raise _fail(path, where, f"order {shorten(raw)}; choose fixed or rotate")
+    if raw == "rotate" and kind == "ordinal":
+        raise _fail(path, where, "order rotate is for nominal or binary items; a scale is "
+                    "listed in its order (set type: nominal if the answers are unordered)")
+    return raw  # type: ignore[return-value]
+
+
 def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBank) -> Item:
     item_id = entry.get("id")
     where = f"item #{index}"
@@ -200,13 +248,15 @@ def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBa
     answers = _answers(entry.get("answers"), where, path)
     missing = _missing(entry.get("missing"), [a.code for a in answers], where, path)
     battery = _battery(entry.get("battery"), where, path)
+    kind = _type(entry.get("type"), answers, where, path)
+    order = _order(entry.get("order"), kind, where, path)
     if entry.get("label") is None:
         label = text if len(text) <= _LABEL_FROM_TEXT else text[: _LABEL_FROM_TEXT - 1] + "…"
     else:
         label = _text(entry.get("label"), where, "label", path)
     try:
         return Item(id=item_id, roles=[], label=label, text=text, answers=answers, missing=missing,
-                    battery=battery)
+                    battery=battery, type=kind, order=order)
     except ValidationError as exc:  # the checks above should have caught it; stay one line
         raise _fail(path, where, exc.errors()[0]["msg"]) from exc
 
