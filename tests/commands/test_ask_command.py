@@ -160,3 +160,88 @@ def test_rows_carry_the_studys_prediction_interval_at_the_asked_level(
     code, out, err = run_cli([*args[:-4], "--level", "0.99"], capsys)
     assert code != 0
     assert err.strip().splitlines() == ["error: level 0.99 is not fitted; use --level 0.8, 0.9, 0.95"]
+
+
+TYPES = "data/questions/question_types_example.yaml"
+
+
+def test_nominal_binary_and_ordinal_items_print_labels_and_the_summaries_of_their_type(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example file's three types through `valuesim ask`: shares with labels and the
+    modal answer for nominal and binary rows, nothing of a scale; the ordinal row is the
+    row it was before question types (the same prompt: asked alone it is all cached)."""
+    base = ["ask", "-q", str(root / TYPES), "--countries", "JPN", "--model", "fake", "--n", "3"]
+    code, out, err = run_cli([*base, "--format", "json"], capsys)
+    assert code == 0, err
+    news, voted, trust = json.loads(out)["results"]
+    assert [r["type"] for r in (news, voted, trust)] == ["nominal", "binary", "ordinal"]
+    assert news["labels"] == ["Television", "Newspapers", "Social media", "Radio"]
+    assert voted["labels"] == ["Yes", "No"]  # quoted in the file: labels, not booleans
+    for r in (news, voted):
+        assert abs(sum(r["probs"]) - 1) < 1e-9
+        assert 0 < r["mean_coverage"] <= 1
+        top = max(range(len(r["probs"])), key=r["probs"].__getitem__)
+        assert (r["mode"], r["mode_label"], r["mode_share"]) == (
+            r["codes"][top], r["labels"][top], r["probs"][top])
+        for column in ("expected", "normalized_variance", "persona_ci_low", "persona_ci_high",
+                       "persona_sd", "pred_low", "pred_high", "temperature"):
+            assert r[column] is None, column
+        assert "unordered options, so there is no expected answer" in r["no_expected_reason"]
+        assert r["first_listed_share"] is None  # order: fixed
+    assert trust["expected"] == pytest.approx(sum(c * p for c, p in zip(trust["codes"], trust["probs"])))
+    assert trust["no_expected_reason"] is None
+    assert trust["mode_label"] == trust["labels"][trust["codes"].index(trust["mode"])]
+
+    alone = root / "data/questions/new_items_example.yaml"  # AI_TRUST, word for word
+    code, out, err = run_cli(["ask", "-q", str(alone), "--countries", "JPN", "--model", "fake",
+                              "--n", "3", "--format", "json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    before = next(r for r in data["results"] if r["question"] == "AI_TRUST")
+    assert before == trust
+    assert data["summary"]["cache_hits"] >= 3  # AI_TRUST's three prompts: unchanged, cached
+
+    code, out, err = run_cli([*base, "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert json.loads(rows[0]["labels"]) == news["labels"]
+    assert (rows[1]["mode_label"], rows[1]["type"], rows[1]["expected"]) == (voted["mode_label"], "binary", "")
+
+    code, out, err = run_cli([*base, "--format", "table"], capsys)
+    assert code == 0, err
+    assert "Television" in out and "Social media" in out
+    assert f"{voted['mode']} {voted['mode_label']} ({voted['mode_share']:.0%})" in out
+    assert "unordered options, so no expected answer" in out
+
+
+def test_calibrate_tilts_ordinal_items_only_and_says_why(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "data/calibrated").mkdir(parents=True)
+    (project / "data/calibrated/temperatures.json").write_text(json.dumps(
+        {"temperatures": {"fake/value": {"overall": 2.0, "loqo": {}}}}))
+    code, out, err = run_cli(["ask", "-q", str(root / TYPES), "--countries", "JPN", "--model",
+                              "fake", "--n", "3", "--calibrate", "--format", "json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert [r["temperature"] for r in data["results"]] == [None, None, 2.0]
+    assert any(n.startswith("calibration skipped for NEWS_SOURCE, VOTED_LAST (binary/nominal): "
+                            "the mean-preserving tilt keeps each persona's expected code")
+               for n in data["summary"]["notes"])
+
+
+def test_rotated_options_report_the_share_of_the_option_listed_first(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / "rotated.yaml"
+    path.write_text(yaml.safe_dump({"items": [{
+        "id": "NEWS", "text": "Where do you get most of your news?", "type": "nominal",
+        "order": "rotate", "answers": [{"code": c, "label": label} for c, label in
+                                       enumerate(("Television", "Newspapers", "Radio"), start=1)]}]}))
+    code, out, err = run_cli(["ask", "-q", str(path), "--countries", "JPN", "--model", "fake",
+                              "--n", "3", "--format", "json"], capsys)
+    assert code == 0, err
+    row, = json.loads(out)["results"]
+    assert 0 < row["first_listed_share"] < 1
+    assert json.loads(out)["summary"]["requests"] == 3

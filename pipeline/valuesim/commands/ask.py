@@ -184,6 +184,7 @@ def print_table(result: AskResult) -> None:
     )
     levels = {r for r in result.frame["pred_level"].to_list() if r is not None}
     pred_head = f"{max(levels):.0%} prediction" if levels else "prediction"
+    labelled = "type" in result.frame.columns and any(t in UNORDERED for t in result.frame["type"])
     for col, justify in (
         ("country", "left"), ("question", "left"), ("expected", "right"), (pred_head, "right"),
         ("persona 95%", "right"), ("norm. var", "right"), ("coverage", "right"),
@@ -212,7 +213,10 @@ def print_table(result: AskResult) -> None:
             f"{codes[0]} {sparkline(probs)} {codes[-1]}", f"{codes[mode]} ({probs[mode]:.0%})",
         )
     console = Console()
-    Console(width=max(console.width, 110)).print(table)
+    width = 110
+    if labelled:  # a line per labelled option: as wide as the table needs, no label cut
+        width = Console(width=250).measure(table).maximum
+    Console(width=max(console.width, width)).print(table)
 
 
 UNORDERED = ("nominal", "binary")

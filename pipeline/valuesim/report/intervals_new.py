@@ -28,6 +28,13 @@ NO_PREDICTION = (
     "pred_low/pred_high); re-run `dvc repro evaluate new_questions` to add them.")
 
 
+def unordered_note(items: list[dict[str, Any]]) -> str:
+    """Why nominal and binary items have no figure here."""
+    named = ", ".join(f"{i['id']} ({i['type']})" for i in items)
+    return (f"{named}: unordered options have no mean answer, so no expected answer and no "
+            "prediction interval; their shares per option are in the section \"New questions\".")
+
+
 def _predicted(raw: pl.DataFrame, project: Path) -> pl.DataFrame:
     """A run's new-question rows with pred_* columns: the stage's own, or (an output
     written before the stage added them) the study's fit applied here, as the stage

@@ -100,6 +100,14 @@ def new_question_figures(new_dir: Path, out: Path, project: Path) -> list[str]:
     if not items or rows.is_empty():
         return []
     parts = [f"<h3>{html.escape('The new questions with their prediction intervals')}</h3>"]
+    # nominal and binary items have no mean answer to put an interval around
+    unordered = [i for i in items if i.get("type", "ordinal") != "ordinal"]
+    if unordered:
+        parts.append(f"<p class='note'>{html.escape(new.unordered_note(unordered))}</p>")
+        items = [i for i in items if i not in unordered]
+        rows = rows.filter(pl.col("question").is_in([i["id"] for i in items]))
+        if rows.is_empty():
+            return parts
     if rows["pred_low"].is_null().all():
         parts.append(f"<p class='note'>{html.escape(new.NO_PREDICTION)}</p>")
     for item in items:

@@ -4,7 +4,8 @@ Made from the new_questions stage's output (``data/new_questions``) and each run
 overall temperature (``data/calibrated/temperatures.json``). One figure per item
 (a panel per country, a bar per method: calibrated shares, raw shares as ticks) and
 one table (expected answer with its bootstrap interval, normalized variance raw and
-calibrated, coverage). These items have no human answers: nothing is compared or
+calibrated, coverage); a nominal or binary item's table has the share of every option
+and the modal answer instead, raw (:mod:`valuesim.survey.question_types`). These items have no human answers: nothing is compared or
 scored, and the section says so. Without new questions there is no section at all,
 so the page is byte-identical to a study that never had the setting.
 """
@@ -36,6 +37,12 @@ CAPTION = (
     "its 95% bootstrap interval over personas are those of the raw answers. That interval "
     "is simulation noise only; where the population's answer lies is the 90% prediction "
     "interval (section \"How far to trust a new answer\")."
+)
+UNORDERED_CAPTION = (
+    " Nominal and binary items ({items}) have unordered options: they are shown as the share "
+    "of each option and the modal answer, with no expected answer, variance or interval, and "
+    "are not calibrated (a tilt that keeps the expected code means nothing for unordered "
+    "options, and on two options changes nothing); their bars are the raw shares."
 )
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
@@ -106,6 +113,33 @@ def item_table(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def unordered_table(item: Mapping[str, Any], rows: pl.DataFrame) -> pl.DataFrame:
+    """A nominal or binary item's rows for display: the share of every option (for a
+    binary item the first is its summary) and the modal answer, with its label."""
+    several = rows["model"].n_unique() > 1
+    answers = list(item["answers"])
+    columns = [f"{a['code']}={a['label']}" for a in answers]
+    shares: list[list[float | None]] = [[] for _ in answers]
+    modes = []
+    for probs in rows["probs_raw"].to_list():
+        for k in range(len(answers)):
+            shares[k].append(None if probs is None else float(probs[k]))
+        if probs is None:
+            modes.append("")
+            continue
+        top = max(range(len(probs)), key=probs.__getitem__)
+        modes.append(f"{answers[top]['code']} {answers[top]['label']} ({probs[top]:.0%})")
+    return rows.with_columns(
+        *[pl.Series(name, col, dtype=pl.Float64) for name, col in zip(columns, shares, strict=True)],
+        pl.Series("mode", modes, dtype=pl.Utf8),
+    ).select(
+        "country",
+        (pl.format("{}/{}", "model", "method") if several else pl.col("method")).alias("run"),
+        *columns, "mode", pl.col("mean_coverage").alias("coverage"),
+        pl.col("n_personas").alias("personas"),
+    )
+
+
 def item_figure(item: Mapping[str, Any], rows: pl.DataFrame, path: Path) -> None:
     """Small multiples, one panel per country: a bar per run (calibrated shares) and a
     black tick at each raw share."""
@@ -150,7 +184,9 @@ def item_figure(item: Mapping[str, Any], rows: pl.DataFrame, path: Path) -> None
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
                bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{item['id']}: {item['label']} (calibrated bars, raw ticks)")
+    kind = item.get("type", "ordinal")
+    what = "calibrated bars, raw ticks" if kind == "ordinal" else f"{kind}: raw shares, not calibrated"
+    fig.suptitle(f"{item['id']}: {item['label']} ({what})")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     save_figure(fig, path)
 
@@ -163,19 +199,33 @@ def new_questions_section(
     items, files, rows = load_new_questions(directory, temperatures, params)
     if not items or rows.is_empty():
         return None
-    parts = [f"<p class='caveat'>{html.escape(CAPTION.format(files=', '.join(files)))}</p>"]
+    caption = CAPTION.format(files=", ".join(files))
+    unordered = [f"{i['id']}, {i['type']}" for i in items if i.get("type", "ordinal") != "ordinal"]
+    if unordered:
+        caption += UNORDERED_CAPTION.format(items="; ".join(unordered))
+    parts = [f"<p class='caveat'>{html.escape(caption)}</p>"]
     for item in items:
         sub = rows.filter(pl.col("question") == item["id"])
         if sub.is_empty():
             continue
+        kind = item.get("type", "ordinal")
         scale = "; ".join(f"{a['code']} = {a['label']}" for a in item["answers"]
                           if a["label"] != str(a["code"]))
+        if kind != "ordinal":
+            scale = f"{kind}, unordered options: {scale}"
         parts.append(f"<h3>{html.escape(item['id'])}: {html.escape(item['label'])}</h3>"
                      f"<p><q>{html.escape(item['text'])}</q> ({html.escape(scale)})</p>")
         path = out / f"new_{item['id']}.png"
         item_figure(item, sub, path)
-        parts.append(figure_html(Figure(path, (
-            f"{item['id']} per country: each run's calibrated answer shares (bars) and raw "
-            "shares (black ticks). Simulated only: there are no human answers to compare."))))
-        parts.append(table(item_table(sub)))
+        if kind == "ordinal":
+            parts.append(figure_html(Figure(path, (
+                f"{item['id']} per country: each run's calibrated answer shares (bars) and raw "
+                "shares (black ticks). Simulated only: there are no human answers to compare."))))
+            parts.append(table(item_table(sub)))
+        else:
+            parts.append(figure_html(Figure(path, (
+                f"{item['id']} per country: each run's share of every option (bars, raw: "
+                f"{kind} items are not calibrated). Simulated only: there are no human answers "
+                "to compare."))))
+            parts.append(table(unordered_table(item, sub)))
     return HEADING, "\n".join(parts)

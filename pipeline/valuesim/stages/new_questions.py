@@ -35,11 +35,18 @@ ANSWER_DETERMINED = ("requests", "unique_requests", "flagged")
 
 
 def item_record(item: Item) -> dict[str, object]:
-    """An item as questions.json holds it (what the report needs to show it)."""
-    return {
+    """An item as questions.json holds it (what the report needs to show it). ``type``
+    and ``order`` are written only when not the defaults, so an ordinal item's record
+    (and the file of a study with only ordinal items) is as before question types."""
+    record: dict[str, object] = {
         "id": item.id, "label": item.label, "text": item.text,
         "answers": [{"code": a.code, "label": a.label} for a in item.answers],
     }
+    if item.type != "ordinal":
+        record["type"] = item.type
+    if item.order != "fixed":
+        record["order"] = item.order
+    return record
 
 
 def run(params: Params, **_: object) -> None:
