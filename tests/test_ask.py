@@ -140,3 +140,31 @@ def test_the_study_extract_is_the_default_population_and_its_countries_are_named
         run_ask("Q1", "DEU", n=1, project_dir=project)
     with pytest.raises(DataError, match="n 4 is more than the 3 respondents of JPN in data/interim"):
         run_ask("Q1", "JPN", n=4, project_dir=project)
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_a_nominal_a_binary_and_an_ordinal_item_through_the_cli(
+    project: Path, root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`valuesim ask` with the real embedded model and the shipped example of the three
+    question types: exact distributions over the options (answer_start), labelled, with
+    a mean only where the answers are a scale."""
+    from tests.fixtures.cli import run_cli
+
+    monkeypatch.chdir(project)
+    code, out, err = run_cli(["ask", "-q", str(root / "data/questions/question_types_example.yaml"),
+                              "--countries", "JPN", "--model", "smollm2", "--n", "2",
+                              "--format", "json"], capsys)
+    assert code == 0, err
+    news, voted, trust = json.loads(out)["results"]
+    assert (news["type"], voted["type"], trust["type"]) == ("nominal", "binary", "ordinal")
+    for row in (news, voted, trust):
+        assert abs(sum(row["probs"]) - 1) < 1e-9
+        assert len(row["probs"]) == len(row["labels"]) == len(row["codes"])
+        assert 0 < row["mean_coverage"] <= 1
+        assert (row["estimator"], row["answer_rule"], row["n_personas"]) == ("logprobs", "answer_start", 2)
+        assert row["mode_label"] == row["labels"][row["codes"].index(row["mode"])]
+    assert news["expected"] is None
+    assert voted["expected"] is None
+    assert voted["labels"] == ["Yes", "No"]
+    assert trust["expected"] == pytest.approx(float(np.dot(trust["codes"], trust["probs"])))

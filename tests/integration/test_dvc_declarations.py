@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -306,6 +307,68 @@ def test_new_questions_with_a_question_file_reads_only_what_it_declares(
     order = ["country", "question"]
     # ask adds the answers' labels (valuesim.asking.LABEL_SCHEMA) to the stage's columns
     assert asked.frame.select(population.columns).sort(order).equals(population.sort(order))
+
+
+def test_new_questions_stage_asks_each_question_type_and_the_report_shows_it(
+    outcomes: tuple[Path, dict[str, Outcome]], testplugin_site: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The shipped example of the three question types through the real stage (test
+    provider) and the report's section: questions.json carries the types, nominal and
+    binary rows have shares but no expected answer or interval, the section labels
+    them, and the numbers are those `valuesim ask` gives."""
+    from valuesim import plugins
+    from valuesim.asking import run_ask
+    from valuesim.report.intervals_section import new_question_figures
+    from valuesim.report.new_questions import new_questions_section
+
+    proj, results = outcomes
+    if any(results[s].error or results[s].skipped for s in ("map", "personas")):
+        pytest.skip("needs the map and personas outputs, which did not run")
+    monkeypatch.syspath_prepend(str(testplugin_site))
+    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    plugins.plugin_manager.cache_clear()
+    raw = yaml.safe_load((proj / "params.yaml").read_text())
+    raw["data"]["new_questions"] = ["data/questions/question_types_example.yaml"]
+    raw["models"]["fake"] = {"provider": "testprovider", "model": "hash-1"}
+    raw["simulate"].update(models=["fake"], cache_dir=str(tmp_path / "cache"))
+    params = Params.model_validate(raw)
+    monkeypatch.chdir(proj)
+    try:
+        importlib.import_module("valuesim.stages.new_questions").run(params)
+    finally:
+        plugins.plugin_manager.cache_clear()
+    out = proj / "data/new_questions"
+    questions = json.loads((out / "questions.json").read_text())["questions"]
+    assert [q.get("type") for q in questions] == ["nominal", "binary", None]  # ordinal: as before
+    population = pl.read_parquet(out / "fake/value/population.parquet")
+    unordered = population.filter(pl.col("question") != "AI_TRUST")
+    assert unordered.height == population.height * 2 // 3 > 0
+    assert unordered["expected"].is_null().all()
+    assert unordered["pred_low"].is_null().all()
+    assert all(abs(sum(p) - 1) < 1e-9 for p in unordered["probs"])
+    assert population.filter(pl.col("question") == "AI_TRUST")["expected"].is_not_null().all()
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    _, body = new_questions_section(out, {}, params, figures)  # type: ignore[misc]
+    assert ">1=Television</th>" in body
+    assert ">1=Yes</th>" in body
+    assert "Nominal and binary items (NEWS_SOURCE, nominal; VOTED_LAST, binary)" in body
+    trust = "\n".join(new_question_figures(out, figures, proj))
+    assert "NEWS_SOURCE (nominal), VOTED_LAST (binary): unordered options" in trust
+    assert sorted(p.name for p in figures.glob("intervals_new_*")) == ["intervals_new_AI_TRUST.png"]
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    countries = sorted(set(population["country"]))
+    asked = run_ask("data/questions/question_types_example.yaml", countries, method="value",
+                    model="fake", n=params.personas.n_per_country,
+                    params_path=tmp_path / "params.yaml", project_dir=proj, progress=False)
+    assert asked.summary.sent == 0
+    order = ["country", "question"]
+    assert asked.frame.select(population.columns).sort(order).equals(population.sort(order))
+    assert set(asked.frame["type"]) == {"nominal", "binary", "ordinal"}
 
 
 def test_spy_records_keys() -> None:

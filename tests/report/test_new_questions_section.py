@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -45,18 +46,19 @@ def _outputs(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
-def _write_asked(root: Path, params: Params) -> None:
+def _write_asked(root: Path, params: Params, items: list[dict[str, Any]] = ITEMS) -> None:
     """New-question outputs in the stage's format, with made-up persona answers."""
     rng = np.random.default_rng(1)
     base = root / "data/new_questions"
     (base / "questions.json").write_text(json.dumps(
-        {"questions": ITEMS, "files": ["data/questions/mine.yaml"]}))
+        {"questions": items, "files": ["data/questions/mine.yaml"]}))
     for model, method in RUNS:
         answers, population = [], []
         n = 1 if method == "generic" else 3
         for c in COUNTRIES:
-            for item in ITEMS:
+            for item in items:
                 codes = [a["code"] for a in item["answers"]]
+                scale = item.get("type", "ordinal") == "ordinal"
                 probs = rng.dirichlet(np.ones(len(codes)), size=n)
                 answers += [{"persona_id": f"{c}:{i}", "country": c, "question": item["id"],
                              "codes": codes, "probs": p.tolist(), "coverage": 0.8,
@@ -66,7 +68,8 @@ def _write_asked(root: Path, params: Params) -> None:
                     "country": c, "question": item["id"], "label": item["label"], "new": True,
                     "codes": codes, "n_personas": n, "flagged": 0, "mean_coverage": 0.8,
                     "estimator": "logprobs", "answer_rule": "answer_start", "method": method,
-                    "model": model, **cell_stats(codes, probs, None, params, c, item["id"]),
+                    "model": model,
+                    **cell_stats(codes, probs, None, params, c, item["id"], scale=scale),
                 })
         out = base / model / method
         out.mkdir(parents=True, exist_ok=True)
@@ -133,3 +136,57 @@ def test_new_questions_get_their_own_section_calibrated_and_not_evaluated(study:
             codes = np.arange(len(raw)) + (0 if len(raw) == 11 else 1)
             assert float(np.dot(codes, raw)) == pytest.approx(float(np.dot(codes, cal)), abs=1e-9)
         assert not np.allclose(sub["nvar_raw"].to_numpy(), sub["nvar_cal"].to_numpy())
+
+
+TYPED = [
+    *ITEMS,
+    {"id": "NEWS_SOURCE", "label": "Main source of news", "text": "Where do you get most of your news?",
+     "type": "nominal", "answers": [{"code": c, "label": label} for c, label in
+                                    enumerate(("Television", "Newspapers", "Social media", "Radio"), 1)]},
+    {"id": "VOTED_LAST", "label": "Voted", "text": "Did you vote?", "type": "binary",
+     "answers": [{"code": 1, "label": "Yes"}, {"code": 2, "label": "No"}]},
+]
+
+
+def test_nominal_and_binary_items_show_shares_with_labels_and_no_scale(study: Path) -> None:
+    """A nominal and a binary item next to the ordinal ones: their tables list every
+    option's share under its label and the modal answer with its label, with no
+    expected answer, variance, temperature or interval; figure 15 leaves them out."""
+    params = _params(["data/questions/mine.yaml"])
+    _write_asked(study, params, TYPED)
+    report.run(params)
+    page = (study / "reports/index.html").read_text()
+    start = page.index(">New questions (not evaluated)</h2>")
+    section = page[start:page.index("<h2", start + 1)]
+    assert "Nominal and binary items (NEWS_SOURCE, nominal; VOTED_LAST, binary)" in section
+    news = section[section.index("<h3>NEWS_SOURCE"):section.index("<h3>VOTED_LAST")]
+    assert "nominal, unordered options: 1 = Television; 2 = Newspapers" in news
+    for header in ("1=Television", "2=Newspapers", "3=Social media", "4=Radio", "mode"):
+        assert f">{header}</th>" in news, header
+    for absent in ("expected", "nvar", "prediction", ">T<"):
+        assert absent not in news, absent
+    voted = section[section.index("<h3>VOTED_LAST"):]
+    assert ">1=Yes</th>" in voted
+    assert ">2=No</th>" in voted
+    # every mode cell names the option: code, label and share
+    from valuesim.report.new_questions import load_new_questions, unordered_table
+
+    temps = json.loads((study / "data/calibrated/temperatures.json").read_text())["temperatures"]
+    items, _, rows = load_new_questions(study / "data/new_questions", temps, params)
+    sub = rows.filter(pl.col("question") == "NEWS_SOURCE")
+    assert sub["T"].is_null().all()  # not tilted: the raw shares are the calibrated ones
+    assert sub["probs_cal"].to_list() == sub["probs_raw"].to_list()
+    shown = unordered_table(items[2], sub)
+    labels = ["Television", "Newspapers", "Social media", "Radio"]
+    for row, probs in zip(shown.iter_rows(named=True), sub["probs_raw"], strict=True):
+        top = int(np.argmax(probs))
+        assert row["mode"] == f"{top + 1} {labels[top]} ({probs[top]:.0%})"
+        assert [row[f"{k + 1}={label}"] for k, label in enumerate(labels)] == pytest.approx(list(probs))
+    # the ordinal items are still calibrated
+    assert rows.filter(pl.col("question") == "AI_TRUST")["T"].is_not_null().all()
+
+    trust = page[page.index("How far to trust a new answer"):]
+    assert "NEWS_SOURCE (nominal), VOTED_LAST (binary): unordered options have no mean answer" in trust
+    for item in TYPED:
+        drawn = (study / f"reports/figures/study/intervals_new_{item['id']}.png").exists()
+        assert drawn == (item.get("type", "ordinal") == "ordinal"), item["id"]
