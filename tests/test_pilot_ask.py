@@ -182,3 +182,23 @@ def test_the_ask_command_prints_ppi_rows_and_refuses_n_with_a_pilot(
         "error: --n is not used with --pilot (the pilot's respondents are the personas); "
         "set the unlabeled set's size with --pilot-unlabeled"
     ]
+
+
+def test_a_pilot_of_a_nominal_item_is_refused_in_one_line_before_any_model_call(
+    fake_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    test_provider_installed: Path,
+) -> None:
+    """PPI++ here estimates a mean answer; a nominal item has none (question types)."""
+    from tests.fixtures.cli import run_cli
+
+    monkeypatch.chdir(fake_project)
+    write_pilot(fake_project)
+    (fake_project / "q.yaml").write_text(yaml.safe_dump({"items": [{**QUESTION, "type": "nominal"}]}))
+    code, out, err = run_cli(["ask", "--questions", "q.yaml", "--countries", "JPN", "--model",
+                              "fake", "--pilot", "pilot.csv", "--format", "json"], capsys)
+    assert code != 0
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: --pilot estimates mean answers, which FAMILY_NEW (nominal) do not have; ask "
+        "nominal and binary items without --pilot"]
+    assert not test_provider_installed.exists()  # nothing was sent

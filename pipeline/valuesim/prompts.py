@@ -10,6 +10,9 @@ System message: the guidance; for persona methods followed by a blank line and
 
     Respond with ONLY the single integer (1-4):
 
+A nominal or binary item (:mod:`valuesim.survey.question_types`) lists its answers as
+``Options: 1=Television, 2=Newspapers, ...`` instead of a scale, with the same last line.
+
 The persona comes first and the question last, so all questions of one persona share
 a prefix (KV-cache and provider prompt-cache reuse). Guidance wordings are package
 data (``valuesim/resources/guidance.yaml``): the 14 templates of the paper's Table 1

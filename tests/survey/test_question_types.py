@@ -61,7 +61,7 @@ def test_the_example_file_has_one_item_of_each_type_and_their_prompts(root: Path
     ({"type": "categorical"}, "item NEWS: type 'categorical'; choose from ordinal, nominal, binary"),
     ({"type": "binary"}, "item NEWS: type binary needs exactly two answers, 4 given; use type nominal"),
     ({"answers": [{"code": 1, "label": "Television"}, {"code": 2}]},
-     "item NEWS: answers[1]: a nominal item names every option; give code 2 a label"),
+     "item NEWS: answer code 2 has no label; a nominal item names every option"),
     ({"type": "ordinal", "order": "rotate"}, "item NEWS: order rotate is for nominal or binary items"),
     ({"order": "shuffle"}, "item NEWS: order 'shuffle'; choose fixed or rotate"),
 ])

@@ -209,10 +209,10 @@ def _type(raw: object, answers: Sequence[Answer], where: str, path: Path) -> Que
         raise _fail(path, where, f"type binary needs exactly two answers, {len(answers)} given; "
                     "use type nominal for more options")
     if raw != "ordinal":
-        for k, answer in enumerate(answers):
+        for answer in answers:  # named by code: positions are counted elsewhere
             if answer.label == str(answer.code):
-                raise _fail(path, where, f"answers[{k}]: a {raw} item names every option; give "
-                            f"code {answer.code} a label")
+                raise _fail(path, where, f"answer code {answer.code} has no label; a {raw} item "
+                            "names every option")
     return raw  # type: ignore[return-value]
 
 
