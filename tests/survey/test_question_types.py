@@ -85,7 +85,10 @@ def test_the_bank_refuses_a_nominal_target_the_study_would_average(tmp_path: Pat
     with pytest.raises(ConfigError) as err:
         load_bank(path)
     message = str(err.value)
-    assert f"['{target['id']}'] are not ordinal" in message
+    assert message == (
+        f"question bank {path} is invalid: items ['{target['id']}'] are not ordinal: the study "
+        "evaluates and builds personas from ordinal items only; drop their type or their "
+        "target/persona role")
     assert "drop their type or their target/persona role" in message
     assert "\n" not in message
 

@@ -179,4 +179,6 @@ def load_bank(path: str | Path = "data/questions/wvs7.yaml") -> QuestionBank:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(clip(str(x), 40) for x in err["loc"])
-        raise ConfigError(f"question bank {p} is invalid: {loc}: {err['msg']}") from exc
+        where = f"{loc}: " if loc else ""  # a check of the whole bank has no location
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"question bank {p} is invalid: {where}{msg}") from exc
