@@ -173,7 +173,7 @@ def test_an_absurd_code_in_the_data_names_file_and_line(
 @pytest.mark.parametrize(
     ("answers", "missing", "expected"),
     [([{"code": 1, "label": "Agree"}, {"code": 10**23, "label": "Disagree"}], None,
-      "answers[2].code 100000000000000000000000 is out of range; codes are integers from "
+      "answers[1].code 100000000000000000000000 is out of range; codes are integers from "
       "-1,000,000,000 to 1,000,000,000"),
      ([{"code": 1, "label": "Agree"}, {"code": 2, "label": "Disagree"}], {-(10**23): "dont_know"},
       "missing: code -100000000000000000000000 is out of range")],

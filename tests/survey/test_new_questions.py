@@ -74,13 +74,13 @@ BAD: list[tuple[str, object, str]] = [
     ("no answers", {"items": [{**GOOD, "answers": None}]}, "item NEW1: answers must be a list"),
     ("string code", {"items": [{**GOOD, "answers": [{"code": "1", "label": "a"},
                                                      {"code": 2, "label": "b"}]}]},
-     "item NEW1: answers[1].code '1' is not an integer"),
+     "item NEW1: answers[0].code '1' is not an integer"),
     ("float code", {"items": [{**GOOD, "answers": [{"code": 1, "label": "a"},
                                                     {"code": 2.5, "label": "b"}]}]},
-     "item NEW1: answers[2].code 2.5 is not an integer"),
+     "item NEW1: answers[1].code 2.5 is not an integer"),
     ("bool code", {"items": [{**GOOD, "answers": [{"code": True, "label": "a"},
                                                    {"code": 2, "label": "b"}]}]},
-     "item NEW1: answers[1].code True is not an integer"),
+     "item NEW1: answers[0].code True is not an integer"),
     ("unordered codes", {"items": [{**GOOD, "answers": [{"code": 2, "label": "a"},
                                                          {"code": 1, "label": "b"}]}]},
      "item NEW1: answers: codes [2, 1] are not in ascending order"),
@@ -89,19 +89,19 @@ BAD: list[tuple[str, object, str]] = [
      "item NEW1: answers: code(s) 1 appear twice"),
     ("empty label", {"items": [{**GOOD, "answers": [{"code": 1, "label": " "},
                                                      {"code": 2, "label": "b"}]}]},
-     "item NEW1: answers[1].label is empty"),
+     "item NEW1: answers[0].label is empty"),
     ("empty text", {"items": [{**GOOD, "text": ""}]}, "item NEW1: text is empty"),
     ("no text", {"items": [{k: v for k, v in GOOD.items() if k != "text"}]},
      "item NEW1: text is empty"),
     ("empty item label", {"items": [{**GOOD, "label": ""}]}, "item NEW1: label is empty"),
     ("no id", {"items": [{k: v for k, v in GOOD.items() if k != "id"}]},
-     "item #1: id is missing or empty"),
+     "items[0]: id is missing or empty"),
     ("bad id", {"items": [{**GOOD, "id": "my item"}]}, "item my item: id must start with a letter"),
     ("unknown field", {"items": [{**GOOD, "roles": ["target"]}]},
      "item NEW1: unknown field(s) roles"),
     ("unknown answer field", {"items": [{**GOOD, "answers": [{"code": 1, "label": "a", "x": 1},
                                                               {"code": 2, "label": "b"}]}]},
-     "item NEW1: answers[1]: unknown field(s) x"),
+     "item NEW1: answers[0]: unknown field(s) x"),
     ("missing code is an answer", {"items": [{**GOOD, "missing": {1: "dont_know"}}]},
      "item NEW1: missing: code 1 is also an answer code"),
     ("bad missing reason", {"items": [{**GOOD, "missing": {-1: "shrug"}}]},
@@ -109,7 +109,7 @@ BAD: list[tuple[str, object, str]] = [
     ("empty file list", {"items": []}, "file: no items"),
     ("not items", {"questions": [GOOD]}, "file: unknown top-level key(s) questions"),
     ("a number", 5, "file: expected `items:`"),
-    ("a number entry", {"items": [5]}, "item #1: an item is a mapping"),
+    ("a number entry", {"items": [5]}, "items[0]: an item is a mapping"),
 ]
 
 
@@ -125,6 +125,41 @@ def test_bad_items_fail_with_one_line_naming_file_item_and_field(
     assert text.startswith(f"{path}: ")
     assert message in text
     assert isinstance(err.value, ValuesimError)  # the CLI prints it as one `error:` line
+
+
+YAML_BOOLEANS = [
+    ("  - {code: 1, label: Yes}\n  - {code: 2, label: No}\n",
+     "item YESNO: answers[0].label is the YAML boolean true: quote it: label: 'Yes'"),
+    ("  - {code: 1, label: 'Yes'}\n  - {code: 2, label: No}\n",
+     "item YESNO: answers[1].label is the YAML boolean false: quote it: label: 'No'"),
+]
+
+
+@pytest.mark.parametrize(("answers", "message"), YAML_BOOLEANS, ids=["yes", "no"])
+def test_an_unquoted_yes_or_no_label_names_the_yaml_boolean(
+    tmp_path: Path, shipped_bank: QuestionBank, answers: str, message: str
+) -> None:
+    """Written by hand as a user writes it (yaml.safe_dump would quote the words): the
+    error names the real cause, at the 0-based position of the answer."""
+    path = tmp_path / "yesno.yaml"
+    path.write_text("items:\n- id: YESNO\n  text: Do you vote?\n  answers:\n" + answers)
+    with pytest.raises(QuestionFileError) as err:
+        load_question_file(path, shipped_bank)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_an_unquoted_boolean_id_or_item_label_is_named_too(
+    tmp_path: Path, shipped_bank: QuestionBank
+) -> None:
+    path = tmp_path / "q.yaml"
+    answers = "  answers: [{code: 1, label: a}, {code: 2, label: b}]\n"
+    path.write_text("- id: OK1\n  label: Yes\n  text: t\n" + answers)
+    with pytest.raises(QuestionFileError, match=r"item OK1: label is the YAML boolean true: "
+                       r"quote it: label: 'Yes'"):
+        load_question_file(path, shipped_bank)
+    path.write_text("- id: OK1\n  text: t\n" + answers + "- id: No\n  text: t\n" + answers)
+    with pytest.raises(QuestionFileError, match=r"items\[1\]: id is the YAML boolean false"):
+        load_question_file(path, shipped_bank)
 
 
 def test_file_level_errors(tmp_path: Path, shipped_bank: QuestionBank) -> None:

@@ -38,7 +38,9 @@ it (:func:`extend_bank`) no study step picks it up by role. A plain WVS id resol
 to the bank's own item, roles included.
 
 Every problem is a :class:`QuestionFileError` with one line naming the file, the item
-(its id, or its position when it has none) and the field.
+and the field. Positions are 0-based, as in YAML paths and Python: an item is named by
+its id, or ``items[0]`` for the first item when it has none; ``answers[1]`` is an
+item's second answer (the ``- {code: 2, ...}`` line), whatever its code.
 """
 
 from __future__ import annotations
@@ -125,6 +127,12 @@ def _code_problem(code: object) -> str | None:
 
 
 def _text(value: object, where: str, field: str, path: Path, limit: int = safe_yaml.MAX_LABEL) -> str:
+    if isinstance(value, bool):
+        # YAML 1.1 reads an unquoted Yes/No/On/Off/True/False as a boolean, not a word
+        word = "Yes" if value else "No"
+        name = field.rpartition(".")[2]
+        raise _fail(path, where, f"{field} is the YAML boolean {str(value).lower()}: quote it: "
+                    f"{name}: '{word}'")
     if not isinstance(value, str) or not value.strip():
         raise _fail(path, where, f"{field} is empty; write it out")
     long = safe_yaml.too_long(value.strip(), limit)
@@ -139,7 +147,7 @@ def _answers(raw: object, where: str, path: Path) -> list[Answer]:
     if len(raw) < 2:
         raise _fail(path, where, f"answers: {len(raw)} given, an item needs at least two")
     answers: list[Answer] = []
-    for k, entry in enumerate(raw, start=1):
+    for k, entry in enumerate(raw):  # 0-based, as every position in these messages
         at = f"answers[{k}]"
         if not isinstance(entry, Mapping):
             raise _fail(path, where, f"{at} must be a mapping with code and label")
@@ -230,7 +238,10 @@ def _order(raw: object, kind: QuestionType, where: str, path: Path) -> AnswerOrd
 
 def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBank) -> Item:
     item_id = entry.get("id")
-    where = f"item #{index}"
+    where = f"items[{index}]"
+    if isinstance(item_id, bool):
+        raise _fail(path, where, f"id is the YAML boolean {str(item_id).lower()}: quote it, or "
+                    "choose an id such as AI_TRUST")
     if not isinstance(item_id, str) or not item_id.strip():
         raise _fail(path, where, "id is missing or empty; give every item an id")
     where = f"item {clip(item_id, 40)}"  # a long id is cut short here, and refused next
@@ -276,13 +287,13 @@ def parse_items(raw: object, path: str | Path, bank: QuestionBank) -> list[Item]
     """The items of an already parsed question file (``path`` names it in errors)."""
     p = Path(path)
     items: list[Item] = []
-    for index, entry in enumerate(_entries(raw, p), start=1):
+    for index, entry in enumerate(_entries(raw, p)):  # 0-based: items[0] is the first
         if isinstance(entry, str):
             items.append(_bank_item(entry, p, bank))
         elif isinstance(entry, Mapping):
             items.append(_new_item(entry, index, p, bank))
         else:
-            raise _fail(p, f"item #{index}", "an item is a mapping (id, text, answers) or a WVS id")
+            raise _fail(p, f"items[{index}]", "an item is a mapping (id, text, answers) or a WVS id")
     _refuse_duplicates(items, p)
     return items
 
