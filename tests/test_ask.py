@@ -94,7 +94,7 @@ BAD: list[tuple[str, dict[str, object], type[ValuesimError], str]] = [
     ("n zero", {"n": 0}, ConfigError, "at least one persona"),
     ("unknown method", {"method": "telepathy"}, ConfigError, "unknown method 'telepathy'"),
     ("model not in params", {"model": "gpt-9"}, ConfigError,
-     "model 'gpt-9' is not defined under models in params (smollm2)"),
+     "model 'gpt-9' is not an entry of the models section of params (smollm2); add one there"),
     ("unknown WVS id", {"questions": "Q99999"}, QuestionFileError, "not a WVS item"),
     ("missing question file", {"questions": "nothere.yaml"}, QuestionFileError,
      "question file nothere.yaml not found"),

@@ -53,7 +53,7 @@ from valuesim.survey.new_questions import plan_items  # ask's prompts (also the 
 from valuesim.survey.question_types import NO_TILT, has_scale, modal, no_scale_reason
 
 if TYPE_CHECKING:
-    from valuesim.config import Params
+    from valuesim.config import ModelSpec, Params
     from valuesim.llm.engine import Engine
     from valuesim.llm.types import AnswerDistribution, ScoreRequest
     from valuesim.planning import PlanRow
@@ -301,8 +301,9 @@ def _check_model_and_method(params: Params, model: str, method: str) -> None:
 
     get_method(method)  # the table of methods: a one-line error listing them
     if model not in params.models:
-        known = ", ".join(sorted(params.models)) or "none"
-        raise ConfigError(f"model {model!r} is not defined under models in params ({known})")
+        from valuesim.model_flags import how_to_add
+
+        raise ConfigError(how_to_add(model, "params", list(params.models)))
 
 
 # -- calibration --------------------------------------------------------------------
@@ -520,19 +521,23 @@ def run_ask(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     dry_run: bool = False,
+    spec: ModelSpec | None = None,
 ) -> AskResult:
     """:func:`ask`, with the run's summary (cache hits, answers sent, tokens, cost,
     calibration, notes, the plan). Before the first request the run is planned
     (:func:`plan_run`): over ``simulate.max_cost_usd`` nothing is sent; a large or paid
-    run logs its plan. ``dry_run``: plan only, send nothing (the frame has no rows)."""
+    run logs its plan. ``dry_run``: plan only, send nothing (the frame has no rows).
+    ``spec``: a model the params do not define (or new settings for one), asked under
+    the name ``model`` (:mod:`valuesim.model_flags`: ``valuesim ask --provider ...``)."""
     from valuesim.config import load_params
     from valuesim.methods import get_method
+    from valuesim.model_flags import with_model
     from valuesim.personas.on_demand import check_n, personas_for, respondents_for, under
     from valuesim.prediction import add_prediction_intervals, check_level, find_fit
     from valuesim.survey.bank import load_bank
 
     project = Path(project_dir)
-    params = load_params(under(project, params_path))
+    params = with_model(load_params(under(project, params_path)), model, spec)
     _check_model_and_method(params, model, method)
     level = check_level(level)
     if n is None:  # the study's own personas (and cached answers) unless told otherwise

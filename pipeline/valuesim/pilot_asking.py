@@ -45,7 +45,7 @@ from valuesim.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from valuesim.asking import Calibration, CountriesArg, QuestionsArg
-    from valuesim.config import Params
+    from valuesim.config import ModelSpec, Params
     from valuesim.llm.engine import Engine
     from valuesim.llm.types import AnswerDistribution
     from valuesim.planning import PlanRow
@@ -304,6 +304,7 @@ def run_pilot(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     dry_run: bool = False,
+    spec: ModelSpec | None = None,
 ) -> PilotResult:
     """PPI++ estimates of ``questions``' country means from the pilot file and the model.
 
@@ -328,13 +329,14 @@ def run_pilot(
         score_units,
     )
     from valuesim.config import load_params
+    from valuesim.model_flags import with_model
     from valuesim.personas.build import persona_id
     from valuesim.personas.on_demand import respondents_for, under
     from valuesim.survey.bank import load_bank
     from valuesim.survey.pilot import persona_items_for, read_pilot
 
     project = Path(project_dir)
-    params = load_params(under(project, params_path))
+    params = with_model(load_params(under(project, params_path)), model, spec)
     _check_model_and_method(params, model, method)
     bank = load_bank(under(project, params.data.questions))
     persona_items_for(method, bank)  # a one-line error for a method without personas

@@ -95,7 +95,7 @@ def test_csv_output_parses_and_table_output_is_readable(
         (["--countries", "GBR"], "error: GBR not in the demo population"),
         (["--n", "41"], "error: n 41 is more than the 40 respondents of JPN"),
         (["--method", "telepathy"], "error: unknown method 'telepathy'"),
-        (["--model", "gpt-9"], "error: model 'gpt-9' is not defined under models in params"),
+        (["--model", "gpt-9"], "error: model 'gpt-9' is not an entry of the models section of params.yaml"),
         (["--format", "xml"], "error: unknown format 'xml'"),
         (["-q", "Q0"], "error: the questions given: item Q0: not a WVS item"),
         (["--params", "absent.yaml"], "error: params file absent.yaml not found"),

@@ -94,7 +94,7 @@ def test_score_with_a_params_model_and_table_output(
     ("args", "exit_code", "message"),
     [
         (["--provider", "nosuch", "--model", "x"], 4, "unknown provider 'nosuch'"),
-        (["--model", "notinparams"], 2, "model 'notinparams' is not in the params' models"),
+        (["--model", "notinparams"], 2, "model 'notinparams' is not an entry of the models section of"),
         (["--model", "fake", "--method", "telepathy"], 2, "unknown method 'telepathy'"),
         (["--model", "fake", "--question", "Q999"], 2, "unknown question id 'Q999'"),
         (["--model", "fake", "--estimator", "psychic"], 2,

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from valuesim.errors import ConfigError
+from valuesim.model_flags import ModelFlags
 
 if TYPE_CHECKING:
     import polars as pl
 
     from valuesim.asking import AskResult, AskSummary
+    from valuesim.config import ModelSpec
     from valuesim.pilot_asking import PilotSummary
 
 FORMATS = ("table", "json", "csv")
@@ -48,7 +50,28 @@ def register(app: typer.Typer) -> None:
         )],
         countries: str = typer.Option(..., help="ISO3 codes, e.g. JPN,DEU"),
         method: str = typer.Option("value", help="prompting method"),
-        model: str = typer.Option("smollm2", help="an entry of the params' models section"),
+        model: str = typer.Option(
+            "smollm2", help="an entry of the params' models section, or with --provider the "
+            "provider's model name (e.g. gpt-4o-mini)"
+        ),
+        provider: str | None = typer.Option(
+            None, help="ask a model params.yaml does not define: its provider (see `valuesim "
+            "providers`); keys come from the environment"
+        ),
+        base_url: str | None = typer.Option(
+            None, "--base-url", help="server URL (OpenAI-compatible, vLLM, SGLang, a proxy)"
+        ),
+        option: Annotated[list[str] | None, typer.Option(
+            "--option", help="a model option KEY=VALUE as under options: in params.yaml, "
+            "e.g. api_key_env=VLLM_KEY or server=vllm; repeat for several"
+        )] = None,
+        estimator: str | None = typer.Option(
+            None, help="logprobs, top_logprobs, sampling, verbalized (default: the provider's)"
+        ),
+        answer_rule: str | None = typer.Option(
+            None, "--answer-rule", help="answer_start (default), answer_eot, first_token, "
+            "leading_integer"
+        ),
         n: int | None = typer.Option(
             None, help="personas per country (persona methods); default personas.n_per_country, "
             "the study's own personas, whose answers the study may already have cached"
@@ -90,6 +113,10 @@ def register(app: typer.Typer) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"unknown format {fmt!r}; use --format table, json or csv")
         given = [q.strip() for entry in questions for q in entry.split(",") if q.strip()]
+        spec = _model_spec(model, params_file, ModelFlags(
+            provider=provider, base_url=base_url, estimator=estimator, answer_rule=answer_rule,
+            options=tuple(option or ()),
+        ))
         if pilot is not None:
             if n is not None:
                 raise ConfigError("--n is not used with --pilot (the pilot's respondents are the "
@@ -98,7 +125,7 @@ def register(app: typer.Typer) -> None:
 
             done = run_pilot(pilot, given, countries, method=method, model=model,
                              n_unlabeled=pilot_unlabeled, level=level, source=source,
-                             params_path=params_file, dry_run=dry_run)
+                             params_path=params_file, dry_run=dry_run, spec=spec)
             if dry_run:
                 print_plan(done.summary, fmt)
             else:
@@ -106,7 +133,7 @@ def register(app: typer.Typer) -> None:
             return
         result = run_ask(
             given, countries, method=method, model=model, n=n, source=source,
-            calibrate=calibrate, level=level, params_path=params_file, dry_run=dry_run,
+            calibrate=calibrate, level=level, params_path=params_file, dry_run=dry_run, spec=spec,
         )
         if dry_run:
             print_plan(result.summary, fmt)
@@ -123,6 +150,15 @@ def register(app: typer.Typer) -> None:
             for note in result.summary.notes:
                 typer.echo(f"note: {note}", err=True)
             typer.echo(result.summary.line(), err=True)
+
+
+def _model_spec(model: str, params_file: str, flags: ModelFlags) -> ModelSpec | None:
+    """The model of the command line (valuesim.model_flags), checked before anything runs;
+    None: the params entry ``model`` as it is."""
+    from valuesim.config import load_params
+    from valuesim.model_flags import resolve_model
+
+    return resolve_model(load_params(params_file), model, flags, params_file=params_file)
 
 
 def print_plan(summary: AskSummary | PilotSummary, fmt: str) -> None:

@@ -1,6 +1,7 @@
 """`valuesim plan`: requests, cache hits, tokens, cost and time of the study's simulate
 runs (and of its new_questions and shapley stages when they ask anything), before
-anything is sent (see valuesim.planning); with ``--pilot-corr`` and
+anything is sent (see valuesim.planning), or of one model's (``--model``, with
+``--provider``/``--base-url`` a model params.yaml does not define); with ``--pilot-corr`` and
 ``--target-width``, how many pilot respondents a PPI++ interval of that width needs
 (valuesim.analysis.ppi.pilot_size)."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -21,6 +23,20 @@ def register(app: typer.Typer) -> None:
             None, "--requests-per-s",
             help="Throughput to assume for models this project has no runs of (reports/runs).",
         ),
+        model: str | None = typer.Option(
+            None, "--model",
+            help="Plan the study's runs of this model only: an entry of the params' models, or "
+            "with --provider the provider's model name (a model params.yaml does not define).",
+        ),
+        provider: str | None = typer.Option(
+            None, help="With --model: its provider (see `valuesim providers`)."
+        ),
+        base_url: str | None = typer.Option(None, "--base-url", help="With --model: server URL."),
+        option: Annotated[list[str] | None, typer.Option(
+            "--option", help="With --model: a model option KEY=VALUE (repeat for several)."
+        )] = None,
+        estimator: str | None = typer.Option(None, help="With --model: the estimator."),
+        answer_rule: str | None = typer.Option(None, "--answer-rule", help="With --model: the answer rule."),
         from_params: bool = typer.Option(
             False, "--from-params",
             help="Plan from the params alone even where the pipeline's outputs exist.",
@@ -50,6 +66,7 @@ def register(app: typer.Typer) -> None:
         with --pilot-corr and --target-width: the pilot size a PPI++ interval needs."""
         from valuesim.config import load_params
         from valuesim.errors import ConfigError
+        from valuesim.model_flags import ModelFlags, resolve_model, with_model
         from valuesim.planning import iter_table, plan_study, study_inputs
 
         if pilot_corr is not None or target_width is not None:
@@ -61,6 +78,14 @@ def register(app: typer.Typer) -> None:
         if requests_per_s is not None and not requests_per_s > 0:
             raise ConfigError(f"--requests-per-s {requests_per_s}: give a positive number of requests a second")
         params = load_params(params_file)
+        flags = ModelFlags(provider=provider, base_url=base_url, estimator=estimator,
+                           answer_rule=answer_rule, options=tuple(option or ()))
+        if model is None and flags.given():
+            raise ConfigError("--provider, --base-url, --option, --estimator and --answer-rule "
+                              "describe a model: name it with --model")
+        if model is not None:  # that model in place of simulate.models, in memory only
+            params = with_model(params, model, resolve_model(params, model, flags,
+                                                             params_file=params_file))
         project = Path()
         # The pipeline's outputs were made from the project's own params.yaml: another
         # params file (a variant, the paper-scale example) is planned from its params.
@@ -68,7 +93,8 @@ def register(app: typer.Typer) -> None:
         why_not = ("--from-params" if from_params else "" if own else
                    f"{params_file} is not the params.yaml the pipeline's outputs were made from")
         inputs = study_inputs(params, project, use_outputs=own and not from_params, why_not=why_not)
-        result = plan_study(params, inputs, project=project, requests_per_s=requests_per_s)
+        result = plan_study(params, inputs, project=project, requests_per_s=requests_per_s,
+                            models=None if model is None else [model])
         if as_json:
             typer.echo(json.dumps(result.to_json(), indent=2))
         else:

@@ -7,6 +7,7 @@ through the engine, so the answer is cached like any other (a repeat is free).
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -34,6 +35,10 @@ def register(app: typer.Typer) -> None:
                 "leading_integer"
             ),
         ),
+        option: Annotated[list[str] | None, typer.Option(
+            "--option", help="a model option KEY=VALUE as under options: in params.yaml "
+            "(e.g. api_key_env=VLLM_KEY); repeat for several"
+        )] = None,
         source: str | None = typer.Option(None, help="sample personas from this source"),
         fmt: str = typer.Option("table", "--format", help="table or json"),
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
@@ -41,10 +46,10 @@ def register(app: typer.Typer) -> None:
         """Score one prompt: probability of each answer, coverage and estimator."""
         import polars as pl
 
-        from valuesim.config import ESTIMATORS, ModelSpec, load_params
+        from valuesim.config import load_params
         from valuesim.llm.engine import Engine
-        from valuesim.llm.types import ANSWER_RULES
         from valuesim.methods import check_method, persona_kind
+        from valuesim.model_flags import ModelFlags, resolve_model, with_model
         from valuesim.personas.preview import country_personas
         from valuesim.prompts import check_guidance, render
         from valuesim.spending import plan_and_check
@@ -52,30 +57,13 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("table", "json"):
             raise ConfigError(f"unknown format {fmt!r}; use --format table or --format json")
-        if estimator is not None and estimator not in ESTIMATORS:
-            raise ConfigError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
-        if answer_rule is not None and answer_rule not in ANSWER_RULES:
-            raise ConfigError(
-                f"unknown answer rule {answer_rule!r}; choose one of: {', '.join(ANSWER_RULES)}"
-            )
         check_method(method)
         params = load_params(params_file)
-        if provider is None:
-            if model not in params.models:
-                known = ", ".join(sorted(params.models)) or "none"
-                raise ConfigError(
-                    f"model {model!r} is not in the params' models ({known}); pass --provider too"
-                )
-            spec = params.models[model]
-        else:
-            spec = ModelSpec(provider=provider, model=model)
-        overrides = {"base_url": base_url, "estimator": estimator, "answer_rule": answer_rule}
-        try:
-            spec = ModelSpec.model_validate(
-                {**spec.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-            )
-        except ValueError as exc:
-            raise ConfigError(f"invalid model settings: {str(exc).splitlines()[-1].strip()}") from exc
+        flags = ModelFlags(provider=provider, base_url=base_url, estimator=estimator,
+                           answer_rule=answer_rule, options=tuple(option or ()))
+        params = with_model(params, model, resolve_model(params, model, flags,
+                                                         params_file=params_file))
+        spec = params.models[model]
         key = check_guidance(guidance or params.prompts.guidance)
         bank = load_bank(params.data.questions)
         item = bank.item(question) if question is not None else bank.targets[0]
