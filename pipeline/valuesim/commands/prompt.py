@@ -1,15 +1,17 @@
-"""`valuesim prompt show`: exactly the messages a model receives for one prompt."""
+"""`valuesim prompt show`: exactly the messages a model receives for one prompt, for an
+item of the bank or of a question file (``--questions``)."""
 
 from __future__ import annotations
 
-import polars as pl
+import json
+from typing import TYPE_CHECKING
+
 import typer
 
-from valuesim.config import load_params
-from valuesim.methods import check_method, persona_kind
-from valuesim.personas.preview import country_personas
-from valuesim.prompts import check_guidance, render
-from valuesim.survey.bank import load_bank
+from valuesim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from valuesim.survey.bank import Item, QuestionBank
 
 
 def register(app: typer.Typer) -> None:
@@ -20,18 +22,36 @@ def register(app: typer.Typer) -> None:
     def show(
         method: str = typer.Option(..., help="prompting method, e.g. value or country"),
         country: str = typer.Option(..., help="ISO3 code, e.g. JPN"),
-        question: str = typer.Option(..., help="question id, e.g. Q6"),
+        question: str = typer.Option(..., help="question id, e.g. Q6, or an item of --questions"),
+        questions: str | None = typer.Option(
+            None, "--questions", "-q",
+            help="question file (YAML) holding --question: shows the item as `valuesim ask "
+            "--questions FILE` sends it",
+        ),
         respondent: str | None = typer.Option(None, help="respondent id (persona methods)"),
         guidance: str | None = typer.Option(None, help="guidance key (default: prompts.guidance)"),
         source: str | None = typer.Option(None, help="sample personas from this source"),
+        fmt: str = typer.Option(
+            "text", "--format", help="text, or json: the messages and the answers scored"
+        ),
         params_file: str = typer.Option("params.yaml", "--params", help="params file"),
     ) -> None:
         """Print the system and user messages for one method, country and question."""
+        import polars as pl
+
+        from valuesim.config import load_params
+        from valuesim.methods import check_method, persona_kind
+        from valuesim.personas.preview import country_personas
+        from valuesim.prompts import answer_strings, check_guidance, render
+        from valuesim.survey.bank import load_bank
+
+        if fmt not in ("text", "json"):
+            raise ConfigError(f"unknown format {fmt!r}; use --format text or --format json")
         check_method(method)
         params = load_params(params_file)
         key = check_guidance(guidance or params.prompts.guidance)
         bank = load_bank(params.data.questions)
-        item = bank.item(question)
+        item = _item(bank, question, questions)
         kind, nationality = persona_kind(method)
         persona = None
         if kind is not None:
@@ -39,5 +59,34 @@ def register(app: typer.Typer) -> None:
                 params, bank, country, source=source, respondent=respondent
             ).filter((pl.col("kind") == kind) & (pl.col("nationality") == nationality))
             persona = rows["text"][0]
-        for msg in render(method, item, country=country, guidance=key, persona=persona):
+        messages = render(method, item, country=country, guidance=key, persona=persona)
+        if fmt == "json":
+            typer.echo(json.dumps({
+                "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "answers": list(answer_strings(item)),
+            }, indent=2, ensure_ascii=False))
+            return
+        for msg in messages:
             typer.echo(f"[{msg.role.capitalize()}]\n{msg.content}\n")
+
+
+def _item(bank: QuestionBank, question: str, questions: str | None) -> Item:
+    """``question`` of the bank, or of the question file ``questions`` (validated as
+    ``valuesim ask`` validates it: a file's errors are the same one line)."""
+    if questions is None:
+        if question not in bank.by_id:
+            from valuesim.names import shorten
+
+            raise ConfigError(
+                f"unknown question id {shorten(question)}; see data/questions/wvs7.yaml for the "
+                "bank's ids, or pass --questions FILE for an item of your own question file"
+            )
+        return bank.item(question)
+    from valuesim.asking import resolve_questions
+
+    items = resolve_questions([questions], bank)
+    for item in items:
+        if item.id == question:
+            return item
+    ids = ", ".join(i.id for i in items)
+    raise ConfigError(f"{questions}: no item {question!r}; its items are {ids}")
