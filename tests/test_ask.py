@@ -119,7 +119,7 @@ def test_a_bad_question_file_names_the_item_and_field(project: Path) -> None:
     bad = project / "bad.yaml"
     bad.write_text(yaml.safe_dump({"items": [{"id": "X1", "text": "?", "answers": [
         {"code": 1, "label": "yes"}, {"code": 1.5, "label": "no"}]}]}))
-    with pytest.raises(QuestionFileError, match=r"bad.yaml: item X1: answers\[2\].code 1.5"):
+    with pytest.raises(QuestionFileError, match=r"bad.yaml: item X1: answers\[1\].code 1.5"):
         run_ask(bad, "JPN", n=2, project_dir=project)
     assert not (project / ".cache").exists()
 

@@ -627,6 +627,7 @@ def ask(
     level: float = 0.9,
     params_path: str | Path = "params.yaml",
     project_dir: str | Path = ".",
+    spec: ModelSpec | None = None,
 ) -> pl.DataFrame:
     """Simulated answers to ``questions`` in ``countries``: one row per (country, question).
 
@@ -639,7 +640,9 @@ def ask(
     ``.json`` aggregates or WVS files; default: the study's). ``calibrate``: apply the
     study's fitted temperature for (model, method); without one the rows stay raw
     (``temperature`` null; :func:`run_ask` says why). ``level``: of the prediction
-    interval (0.8, 0.9 or 0.95, the levels the study fitted).
+    interval (0.8, 0.9 or 0.95, the levels the study fitted). ``spec``: a model the
+    params do not define, asked under the name ``model``, e.g.
+    ``ModelSpec(provider="openai", model="gpt-4o-mini")`` (keys from the environment).
 
     Columns: see :data:`ASK_SCHEMA` (``probs`` and ``labels`` in the order of ``codes``;
     nominal and binary items have shares, labels and the modal answer, and null expected,
@@ -655,4 +658,5 @@ def ask(
     return run_ask(
         questions, countries, method=method, model=model, n=n, source=source,
         calibrate=calibrate, level=level, params_path=params_path, project_dir=project_dir,
+        spec=spec,
     ).frame
