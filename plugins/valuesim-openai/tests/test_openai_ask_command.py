@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fake_openai_server import FakeOpenAI
+from fake_openai_server import FAKE_KEY, FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "data/questions/new_items_example.yaml"
@@ -108,9 +108,10 @@ def test_ask_any_model_from_the_command_line_against_the_fake_vllm(tmp_path: Pat
     assert (project / "params.yaml").read_bytes() == before  # nothing was written to params
 
 
-def _respondents(project: Path, country: str) -> list[str]:
-    """The respondent ids of `valuesim personas show` (its default: the study's personas)."""
-    out = _cli(project, "personas", "show", "--country", country, "--kind", "value", "--n", "6")
+def _respondents(project: Path, country: str, n: int) -> list[str]:
+    """The respondent ids of `valuesim personas show --n N`: the personas `ask --n N` asks
+    (both sample with personas.seed)."""
+    out = _cli(project, "personas", "show", "--country", country, "--kind", "value", "--n", str(n))
     assert out.returncode == 0, out.stderr
     return [line.split()[1].split(":")[0] for line in out.stdout.splitlines() if line.startswith("# ")]
 
@@ -126,12 +127,14 @@ def test_prompt_show_prints_exactly_what_ask_sends(fake: FakeOpenAI, tmp_path: P
     messages `prompt show --questions` prints are the ones the server received."""
     project = _project(tmp_path)
     out = _cli(project, "ask", "--provider", "openai", "--model", "gpt-4o-mini", "--base-url", fake.url,
-               "-q", "news.yaml", "--countries", "JPN", "--format", "json")
+               "-q", "news.yaml", "--countries", "JPN", "--n", "3", "--format", "json")
     assert out.returncode == 0, out.stderr[-2000:]
     sent = _sent(fake)
-    assert len(sent) == 2 * 6
-    rids = _respondents(project, "JPN")
-    assert len(rids) == 6
+    assert len(sent) == 2 * 3
+    # OPENAI_API_KEY is set (the fixture) but belongs to api.openai.com: not sent here
+    assert FAKE_KEY not in "".join(fake.auth_headers)
+    rids = _respondents(project, "JPN", 3)
+    assert len(rids) == 3
     shown = [_shown(project, "--questions", "news.yaml", "--question", q, "--method", "value",
                     "--country", "JPN", "--respondent", r, "--format", "json")
              for r in rids for q in ("NEWS_SOURCE", "VOTED")]
