@@ -127,37 +127,34 @@ def test_quickstart_2_runs_on_real_wvs_files(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_quickstart_3_asks_a_vllm_server(tmp_path: Path) -> None:
-    """The params entry and the `valuesim ask` line as written, against a vLLM-wire
-    server on loopback that serves the embedded model's real logits; only the port is
-    changed."""
+    """The `valuesim ask` line as written, against a vLLM-wire server on loopback that
+    serves the embedded model's real logits; only the port is changed, params.yaml is
+    not edited."""
     from valuesim.config import ModelSpec
     from valuesim.plugins import providers
     from valuesim.testing.fake_vllm import serve_fake_vllm
 
-    entry = yaml.safe_load(_blocks("## Quickstart 3: your own questions, with an API or vLLM model",
-                                   "yaml")[0])["models"]
-    (name, model), = entry.items()
-    command = _commands(_blocks("## Quickstart 3: your own questions, with an API or vLLM model",
-                                "bash")[0])[0]
+    section = "## Quickstart 3: your own questions, with an API or vLLM model"
+    command = _commands(_blocks(section, "bash")[0])[0]
     assert command.startswith("valuesim ask")
-    assert f"--model {name}" in command
+    assert "--provider openai" in command
+    model = re.search(r"--model (\S+)", command)[1]
     (tmp_path / "data/questions").mkdir(parents=True)
     shutil.copy(ROOT / EXAMPLE, tmp_path / EXAMPLE)
     spec = ModelSpec(provider="transformers", model="embedded", precision="fp32")
     local = providers()["transformers"].create(spec, state_dir=tmp_path / "state")
-    with serve_fake_vllm(local.lm, model_name=model["model"]) as (url, fake):
-        served = {**model, "base_url": model["base_url"].replace("http://127.0.0.1:8000/v1", url)}
-        assert served["base_url"] == url  # the README's URL is the loopback default
-        write_ask_params(tmp_path, model=name, provider=None)
-        params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-        params["models"] = {name: served}
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with serve_fake_vllm(local.lm, model_name=model) as (url, fake):
+        served = command.replace("http://127.0.0.1:8000/v1", url)
+        assert served != command  # the README's URL is the loopback default
+        write_ask_params(tmp_path, model="smollm2", provider=None)
+        before = (tmp_path / "params.yaml").read_bytes()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-        out = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True,
+        out = subprocess.run(served, shell=True, cwd=tmp_path, capture_output=True, text=True,
                              env=env, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
-        assert len(fake.bodies) > 0
+        assert len(fake.bodies) == 2 * 2 * 6  # countries x items x personas.n_per_country
+    assert (tmp_path / "params.yaml").read_bytes() == before
     for needle in ("JPN", "DEU", "AI_TRUST", "CLIMATE_TAX"):
         assert needle in out.stdout
 
