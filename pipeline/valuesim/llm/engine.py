@@ -6,7 +6,9 @@ sends only the misses, in chunks of ``simulate.batch_size``, with up to
 ``spec.concurrency`` chunks in flight (per server, for a fleet of servers:
 :mod:`valuesim.llm.fleet`), and stores each answer in the cache the moment it
 arrives (an API provider reports each request of a chunk as it finishes, through
-:class:`~valuesim.llm.api_provider.AnswerSink`; other providers each chunk). A run
+:class:`~valuesim.llm.api_provider.AnswerSink`; other providers each chunk), moving
+the progress bar, or the log's progress line, as it does
+(:mod:`valuesim.llm.progress`). A run
 killed at any point therefore loses at most the calls in flight and never pays for
 a finished one twice. Before sending, a run claims its prompts in the cache
 (:meth:`ResponseCache.claim`): that checks the cache can be written before anything
@@ -41,7 +43,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tqdm import tqdm
 
 from valuesim.contracts import Provider, ProviderFactory, TransientProviderError
 from valuesim.errors import DataError, ProviderError
@@ -50,6 +51,7 @@ from valuesim.llm.api_support import ANNOUNCE_WAIT_S
 from valuesim.llm.cache import ResponseCache, resolve_cache_dir
 from valuesim.llm.interrupt import Interrupted, RunInterrupted
 from valuesim.llm.paid_journal import JOURNAL_DIR, Paid, RunJournal
+from valuesim.llm.progress import Progress, log_interval
 from valuesim.llm.provider_options import answer_options
 from valuesim.llm.types import (
     ANSWER_RULES,
@@ -69,8 +71,6 @@ if TYPE_CHECKING:
     from valuesim.config import ModelSpec, Params, PriceEntry
 
 FLAG_NO_COVERAGE = "coverage 0: no probability on any admissible answer"
-# How often a run without a progress bar (not a terminal: DVC, CI) logs a line.
-_LOG_EVERY_S = 30.0
 _MAX_BACKOFF_S = 60.0
 # How often waits look at the cancel event: the bound on reacting to Ctrl-C.
 _POLL_S = 0.1
@@ -369,10 +369,13 @@ class Engine:
         cancel: threading.Event | None = None,
         grace_s: float = GRACE_S,
         carry_over: bool = False,
+        progress_every_s: float | None = None,
     ) -> None:
-        """``sleep``: replaces the backoff wait (tests); by default it is an interruptible
-        wait. ``cancel``: the event that stops a run (default: the CLI's signal
-        handler's, :data:`valuesim.llm.interrupt.CANCEL`). ``carry_over``: this
+        """``progress``: a bar in the terminal (default: when stderr is one); else a
+        progress line every ``progress_every_s`` seconds (default: ``VALUESIM_PROGRESS_EVERY_S``
+        or 30; :mod:`valuesim.llm.progress`). ``sleep``: replaces the backoff wait (tests);
+        by default it is an interruptible wait. ``cancel``: the event that stops a run
+        (default: the CLI's signal handler's, :data:`valuesim.llm.interrupt.CANCEL`). ``carry_over``: this
         engine's summaries report what interrupted runs paid (the pipeline's engines,
         whose summaries are printed; see :meth:`from_params`)."""
         if isinstance(provider, str):
@@ -404,6 +407,8 @@ class Engine:
         self.price = prices.get(spec.model)
         self.label = label or f"{provider.name}/{spec.model}"
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress_every_s = log_interval() if progress_every_s is None else progress_every_s
+        self._progress: Progress | None = None
         self.retry_flagged = retry_flagged
         self.backoff_s = backoff_s
         self._sleep = sleep
@@ -662,11 +667,10 @@ class Engine:
         with self._sink_lock:
             self._saved = set()
             self._accepting = True
-        bar = tqdm(
-            total=len(todo), unit="req", desc=self.label, file=sys.stderr,
-            disable=not self.progress, dynamic_ncols=True,
+        # Moved by _save, answer by answer where the provider reports each one.
+        progress = self._progress = Progress(
+            self.label, len(todo), terminal=self.progress, log=self._log, every_s=self.progress_every_s
         )
-        last_log = time.monotonic()
         # Set by the first chunk that fails for good: chunks not yet started then
         # return without calling the provider (a worker may pick one up before the
         # main thread gets to cancel it).
@@ -696,12 +700,8 @@ class Engine:
                             for other in pending:
                                 other.cancel()
                         continue
-                    part = fut.result()
-                    done.update(part)
-                    bar.update(len(part))
-                if not self.progress and time.monotonic() - last_log > _LOG_EVERY_S:
-                    last_log = time.monotonic()
-                    self._log(f"{self.label}: {len(done)}/{len(todo)} sent")
+                    done.update(fut.result())
+                progress.tick()  # a log line is due even while nothing arrives
         except Interrupted as exc:
             interrupted = exc
         except BaseException:
@@ -724,7 +724,8 @@ class Engine:
                 # What was saved is final now: the lines below report it.
                 self._accepting = False
                 saved_here = sum(k in done or k in self._saved for k in todo)
-            bar.close()
+            progress.close()
+            self._progress = None
             if before is not None and callable(stats):
                 from valuesim.llm.fleet import stats_since
 
@@ -831,6 +832,8 @@ class Engine:
             if self.cache is not None:
                 self.cache.put_many(new, provider=self.factory.name, model=self.spec.model)
             self._saved.update(k for k, _ in new)
+            if self._progress is not None:
+                self._progress.advance(len(new))
             if self._journal is not None:
                 try:
                     self._journal.record(paid)

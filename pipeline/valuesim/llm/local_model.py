@@ -17,6 +17,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -122,6 +125,61 @@ def resolve_model(model: str, cache_root: Path) -> tuple[str, str]:
     return model, "hub"
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights") and warnings off while a model
+    loads: valuesim says what it loads in one line instead. The settings are restored
+    afterwards (they are process-wide, and a notebook may want them)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def loading_label(model: str, precision: str) -> str:
+    """What the loading line calls a model: ``SmolLM2-135M-Instruct (embedded, fp32)``."""
+    if model == EMBEDDED:
+        return f"{EMBEDDED_NAME} (embedded, {precision})"
+    return f"{model} ({precision})"
+
+
+def load_model(
+    model: str,
+    *,
+    precision: Precision,
+    cache_root: Path,
+    device: str | None = None,
+    threads: int | None = None,
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load ``model`` (``embedded``, a local directory or a hub id) for exact scoring,
+    saying so in one line on stderr: ``loading SmolLM2-135M-Instruct (embedded, fp32)... 3.1 s``."""
+    note = bf16_slow_note(precision, _pick_device(device))
+    if note:  # its own line, before the loading line
+        print(note, file=sys.stderr)
+    print(f"loading {loading_label(model, precision)}... ", end="", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        with quiet_transformers():
+            lm = _load_model(
+                model, precision=precision, cache_root=cache_root, device=device, threads=threads,
+                revision=revision,
+            )
+    except BaseException:
+        print("failed", file=sys.stderr, flush=True)
+        raise
+    print(f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    return lm
+
+
 def _pick_device(requested: str | None) -> torch.device:
     import torch
 
@@ -159,7 +217,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def load_model(
+def _load_model(
     model: str,
     *,
     precision: Precision,
@@ -168,7 +226,6 @@ def load_model(
     threads: int | None = None,
     revision: str | None = None,
 ) -> LoadedModel:
-    """Load ``model`` (``embedded``, a local directory or a hub id) for exact scoring."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -176,9 +233,6 @@ def load_model(
     source, weights_rev = resolve_model(model, cache_root)
     dev = _pick_device(device)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-    note = bf16_slow_note(precision, dev)
-    if note:
-        print(note, file=sys.stderr)
     kw: dict[str, Any] = {"revision": revision} if revision else {}
     try:
         tok = AutoTokenizer.from_pretrained(source, **kw)
