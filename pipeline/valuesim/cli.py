@@ -1,7 +1,8 @@
 """The `valuesim` command.
 
 Each command group lives in ``valuesim.commands.<name>`` and exposes
-``register(app)``; this module only wires them and turns user errors into one line.
+``register(app)``; this module only wires them, sorts them into the workflows that
+``--help`` shows (:data:`WORKFLOWS`), and turns user errors into one line.
 """
 
 from __future__ import annotations
@@ -9,19 +10,55 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import typer
 
 from valuesim.errors import ValuesimError
 
+# Registration order is the order --help lists the commands in, within each panel.
 COMMAND_MODULES = (
-    "human", "demo", "map", "personas", "prompt", "providers", "score", "bench", "stage",
-    "cache", "ask",
+    "stage", "summary", "human", "map", "personas", "export", "view", "reproduction",
+    "ask", "plan", "prompt",
     "compare",
-    "plan",
-    "reproduction",
-    "export", "view",
+    "providers", "score", "bench",
+    "cache", "demo",
 )
+
+#: --help's panels, in workflow order: which commands (and command groups) each holds.
+#: A command that is in none fails the CLI tests, so a new one is placed on purpose.
+WORKFLOWS: dict[str, tuple[str, ...]] = {
+    "Study": ("stage", "summary", "human", "map", "personas", "export", "view", "check-reproduction"),
+    "Ask": ("ask", "plan", "prompt"),
+    "Compare": ("compare",),
+    "Models": ("providers", "score", "bench"),
+    "Maintenance": ("cache", "demo"),
+}
+
+
+def _panel(name: str | None) -> str | None:
+    return next((panel for panel, names in WORKFLOWS.items() if name in names), None)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from valuesim import __version__
+
+        typer.echo(f"valuesim {__version__}")
+        raise typer.Exit()
+
+
+def _plain_flags(command: Any) -> Any:
+    """On/off options without typer's ``<bool>`` type column in --help (a flag takes no
+    value, so a type there reads as if it did), for every command and group below.
+    (typer renders an option's metavar there when it has one; it vendors its own
+    click, so its commands and options are matched by their attributes.)"""
+    for param in command.get_params(command.context_class(command)):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+    return command
 
 
 def build_app() -> typer.Typer:
@@ -36,13 +73,24 @@ def build_app() -> typer.Typer:
     @app.callback()
     def _root(
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ) -> None:
         if debug:
             os.environ["VALUESIM_DEBUG"] = "1"
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"valuesim.commands.{name}").register(app)
+    for info in (*app.registered_commands, *app.registered_groups):
+        name = info.name or (info.callback.__name__ if info.callback else None)
+        info.rich_help_panel = info.rich_help_panel or _panel(name)
     return app
+
+
+def build_command() -> Any:
+    """The click command ``valuesim`` runs: the typer app, its flags shown plainly."""
+    return _plain_flags(typer.main.get_command(build_app()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,10 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     # cached) and ends here with one line and exit 128+signal; a second exits at once.
     with handlers_installed():
         try:
-            app = build_app()
+            command = build_command()
             # standalone mode: click itself reports usage errors (exit 2) and handles
             # --help; only our own user errors need turning into one line here.
-            app(args=argv, standalone_mode=True)
+            command.main(args=argv, prog_name="valuesim", standalone_mode=True)
         except ValuesimError as exc:
             if debug:
                 raise

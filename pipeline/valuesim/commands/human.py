@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -47,8 +48,11 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--questions", "-q", help="question ids, comma-separated: Q6,Q49")
         ],
         fmt: Annotated[
-            Format, typer.Option("--format", "-f", help="json, csv or table")
-        ] = Format.json,
+            Format | None,
+            typer.Option(
+                "--format", "-f", help="json, csv or table (default: table in a terminal, else json)"
+            ),
+        ] = None,
         bank_path: Annotated[
             str, typer.Option("--bank", help="question bank")
         ] = "data/questions/wvs7.yaml",
@@ -86,6 +90,10 @@ def register(app: typer.Typer) -> None:
             result.respondents, bank, items=items, countries=country_list
         )
         records = as_records(distributions, summary)
+        # A table for a person at a terminal, like every other command; JSON, as before,
+        # for a pipe or a file, where this command's output mostly goes.
+        if fmt is None:
+            fmt = Format.table if sys.stdout.isatty() else Format.json
         typer.echo(_render(records, fmt))
 
 
