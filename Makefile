@@ -26,8 +26,11 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile $(wildcard plugins/*/pyproject.t
 	touch $(STAMP)
 
 # dvc runs each stage's `valuesim stage ...` command: the venv's bin goes first on PATH.
+# Then where the report is and its headline (`valuesim summary`); a run that fails stops
+# at dvc repro, and a summary that cannot be printed does not fail a run that worked.
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	@$(BIN)/valuesim summary || true
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
