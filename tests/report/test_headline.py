@@ -40,7 +40,7 @@ def test_summary_names_the_report_and_its_headline(
     code, out, err = run_cli(["summary", "--project", str(study.root)], capsys)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "report: reports/index.html"
+    assert lines[0] == f"report: {study.root}/reports/index.html"
     assert (study.root / "reports/index.html").exists()
     firsts = verdict_first_lines((study.root / "reports/index.html").read_text())
     assert firsts, "the report has no verdict"
@@ -88,7 +88,7 @@ def test_summary_before_the_report_says_so(
     (project / "reports/index.html").unlink()
     code, out, err = run_cli(["summary", "--project", str(project)], capsys)
     assert code == 0, err
-    assert out.splitlines()[0] == "report: reports/index.html (not written yet: run `dvc repro report`)"
+    assert out.splitlines()[0] == f"report: {project}/reports/index.html (not written yet: run `dvc repro report`)"
 
 
 def _make_run(study: pe.Project, tmp_path: Path, dvc_status: int) -> subprocess.CompletedProcess[str]:
