@@ -196,7 +196,12 @@ def test_a_locked_cache_costs_nothing_and_ctrl_c_ends_the_wait_at_once(
             with subprocess.Popen(ASK, cwd=d, env=env(), text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
                 assert proc.stderr is not None
-                waiting = proc.stderr.readline()  # the run says it waits for the lock
+                # the run says it waits for the lock (after the plan line an ask prints first)
+                waiting = ""
+                for _ in range(5):
+                    waiting = proc.stderr.readline()
+                    if "is locked by another process" in waiting or not waiting:
+                        break
                 assert "is locked by another process; waiting up to 60s" in waiting, waiting
                 time.sleep(1.0)  # and keeps waiting
                 assert proc.poll() is None
