@@ -59,7 +59,9 @@ def collect(params: Params, runs: Path = RUNS) -> dict[str, Any]:
             stats.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue  # a damaged statistics file costs the footer a line, not the report
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    # the run itself rewrites dvc.lock and the git-tracked metrics and plots: those are not
+    # changes to what the study was made from
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!reports")
     models = []
     for name in params.simulate.models:
         spec = params.models.get(name)
