@@ -104,6 +104,25 @@ def stage_prompts(
     return units, maps
 
 
+def _stage_prompt_pairs(
+    params: Params, method: str, inputs: StageInputs
+) -> tuple[list[Prompt], int]:
+    """:func:`stage_prompts` as (messages, answers) pairs, targets first, and how many
+    are map-item prompts: the same prompts, rendered by the same code, without a
+    PromptUnit for each target (what a plan counts needs none)."""
+    from valuesim.culturalmap.item_prompts import plan_map_prompts
+    from valuesim.prompts import plan_prompt_messages
+
+    personas = inputs.personas(method)
+    guidance = params.prompts.guidance
+    listed: list[Prompt] = plan_prompt_messages(method, personas, inputs.bank, list(inputs.questions),
+                                                list(inputs.countries), guidance)
+    maps = (plan_map_prompts(method, personas, inputs.bank, list(inputs.countries), guidance)
+            if params.simulate.map_items else [])
+    listed += [(p.unit.messages, p.unit.answers) for p in maps]
+    return listed, len(maps)
+
+
 def stage_requests(
     engine: Engine, units: Sequence[PromptUnit], map_prompts: Sequence[MapPrompt]
 ) -> list[ScoreRequest]:
@@ -443,12 +462,17 @@ class _MethodPrompts:
         per_scale: dict[tuple[str, ...], int] = {}
         extra = tokens = 0
         for messages, answers in send:
-            k = per_scale.setdefault(answers, len(prefix_answers(answers)))
+            # a plain lookup, not setdefault: setdefault evaluates its default (the prefix
+            # search) for every request, and a study has millions of them on a few scales
+            k = per_scale.get(answers)
+            if k is None:
+                k = per_scale[answers] = len(prefix_answers(answers))
             if k:
                 extra += k
                 # the same prompt again, continued by the prefix (the server's prefix cache
                 # serves most of it; priced here in full)
-                tokens += k * (_estimate([(messages, answers)]) + 1)
+                # (_estimate of this one prompt, inlined: it runs once per request)
+                tokens += k * (round(sum(len(m.content) for m in messages) / CHARS_PER_TOKEN) + 1)
         if everything:
             self._splits = (extra, tokens)
         return extra, tokens
@@ -568,11 +592,9 @@ def plan_study(
         tokenizers = {m: local_tokenizer(e) if count_tokens and _is_local(e) else None
                       for m, e in engines.items()}
         for method in params.simulate.methods:
-            units, maps = stage_prompts(params, method, inputs)
-            listed: list[Prompt] = [(u.messages, u.answers) for u in units]
-            listed += [(p.unit.messages, p.unit.answers) for p in maps]
-            prompts = _MethodPrompts(listed, len(maps))
-            del units, maps, listed  # a paper-scale method holds a million prompts
+            listed, n_map = _stage_prompt_pairs(params, method, inputs)
+            prompts = _MethodPrompts(listed, n_map)
+            del listed  # a paper-scale method holds a million prompts
             for model, engine in engines.items():
                 rate, source = _rate(seen, engine, requests_per_s)
                 rows.append(_row(params, model, method, engine, prompts,

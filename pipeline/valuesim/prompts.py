@@ -24,7 +24,7 @@ template would name the country). Which wording a method uses is its row in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -163,6 +163,40 @@ def plan_prompts(
     (persona_id ``"{country}:{method}"``); persona methods one per persona of that
     kind and nationality flag. All inputs are checked before anything is rendered.
     """
+    units: list[PromptUnit] = []
+    for pid, c, row in _prompt_rows(method, personas, bank, question_ids, countries, guidance):
+        units += [PromptUnit(persona_id=pid, country=c, question=q, messages=messages, answers=answers)
+                  for q, messages, answers in row]
+    return units
+
+
+def plan_prompt_messages(
+    method: str,
+    personas: pl.DataFrame,
+    bank: QuestionBank,
+    question_ids: Sequence[str],
+    countries: Sequence[str],
+    guidance: str = DEFAULT_GUIDANCE,
+) -> list[tuple[tuple[ChatMessage, ...], tuple[str, ...]]]:
+    """The (messages, answers) of :func:`plan_prompts`, in its order, without the
+    PromptUnit around each: what `valuesim plan` counts (a paper-scale method has a
+    million prompts, and building a unit for each was most of the plan's time)."""
+    pairs: list[tuple[tuple[ChatMessage, ...], tuple[str, ...]]] = []
+    for _, _, row in _prompt_rows(method, personas, bank, question_ids, countries, guidance):
+        pairs += [(messages, answers) for _, messages, answers in row]
+    return pairs
+
+
+def _prompt_rows(
+    method: str,
+    personas: pl.DataFrame,
+    bank: QuestionBank,
+    question_ids: Sequence[str],
+    countries: Sequence[str],
+    guidance: str,
+) -> Iterator[tuple[str, str, list[tuple[str, tuple[ChatMessage, ...], tuple[str, ...]]]]]:
+    """Per head (persona_id, country): its (question, messages, answers), in prompt
+    order; every input is checked before the first head is yielded."""
     m = get_method(method)
     kind, nationality = m.persona, m.nationality
     check_guidance(guidance)
@@ -203,13 +237,20 @@ def plan_prompts(
         for i, (_, c, _) in enumerate(heads):
             offsets[i] = seen.get(c, 0)
             seen[c] = offsets[i] + 1
-    return [
-        PromptUnit(
-            persona_id=pid, country=c, question=item.id,
-            messages=(ChatMessage("system", system), ChatMessage(
-                "user", user_message(item, offset) if item.order == "rotate" else user)),
-            answers=answers,
-        )
-        for (pid, c, system), offset in zip(heads, offsets, strict=True)
-        for item, user, answers in questions
-    ]
+    # One ChatMessage per system text and per (question, offset), shared by every prompt
+    # that has it: messages are frozen, and a paper-scale method has a million prompts but
+    # only its heads' and questions' texts (building two messages per prompt was most of
+    # `valuesim plan`'s time and memory).
+    users: dict[tuple[str, int], ChatMessage] = {}
+
+    def user_of(item: Item, text: str, offset: int) -> ChatMessage:
+        key = (item.id, offset if item.order == "rotate" else 0)
+        if (found := users.get(key)) is None:
+            found = users[key] = ChatMessage(
+                "user", user_message(item, offset) if item.order == "rotate" else text)
+        return found
+
+    for (pid, c, system), offset in zip(heads, offsets, strict=True):
+        head = ChatMessage("system", system)
+        yield pid, c, [(item.id, (head, user_of(item, user, offset)), answers)
+                       for item, user, answers in questions]
