@@ -164,9 +164,9 @@ def plan_prompts(
     kind and nationality flag. All inputs are checked before anything is rendered.
     """
     units: list[PromptUnit] = []
-    for pid, c, row in _prompt_rows(method, personas, bank, question_ids, countries, guidance):
+    for pid, c, ids, row in _prompt_rows(method, personas, bank, question_ids, countries, guidance):
         units += [PromptUnit(persona_id=pid, country=c, question=q, messages=messages, answers=answers)
-                  for q, messages, answers in row]
+                  for q, (messages, answers) in zip(ids, row, strict=True)]
     return units
 
 
@@ -182,8 +182,8 @@ def plan_prompt_messages(
     PromptUnit around each: what `valuesim plan` counts (a paper-scale method has a
     million prompts, and building a unit for each was most of the plan's time)."""
     pairs: list[tuple[tuple[ChatMessage, ...], tuple[str, ...]]] = []
-    for _, _, row in _prompt_rows(method, personas, bank, question_ids, countries, guidance):
-        pairs += [(messages, answers) for _, messages, answers in row]
+    for _, _, _, row in _prompt_rows(method, personas, bank, question_ids, countries, guidance):
+        pairs += row
     return pairs
 
 
@@ -194,8 +194,8 @@ def _prompt_rows(
     question_ids: Sequence[str],
     countries: Sequence[str],
     guidance: str,
-) -> Iterator[tuple[str, str, list[tuple[str, tuple[ChatMessage, ...], tuple[str, ...]]]]]:
-    """Per head (persona_id, country): its (question, messages, answers), in prompt
+) -> Iterator[tuple[str, str, list[str], list[tuple[tuple[ChatMessage, ...], tuple[str, ...]]]]]:
+    """Per head: its persona_id, country, question ids and (messages, answers), in prompt
     order; every input is checked before the first head is yielded."""
     m = get_method(method)
     kind, nationality = m.persona, m.nationality
@@ -241,16 +241,18 @@ def _prompt_rows(
     # that has it: messages are frozen, and a paper-scale method has a million prompts but
     # only its heads' and questions' texts (building two messages per prompt was most of
     # `valuesim plan`'s time and memory).
-    users: dict[tuple[str, int], ChatMessage] = {}
+    # (only a rotated item's message depends on the head: it is made per offset)
+    fixed = [(item, None if item.order == "rotate" else ChatMessage("user", user), answers)
+             for item, user, answers in questions]
+    ids = [item.id for item in items]
+    rotated_users: dict[tuple[str, int], ChatMessage] = {}
 
-    def user_of(item: Item, text: str, offset: int) -> ChatMessage:
-        key = (item.id, offset if item.order == "rotate" else 0)
-        if (found := users.get(key)) is None:
-            found = users[key] = ChatMessage(
-                "user", user_message(item, offset) if item.order == "rotate" else text)
+    def rotated_user(item: Item, offset: int) -> ChatMessage:
+        if (found := rotated_users.get((item.id, offset))) is None:
+            found = rotated_users[item.id, offset] = ChatMessage("user", user_message(item, offset))
         return found
 
     for (pid, c, system), offset in zip(heads, offsets, strict=True):
         head = ChatMessage("system", system)
-        yield pid, c, [(item.id, (head, user_of(item, user, offset)), answers)
-                       for item, user, answers in questions]
+        yield pid, c, ids, [((head, user if user is not None else rotated_user(item, offset)), answers)
+                            for item, user, answers in fixed]
