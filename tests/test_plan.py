@@ -76,6 +76,26 @@ def test_plan_counts_are_what_the_simulate_stage_sends_and_then_caches(project: 
     assert [(r.cached, r.to_send, r.prompt_tokens) for r in after] == [(r.requests, 0, 0) for r in after]
 
 
+def test_a_plan_leaves_the_garbage_collector_as_it_found_it(project: Path, root: Path) -> None:
+    # the plan pauses the cyclic collector while it builds its prompts (speed); the
+    # process's setting must come back, also when the plan fails
+    import gc
+
+    params = make_params(root)
+    assert gc.isenabled()
+    plan_study(params, outputs_inputs(params))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        plan_study(params, outputs_inputs(params))
+        assert not gc.isenabled()  # not switched on for a caller that had it off
+    finally:
+        gc.enable()
+    with pytest.raises(KeyError):  # an unknown model, raised while the collector is paused
+        plan_study(params, outputs_inputs(params), models=["no-such-model"])
+    assert gc.isenabled()
+
+
 def test_estimated_tokens_are_characters_over_four(project: Path, root: Path) -> None:
     from valuesim.planning import stage_prompts
 

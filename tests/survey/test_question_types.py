@@ -121,6 +121,27 @@ def test_rotate_lists_the_options_from_the_kth_on_for_the_kth_persona(tmp_path: 
         user_message(bank.item("Q164"))}
 
 
+def test_the_plans_prompt_pairs_are_the_stages_prompts_rotation_included(tmp_path: Path, bank) -> None:  # type: ignore[no-untyped-def]
+    # `valuesim plan` counts plan_prompt_messages, the simulate stage sends plan_prompts:
+    # the same messages in the same order, a rotated item's per-offset text included, and
+    # one shared message object per text (not two new ones per prompt)
+    from valuesim.prompts import plan_prompt_messages
+    from valuesim.survey.new_questions import extend_bank
+
+    news, = load_question_file(_write(tmp_path, {**NEWS, "order": "rotate"}), bank)
+    personas = pl.DataFrame({
+        "persona_id": ["J0", "J1", "J2", "J3", "J4", "D0", "D1"],
+        "country": ["JPN"] * 5 + ["DEU"] * 2, "kind": ["value"] * 7,
+        "nationality": [True] * 7, "text": ["a persona", "b", "c", "d", "e", "f", "a persona"]})
+    asked = extend_bank(bank, [news])
+    args = ("value", personas, asked, ["NEWS", "Q164", "Q1"], ["JPN", "DEU"])
+    units = plan_prompts(*args)
+    pairs = plan_prompt_messages(*args)
+    assert pairs == [(u.messages, u.answers) for u in units]
+    assert len({u.messages[1].content for u in units if u.question == "NEWS"}) == 4
+    assert len({id(m[1]) for m, _ in pairs}) == 5 + 2  # NEWS at offsets 0-4, Q164, Q1
+
+
 def test_first_listed_share_reads_each_persona_at_its_own_first_option() -> None:
     # persona k saw the list from its (k mod 3)-th answer; the flagged one is left out
     dists = [([0.6, 0.2, 0.2], False), ([0.1, 0.7, 0.2], False), ([0.5, 0.5, 0.0], True),
