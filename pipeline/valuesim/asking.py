@@ -50,7 +50,15 @@ from valuesim.errors import ConfigError, ProviderError
 from valuesim.paths import CALIBRATED
 from valuesim.survey.bank import Item, QuestionBank
 from valuesim.survey.new_questions import plan_items  # ask's prompts (also the stage's)
-from valuesim.survey.question_types import NO_TILT, has_scale, modal, no_scale_reason
+from valuesim.survey.question_types import (
+    MULTI,
+    NO_TILT,
+    OptionItem,
+    first_listed_share,
+    has_scale,
+    modal,
+    no_scale_reason,
+)
 
 if TYPE_CHECKING:
     from valuesim.config import ModelSpec, Params
@@ -89,20 +97,26 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "pred_high": pl.Float64(),
     "pred_level": pl.Float64(),
     "pred_source": pl.Utf8(),
+    # order: rotate (nominal and binary items): the mean share the personas gave whichever
+    # answer their prompt listed first (1/n: no order effect); null for an item listed
+    # in one order
+    "first_listed_share": pl.Float64(),
 }
 # ask's rows: RESULT_SCHEMA (what the new_questions stage stores, unchanged) and the
 # answers' labels and type-aware summaries (valuesim.survey.question_types)
 LABEL_SCHEMA: dict[str, pl.DataType] = {
-    "type": pl.Utf8(),  # ordinal, nominal or binary
+    # ordinal, nominal or binary; multi: one option of a multi item, asked as Yes/No
+    "type": pl.Utf8(),
     "labels": pl.List(pl.Utf8()),  # in the order of codes
     "mode": pl.Int64(),  # the modal answer's code
     "mode_label": pl.Utf8(),
     "mode_share": pl.Float64(),
-    # order: rotate: the mean share personas gave whichever answer their prompt listed
-    # first (1/n: no order effect); null for items listed in one order
-    "first_listed_share": pl.Float64(),
-    # why expected, variance and intervals are null (nominal and binary items)
+    # why expected, variance and intervals are null (nominal, binary and multi items)
     "no_expected_reason": pl.Utf8(),
+    # an option of a multi item: the item's id and the option's label; the share
+    # selecting it is probs[0] (Yes)
+    "part_of": pl.Utf8(),
+    "option": pl.Utf8(),
 }
 ASK_SCHEMA: dict[str, pl.DataType] = {**RESULT_SCHEMA, **LABEL_SCHEMA}
 # The study's calibrate output (valuesim.stages.calibrate writes it).
@@ -421,6 +435,8 @@ def _row(
     t = None if calibration is None or not scale else calibration.temperature(item.id)
     row.update(cell_stats(item.codes, probs, t, params, country, item.id, scale=scale))
     row["mean_coverage"] = float(np.mean([d.coverage for d in usable]))
+    if item.order == "rotate":  # dists in persona order: the k-th saw the (k mod n)-th first
+        row["first_listed_share"] = first_listed_share([(d.probs, bool(d.flag)) for d in dists])
     return row
 
 
@@ -451,32 +467,24 @@ def summarise(
     return pl.DataFrame(rows, schema=RESULT_SCHEMA)
 
 
-def with_labels(
-    frame: pl.DataFrame, units: Sequence[PromptUnit], results: Sequence[AnswerDistribution],
-    items: Sequence[Item],
-) -> pl.DataFrame:
+def with_labels(frame: pl.DataFrame, items: Sequence[Item]) -> pl.DataFrame:
     """``frame`` (:data:`RESULT_SCHEMA` rows of ``items``) with the :data:`LABEL_SCHEMA`
-    columns: the answers' labels, the modal answer with its label and share, and for
-    ``order: rotate`` items the share given to the answer listed first."""
-    from valuesim.survey.question_types import first_listed_share
-
+    columns: the answers' labels, the modal answer with its label and share, and for an
+    option of a multi item, the item and the option."""
     by_id = {i.id: i for i in items}
-    cells: dict[tuple[str, str], list[AnswerDistribution]] = {}
-    for unit, dist in zip(units, results, strict=True):
-        cells.setdefault((unit.country, unit.question), []).append(dist)
     extra = []
-    for country, question, probs in frame.select("country", "question", "probs").iter_rows():
+    for question, probs in frame.select("question", "probs").iter_rows():
         item = by_id[question]
-        row: dict[str, object] = {"type": item.type, "labels": [a.label for a in item.answers],
+        kind = MULTI if isinstance(item, OptionItem) else item.type
+        row: dict[str, object] = {"type": kind, "labels": [a.label for a in item.answers],
                                   "no_expected_reason": None if has_scale(item)
-                                  else no_scale_reason(item.type)}
+                                  else no_scale_reason(kind)}
         if probs is not None:
             position, share = modal(probs)
             row.update(mode=item.codes[position], mode_label=item.answers[position].label,
                        mode_share=share)
-        if item.order == "rotate":
-            row["first_listed_share"] = first_listed_share(
-                [(d.probs, bool(d.flag)) for d in cells.get((country, question), [])])
+        if isinstance(item, OptionItem):
+            row.update(part_of=item.part_of, option=item.option.label)
         extra.append(row)
     labelled = pl.DataFrame(extra, schema=LABEL_SCHEMA)
     return pl.concat([frame, labelled], how="horizontal")
@@ -566,10 +574,12 @@ def run_ask(
     calibration, note = find_calibration(project, model, method) if calibrate else (None, "")
     if note:
         notes.append(note)
-    unordered = [i for i in items if not has_scale(i)]
+    # a multi item is named once, by its own id, not by each option's
+    unordered = {getattr(i, "part_of", i.id): MULTI if isinstance(i, OptionItem) else i.type
+                 for i in items if not has_scale(i)}
     if calibration is not None and unordered:
-        notes.append(NO_TILT.format(ids=", ".join(i.id for i in unordered),
-                                    kinds="/".join(sorted({i.type for i in unordered}))))
+        notes.append(NO_TILT.format(ids=", ".join(unordered),
+                                    kinds="/".join(sorted(set(unordered.values())))))
     _, units = plan_items(params, method, personas, bank, items, codes)
 
     label = f"ask {model}/{method}"
@@ -597,7 +607,7 @@ def run_ask(
     if fit_note:
         notes.append(fit_note)
     frame = add_prediction_intervals(frame, fit, asked_n=per_country, level=level)
-    frame = with_labels(frame, units, results, items)
+    frame = with_labels(frame, items)
     empty = frame.filter(pl.col("n_personas") == 0)
     if empty.height:
         cells = ", ".join(f"{c}/{q}" for c, q in empty.select("country", "question").iter_rows())

@@ -174,8 +174,9 @@ def test_nominal_binary_and_ordinal_items_print_labels_and_the_summaries_of_thei
     base = ["ask", "-q", str(root / TYPES), "--countries", "JPN", "--model", "fake", "--n", "3"]
     code, out, err = run_cli([*base, "--format", "json"], capsys)
     assert code == 0, err
-    news, voted, trust = json.loads(out)["results"]
+    news, voted, *media, trust = json.loads(out)["results"]
     assert [r["type"] for r in (news, voted, trust)] == ["nominal", "binary", "ordinal"]
+    assert len(media) == 4  # the multi item's options: checked in the test below
     assert news["labels"] == ["Television", "Newspapers", "Social media", "Radio"]
     assert voted["labels"] == ["Yes", "No"]  # quoted in the file: labels, not booleans
     for r in (news, voted):
@@ -205,6 +206,7 @@ def test_nominal_binary_and_ordinal_items_print_labels_and_the_summaries_of_thei
     code, out, err = run_cli([*base, "--format", "csv"], capsys)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 7
     assert json.loads(rows[0]["labels"]) == news["labels"]
     assert (rows[1]["mode_label"], rows[1]["type"], rows[1]["expected"]) == (voted["mode_label"], "binary", "")
 
@@ -214,6 +216,49 @@ def test_nominal_binary_and_ordinal_items_print_labels_and_the_summaries_of_thei
     assert "Social media" in out  # a labelled option is never cut
     assert f"{voted['mode']} {voted['mode_label']} ({voted['mode_share']:.0%})" in out
     assert "unordered options, so no expected answer" in out
+
+
+def test_a_multi_item_is_one_yes_no_item_per_option_grouped_in_the_table(
+    project: Path, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MEDIA_USED (select all that apply) is asked as one Yes/No item per option: a JSON
+    and CSV row per option with its label and the share selecting it (probs[0], "Yes"),
+    grouped under the item in the table; one prompt per persona and option."""
+    base = ["ask", "-q", str(root / TYPES), "--countries", "JPN,DEU", "--model", "fake", "--n", "3"]
+    code, out, err = run_cli([*base, "--format", "json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    media = [r for r in data["results"] if r["type"] == "multi"]
+    options = ["Television", "Newspapers", "Social media", "Radio"]
+    assert [(r["country"], r["question"], r["option"]) for r in media] == [
+        (c, f"MEDIA_USED.{k}", o) for c in ("JPN", "DEU") for k, o in enumerate(options, start=1)]
+    assert data["summary"]["requests"] == 2 * 3 * (3 + 4)  # countries x personas x asked items
+    for r in media:
+        assert r["part_of"] == "MEDIA_USED"
+        assert (r["labels"], r["codes"]) == (["Yes", "No"], [1, 2])
+        assert r["label"] == f"News media used: {r['option']}"
+        assert abs(sum(r["probs"]) - 1) < 1e-9
+        assert r["n_personas"] == 3
+        assert r["expected"] is None
+        assert r["pred_low"] is None
+        assert r["no_expected_reason"].startswith("multi item option: asked as Yes/No")
+    others = [r for r in data["results"] if r["type"] != "multi"]
+    assert all(r["part_of"] is None and r["option"] is None for r in others)
+
+    code, out, err = run_cli([*base, "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = [r for r in csv.DictReader(io.StringIO(out)) if r["type"] == "multi"]
+    assert [(r["question"], r["part_of"], r["option"]) for r in rows] == [
+        (r["question"], "MEDIA_USED", r["option"]) for r in media]
+
+    code, out, err = run_cli([*base, "--format", "table"], capsys)
+    assert code == 0, err
+    assert out.count("MEDIA_USED (multi)") == 2  # one row per country, not per option
+    assert "MEDIA_USED.1" not in out
+    jpn = media[:4]
+    for r in jpn:  # every option's label with the share selecting it
+        assert f"{r['option']} {r['probs'][0]:.0%}" in out
+    assert "multi items: the share selecting each option" in " ".join(out.split())
 
 
 def test_calibrate_tilts_ordinal_items_only_and_says_why(
@@ -226,9 +271,11 @@ def test_calibrate_tilts_ordinal_items_only_and_says_why(
                               "fake", "--n", "3", "--calibrate", "--format", "json"], capsys)
     assert code == 0, err
     data = json.loads(out)
-    assert [r["temperature"] for r in data["results"]] == [None, None, 2.0]
-    assert any(n.startswith("calibration skipped for NEWS_SOURCE, VOTED_LAST (binary/nominal): "
-                            "the mean-preserving tilt keeps each persona's expected code")
+    assert [r["temperature"] for r in data["results"]] == [None] * 6 + [2.0]
+    # the multi item is named once, by its own id
+    assert any(n.startswith("calibration skipped for NEWS_SOURCE, VOTED_LAST, MEDIA_USED "
+                            "(binary/multi/nominal): the mean-preserving tilt keeps each "
+                            "persona's expected code")
                for n in data["summary"]["notes"])
 
 

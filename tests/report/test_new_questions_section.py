@@ -56,25 +56,41 @@ def _write_asked(root: Path, params: Params, items: list[dict[str, Any]] = ITEMS
         answers, population = [], []
         n = 1 if method == "generic" else 3
         for c in COUNTRIES:
-            for item in items:
-                codes = [a["code"] for a in item["answers"]]
-                scale = item.get("type", "ordinal") == "ordinal"
+            for asked in _asked(items):
+                codes = [a["code"] for a in asked["answers"]]
+                scale = asked.get("type", "ordinal") == "ordinal"
                 probs = rng.dirichlet(np.ones(len(codes)), size=n)
-                answers += [{"persona_id": f"{c}:{i}", "country": c, "question": item["id"],
+                answers += [{"persona_id": f"{c}:{i}", "country": c, "question": asked["id"],
                              "codes": codes, "probs": p.tolist(), "coverage": 0.8,
                              "estimator": "logprobs", "answer_rule": "answer_start", "flag": ""}
                             for i, p in enumerate(probs)]
+                # the k-th persona listed the (k mod n)-th option first
+                first = (float(np.mean([p[k % len(codes)] for k, p in enumerate(probs)]))
+                         if asked.get("order") == "rotate" else None)
                 population.append({
-                    "country": c, "question": item["id"], "label": item["label"], "new": True,
+                    "country": c, "question": asked["id"], "label": asked["label"], "new": True,
                     "codes": codes, "n_personas": n, "flagged": 0, "mean_coverage": 0.8,
                     "estimator": "logprobs", "answer_rule": "answer_start", "method": method,
-                    "model": model,
-                    **cell_stats(codes, probs, None, params, c, item["id"], scale=scale),
+                    "model": model, "first_listed_share": first,
+                    **cell_stats(codes, probs, None, params, c, asked["id"], scale=scale),
                 })
         out = base / model / method
         out.mkdir(parents=True, exist_ok=True)
         pl.DataFrame(answers, schema=ANSWERS_SCHEMA).write_parquet(out / "answers.parquet")
         pl.DataFrame(population, schema=RESULT_SCHEMA).write_parquet(out / "population.parquet")
+
+
+def _asked(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items as asked: a multi item's records as its options' Yes/No items."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("type") != "multi":
+            out.append(item)
+            continue
+        out += [{"id": q, "label": f"{item['label']}: {a['label']}", "type": "binary",
+                 "answers": [{"code": 1, "label": "Yes"}, {"code": 2, "label": "No"}]}
+                for q, a in zip(item["asked_as"], item["answers"], strict=True)]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +206,64 @@ def test_nominal_and_binary_items_show_shares_with_labels_and_no_scale(study: Pa
     for item in TYPED:
         drawn = (study / f"reports/figures/study/intervals_new_{item['id']}.png").exists()
         assert drawn == (item.get("type", "ordinal") == "ordinal"), item["id"]
+
+
+def test_multi_items_are_grouped_and_rotated_items_show_the_share_listed_first(
+    study: Path, root: Path,
+) -> None:
+    """The shipped example's multi item, as the stage records it (one questions.json
+    record, its options asked as Yes/No items), has one heading, one figure and one
+    table with the share selecting each option; a rotated item's table has the
+    "listed first" share and the caption says what 1/n means."""
+    from valuesim.report.new_questions import load_new_questions, multi_rows, multi_table
+    from valuesim.stages.new_questions import item_records
+    from valuesim.survey.bank import load_bank
+    from valuesim.survey.new_questions import load_question_file
+
+    items = item_records(load_question_file(root / "data/questions/question_types_example.yaml",
+                                            load_bank(root / "data/questions/wvs7.yaml")))
+    media = next(i for i in items if i["id"] == "MEDIA_USED")
+    assert media["type"] == "multi"
+    assert media["asked_as"] == ["MEDIA_USED.1", "MEDIA_USED.2", "MEDIA_USED.3", "MEDIA_USED.4"]
+    assert [a["label"] for a in media["answers"]] == ["Television", "Newspapers", "Social media", "Radio"]
+    assert (media["label"], media["text"]) == ("News media used", "Which of these do you use to follow the news?")
+    news = next(i for i in items if i["id"] == "NEWS_SOURCE")
+    news = {**news, "order": "rotate"}
+    typed = [news, media]
+    params = _params(["data/questions/mine.yaml"])
+    _write_asked(study, params, typed)
+    report.run(params)
+    page = (study / "reports/index.html").read_text()
+    start = page.index(">New questions (not evaluated)</h2>")
+    section = page[start:page.index("<h2", start + 1)]
+    flat = " ".join(section.split())
+    assert "Multi items (select all that apply: MEDIA_USED) are asked as one Yes/No item per option" in flat
+    assert "1/n for n options means no order effect" in flat
+    assert "Items with order: rotate (NEWS_SOURCE)" in flat
+    assert section.count("<h3>MEDIA_USED") == 1
+    assert "<h3>MEDIA_USED." not in section  # the options are not items of their own
+    assert section.count("data:image/png;base64,") == 2
+    assert (study / "reports/figures/study/new_MEDIA_USED.png").stat().st_size > 0
+    assert not list((study / "reports/figures/study").glob("new_MEDIA_USED.*.png"))
+    block = section[section.index("<h3>MEDIA_USED"):]
+    for header in ("1=Television", "2=Newspapers", "3=Social media", "4=Radio"):
+        assert f">{header}</th>" in block, header
+    assert ">mode</th>" not in block
+    news_block = section[section.index("<h3>NEWS_SOURCE"):section.index("<h3>MEDIA_USED")]
+    assert ">listed first</th>" in news_block
+
+    temps = json.loads((study / "data/calibrated/temperatures.json").read_text())["temperatures"]
+    loaded, _, rows = load_new_questions(study / "data/new_questions", temps, params)
+    grouped = multi_rows(loaded[1], rows)
+    assert grouped.height == len(RUNS) * len(COUNTRIES)
+    shown = multi_table(loaded[1], grouped)
+    for row, (country, model, method) in zip(
+            shown.iter_rows(named=True), grouped.select("country", "model", "method").iter_rows(), strict=True):
+        for k, option in enumerate(media["answers"], start=1):  # the share of Yes of each option's row
+            yes = rows.filter((pl.col("country") == country) & (pl.col("model") == model)
+                              & (pl.col("method") == method) & (pl.col("question") == f"MEDIA_USED.{k}"))
+            assert row[f"{k}={option['label']}"] == pytest.approx(yes["probs_raw"][0][0])
+    firsts = rows.filter(pl.col("question") == "NEWS_SOURCE")["first_listed_share"]
+    assert firsts.is_not_null().all()
+    trust = page[page.index("How far to trust a new answer"):]
+    assert "MEDIA_USED (multi)" in trust

@@ -34,9 +34,12 @@ def _write(tmp_path: Path, *items: dict[str, object]) -> Path:
 
 
 def test_the_example_file_has_one_item_of_each_type_and_their_prompts(root: Path, bank) -> None:  # type: ignore[no-untyped-def]
-    news, voted, trust = load_question_file(root / EXAMPLE, bank)
+    news, voted, *media, trust = load_question_file(root / EXAMPLE, bank)
     assert [(i.id, i.type) for i in (news, voted, trust)] == [
         ("NEWS_SOURCE", "nominal"), ("VOTED_LAST", "binary"), ("AI_TRUST", "ordinal")]
+    # the multi item: one binary item per option
+    assert [(i.id, i.type, getattr(i, "part_of", None)) for i in media] == [
+        (f"MEDIA_USED.{k}", "binary", "MEDIA_USED") for k in (1, 2, 3, 4)]
     assert user_message(news) == (
         "Question:\nWhere do you get most of your news?\n\n"
         "Options: 1=Television, 2=Newspapers, 3=Social media, 4=Radio\n\n"
@@ -58,7 +61,7 @@ def test_the_example_file_has_one_item_of_each_type_and_their_prompts(root: Path
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"type": "categorical"}, "item NEWS: type 'categorical'; choose from ordinal, nominal, binary"),
+    ({"type": "categorical"}, "item NEWS: type 'categorical'; choose from ordinal, nominal, binary, multi"),
     ({"type": "binary"}, "item NEWS: type binary needs exactly two answers, 4 given; use type nominal"),
     ({"answers": [{"code": 1, "label": "Television"}, {"code": 2}]},
      "item NEWS: answer code 2 has no label; a nominal item names every option"),
@@ -148,3 +151,67 @@ def test_first_listed_share_reads_each_persona_at_its_own_first_option() -> None
              ([0.4, 0.3, 0.3], False)]
     assert first_listed_share(dists) == pytest.approx((0.6 + 0.7 + 0.4) / 3)
     assert first_listed_share([([0.5, 0.5], True)]) is None
+
+
+MEDIA = {**NEWS, "id": "MEDIA_USED", "label": "News media used",
+         "text": "Which of these do you use to follow the news?", "type": "multi"}
+
+
+def test_a_multi_item_is_asked_as_one_yes_no_item_per_option(tmp_path: Path, bank) -> None:  # type: ignore[no-untyped-def]
+    from valuesim.survey.question_types import OptionItem
+
+    items = load_question_file(_write(tmp_path, MEDIA, NEWS), bank)
+    options, news = items[:4], items[4]
+    assert [i.id for i in options] == ["MEDIA_USED.1", "MEDIA_USED.2", "MEDIA_USED.3", "MEDIA_USED.4"]
+    assert news.id == "NEWS"
+    for item, label in zip(options, ("Television", "Newspapers", "Social media", "Radio"), strict=True):
+        assert isinstance(item, OptionItem)
+        assert (item.type, item.order, item.roles) == ("binary", "fixed", [])
+        assert (item.part_of, item.part_label, item.option.label) == ("MEDIA_USED", "News media used", label)
+        assert item.label == f"News media used: {label}"
+        assert [(a.code, a.label) for a in item.answers] == [(1, "Yes"), (2, "No")]
+    assert user_message(options[2]) == (
+        "Question:\nWhich of these do you use to follow the news? (Select all that apply.)\n"
+        'Do you select "Social media"?\n\n'
+        "Options: 1=Yes, 2=No\n\nRespond with ONLY the single integer (1-2):")
+    # a text that already says so is not told twice
+    said = load_question_file(_write(tmp_path, {**MEDIA, "text": "Which do you use? Select all that apply."}), bank)
+    assert user_message(said[0]).startswith(
+        'Question:\nWhich do you use? Select all that apply.\nDo you select "Television"?\n\n')
+    # the ids are question ids: they become file names and column values downstream
+    from valuesim.names import question_id_problem
+
+    assert all(question_id_problem(i.id) is None for i in options)
+    # order: fixed (the default) is harmless: each option is asked alone anyway
+    assert len(load_question_file(_write(tmp_path, {**MEDIA, "order": "fixed"}), bank)) == 4
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"answers": [{"code": 1, "label": "Television"}]},
+     "item MEDIA_USED: answers: 1 given, a multi item needs at least two options; ask a single "
+     "option as a binary item ('Yes'/'No')"),
+    ({"answers": [{"code": 1, "label": "Television"}, {"code": 2}]},
+     "item MEDIA_USED: answer code 2 has no label; a multi item names every option"),
+    ({"order": "rotate"}, "item MEDIA_USED: order does not apply to a multi item: each option is "
+     "asked on its own (Yes/No), so no list is shown to rotate; drop order"),
+    ({"missing": {-1: "dont_know"}}, "item MEDIA_USED: missing does not apply to a multi item: each "
+     "option is asked as Yes/No, and not selecting it is No; drop missing"),
+    ({"id": "M" * 63}, "its options are asked as " + "M" * 63 + ".1-like ids, which must be at most "
+     "64 characters; shorten the id"),
+])
+def test_a_bad_multi_item_is_one_line_naming_the_fix(
+    tmp_path: Path, bank, change: dict[str, object], message: str  # type: ignore[no-untyped-def]
+) -> None:
+    path = _write(tmp_path, {**MEDIA, **change})
+    with pytest.raises(QuestionFileError) as err:
+        load_question_file(path, bank)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_multi_options_id_that_clashes_is_refused(tmp_path: Path, bank) -> None:  # type: ignore[no-untyped-def]
+    path = _write(tmp_path, MEDIA, {**NEWS, "id": "MEDIA_USED.2"})
+    with pytest.raises(QuestionFileError) as err:
+        load_question_file(path, bank)
+    assert "item MEDIA_USED.2: id appears twice in the file" in str(err.value)

@@ -36,7 +36,7 @@ CSV_COLUMNS = (
     "temperature", "pred_source",
     # the answers' labels and type-aware summaries (valuesim.asking.LABEL_SCHEMA)
     "type", "labels", "mode", "mode_label", "mode_share", "first_listed_share",
-    "no_expected_reason",
+    "no_expected_reason", "part_of", "option",
 )
 
 
@@ -220,15 +220,20 @@ def print_table(result: AskResult) -> None:
     )
     levels = {r for r in result.frame["pred_level"].to_list() if r is not None}
     pred_head = f"{max(levels):.0%} prediction" if levels else "prediction"
-    labelled = "type" in result.frame.columns and any(t in UNORDERED for t in result.frame["type"])
+    labelled = "type" in result.frame.columns and any(t in (*UNORDERED, "multi")
+                                                      for t in result.frame["type"])
     for col, justify in (
         ("country", "left"), ("question", "left"), ("expected", "right"), (pred_head, "right"),
         ("persona 95%", "right"), ("norm. var", "right"), ("coverage", "right"),
         ("distribution", "left"), ("mode", "left"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for row in result.frame.iter_rows(named=True):
+    for row in grouped_rows(result.frame):
         codes = row["codes"]
+        if row.get("type") == "multi":
+            table.add_row(row["country"], f"{row['part_of']} (multi)", "-", "-", "-", "-",
+                          row["coverage_text"], row["selected_text"], "")
+            continue
         if row["probs"] is None:
             table.add_row(row["country"], row["question"], "-", "-", "-", "-", "-",
                           "no usable answers", "")
@@ -258,14 +263,38 @@ def print_table(result: AskResult) -> None:
 UNORDERED = ("nominal", "binary")
 
 
+def grouped_rows(frame: pl.DataFrame) -> list[dict[str, object]]:
+    """The frame's rows for the table, the options of a multi item (consecutive rows of
+    one country) as one row: ``selected_text``, each option's label and the share
+    selecting it, and ``coverage_text``, their mean coverage."""
+    from itertools import groupby
+
+    rows: list[dict[str, object]] = []
+    for (_, part_of), group in groupby(frame.iter_rows(named=True),
+                                        key=lambda r: (r["country"], r.get("part_of"))):
+        options = list(group)
+        if part_of is None:
+            rows += options
+            continue
+        covered = [r["mean_coverage"] for r in options if r["mean_coverage"] is not None]
+        rows.append({**options[0], "type": "multi", "selected_text": "\n".join(
+            f"{r['option']} " + ("-" if r["probs"] is None else f"{r['probs'][0]:.0%}") for r in options),
+            "coverage_text": f"{sum(covered) / len(covered):.3f}" if covered else "-"})
+    return rows
+
+
 def unordered_caption(result: AskResult) -> str:
-    """Why nominal and binary rows have no expected answer, variance or interval."""
-    kinds = sorted({t for t in result.frame["type"].to_list() if t in UNORDERED}) \
-        if "type" in result.frame.columns else []
-    if not kinds:
-        return ""
-    return (f"\n{' and '.join(kinds)} items: unordered options, so no expected answer, variance "
-            "or interval (-); the shares of each option and the modal answer instead")
+    """Why nominal, binary and multi rows have no expected answer, variance or interval."""
+    present = set(result.frame["type"].to_list()) if "type" in result.frame.columns else set()
+    kinds = sorted(present & set(UNORDERED))
+    text = ""
+    if kinds:
+        text += (f"\n{' and '.join(kinds)} items: unordered options, so no expected answer, "
+                 "variance or interval (-); the shares of each option and the modal answer instead")
+    if "multi" in present:
+        text += ("\nmulti items: the share selecting each option, each option asked on its own "
+                 "as Yes/No (the shares need not sum to 100%; --format json has a row per option)")
+    return text
 
 
 def shares(labels: list[str], probs: list[float]) -> str:

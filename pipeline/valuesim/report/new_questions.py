@@ -5,7 +5,10 @@ overall temperature (``data/calibrated/temperatures.json``). One figure per item
 (a panel per country, a bar per method: calibrated shares, raw shares as ticks) and
 one table (expected answer with its bootstrap interval, normalized variance raw and
 calibrated, coverage); a nominal or binary item's table has the share of every option
-and the modal answer instead, raw (:mod:`valuesim.survey.question_types`). These items have no human answers: nothing is compared or
+and the modal answer instead, raw (:mod:`valuesim.survey.question_types`), and with
+``order: rotate`` the share given to the option listed first; a multi item's options
+(asked as one Yes/No item each) are grouped under it, a column per option with the
+share selecting it. These items have no human answers: nothing is compared or
 scored, and the section says so. Without new questions there is no section at all,
 so the page is byte-identical to a study that never had the setting.
 """
@@ -44,6 +47,17 @@ UNORDERED_CAPTION = (
     "are not calibrated (a tilt that keeps the expected code means nothing for unordered "
     "options, and on two options changes nothing); their bars are the raw shares."
 )
+MULTI_CAPTION = (
+    " Multi items (select all that apply: {items}) are asked as one Yes/No item per option "
+    "({example}): their tables and figures show the share selecting each option (the share of "
+    "Yes), raw; the shares need not sum to 100%."
+)
+FIRST_LISTED_CAPTION = (
+    " Items with order: rotate ({items}) list their options rotated by one place per persona; "
+    "\"listed first\" is the mean share the personas gave whichever option their prompt listed "
+    "first: 1/n for n options means no order effect, more a primacy effect (the model favours "
+    "the first option it reads), less a recency effect."
+)
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
 
@@ -78,6 +92,8 @@ def load_new_questions(
         else:
             answers = artifacts.read_parquet(run_dir / "answers.parquet", "new_questions")
             cal = calibrated_population(answers, raw, float(t), params)
+        if "first_listed_share" not in raw.columns:  # written before the column existed
+            raw = raw.with_columns(pl.lit(None, dtype=pl.Float64).alias("first_listed_share"))
         frames.append(raw.with_columns(
             pl.col("probs").alias("probs_raw"), pl.col("normalized_variance").alias("nvar_raw"),
             cal["probs"].alias("probs_cal"), cal["normalized_variance"].alias("nvar_cal"),
@@ -129,14 +145,58 @@ def unordered_table(item: Mapping[str, Any], rows: pl.DataFrame) -> pl.DataFrame
             continue
         top = max(range(len(probs)), key=probs.__getitem__)
         modes.append(f"{answers[top]['code']} {answers[top]['label']} ({probs[top]:.0%})")
+    # order: rotate: the share personas gave the option their prompt listed first
+    first = [pl.col("first_listed_share").alias("listed first")] if item.get("order") == "rotate" else []
     return rows.with_columns(
         *[pl.Series(name, col, dtype=pl.Float64) for name, col in zip(columns, shares, strict=True)],
         pl.Series("mode", modes, dtype=pl.Utf8),
     ).select(
         "country",
         (pl.format("{}/{}", "model", "method") if several else pl.col("method")).alias("run"),
-        *columns, "mode", pl.col("mean_coverage").alias("coverage"),
+        *columns, "mode", *first, pl.col("mean_coverage").alias("coverage"),
         pl.col("n_personas").alias("personas"),
+    )
+
+
+def multi_rows(item: Mapping[str, Any], rows: pl.DataFrame) -> pl.DataFrame:
+    """A multi item's rows, one per (country, run) as for any item: ``probs_raw`` (and
+    ``probs_cal``) the share selecting each option, in option order (the "Yes" of each
+    option's row, ``asked_as``); coverage the options' mean, personas their fewest."""
+    asked = list(item["asked_as"])
+    out = []
+    for (country, model, method), group in rows.filter(pl.col("question").is_in(asked)).group_by(
+            ["country", "model", "method"], maintain_order=True):
+        by_id = {r["question"]: r for r in group.iter_rows(named=True)}
+        found = [by_id.get(q) for q in asked]
+        selected = [None if r is None or r["probs_raw"] is None else float(r["probs_raw"][0])
+                    for r in found]
+        coverage = [r["mean_coverage"] for r in found if r is not None and r["mean_coverage"] is not None]
+        out.append({
+            "country": country, "model": model, "method": method,
+            # an option nobody answered has no share: the whole item has no bars then
+            "probs_raw": None if None in selected else selected, "probs_cal": None,
+            "mean_coverage": sum(coverage) / len(coverage) if coverage else None,
+            "n_personas": min((r["n_personas"] for r in found if r is not None), default=0),
+        })
+    return pl.DataFrame(out, schema={
+        "country": pl.Utf8(), "model": pl.Utf8(), "method": pl.Utf8(),
+        "probs_raw": pl.List(pl.Float64()), "probs_cal": pl.List(pl.Float64()),
+        "mean_coverage": pl.Float64(), "n_personas": pl.Int64()})
+
+
+def multi_table(item: Mapping[str, Any], rows: pl.DataFrame) -> pl.DataFrame:
+    """A multi item's :func:`multi_rows` for display: the share selecting each option."""
+    several = rows["model"].n_unique() > 1
+    answers = list(item["answers"])
+    columns = [f"{a['code']}={a['label']}" for a in answers]
+    shares = [[None if p is None else float(p[k]) for p in rows["probs_raw"].to_list()]
+              for k in range(len(answers))]
+    return rows.with_columns(
+        *[pl.Series(name, col, dtype=pl.Float64) for name, col in zip(columns, shares, strict=True)],
+    ).select(
+        "country",
+        (pl.format("{}/{}", "model", "method") if several else pl.col("method")).alias("run"),
+        *columns, pl.col("mean_coverage").alias("coverage"), pl.col("n_personas").alias("personas"),
     )
 
 
@@ -185,7 +245,8 @@ def item_figure(item: Mapping[str, Any], rows: pl.DataFrame, path: Path) -> None
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False,
                bbox_to_anchor=(0.5, -0.02))
     kind = item.get("type", "ordinal")
-    what = "calibrated bars, raw ticks" if kind == "ordinal" else f"{kind}: raw shares, not calibrated"
+    what = {"ordinal": "calibrated bars, raw ticks",
+            "multi": "multi: share selecting each option, raw"}.get(kind, f"{kind}: raw shares, not calibrated")
     fig.suptitle(f"{item['id']}: {item['label']} ({what})")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     save_figure(fig, path)
@@ -200,18 +261,28 @@ def new_questions_section(
     if not items or rows.is_empty():
         return None
     caption = CAPTION.format(files=", ".join(files))
-    unordered = [f"{i['id']}, {i['type']}" for i in items if i.get("type", "ordinal") != "ordinal"]
+    unordered = [f"{i['id']}, {i['type']}" for i in items if i.get("type", "ordinal") in ("nominal", "binary")]
     if unordered:
         caption += UNORDERED_CAPTION.format(items="; ".join(unordered))
+    multi = [i for i in items if i.get("type") == "multi"]
+    if multi:
+        caption += MULTI_CAPTION.format(items=", ".join(i["id"] for i in multi),
+                                        example=", ".join(multi[0]["asked_as"][:2]) + ", ...")
+    rotated = [i["id"] for i in items if i.get("order") == "rotate"]
+    if rotated:
+        caption += FIRST_LISTED_CAPTION.format(items=", ".join(rotated))
     parts = [f"<p class='caveat'>{html.escape(caption)}</p>"]
     for item in items:
-        sub = rows.filter(pl.col("question") == item["id"])
+        kind = item.get("type", "ordinal")
+        sub = multi_rows(item, rows) if kind == "multi" else rows.filter(pl.col("question") == item["id"])
         if sub.is_empty():
             continue
-        kind = item.get("type", "ordinal")
         scale = "; ".join(f"{a['code']} = {a['label']}" for a in item["answers"]
                           if a["label"] != str(a["code"]))
-        if kind != "ordinal":
+        if kind == "multi":
+            scale = (f"multi, select all that apply: {scale}; each option asked as Yes/No "
+                     f"({', '.join(item['asked_as'])})")
+        elif kind != "ordinal":
             scale = f"{kind}, unordered options: {scale}"
         parts.append(f"<h3>{html.escape(item['id'])}: {html.escape(item['label'])}</h3>"
                      f"<p><q>{html.escape(item['text'])}</q> ({html.escape(scale)})</p>")
@@ -222,6 +293,12 @@ def new_questions_section(
                 f"{item['id']} per country: each run's calibrated answer shares (bars) and raw "
                 "shares (black ticks). Simulated only: there are no human answers to compare."))))
             parts.append(table(item_table(sub)))
+        elif kind == "multi":
+            parts.append(figure_html(Figure(path, (
+                f"{item['id']} per country: each run's share selecting each option (bars, raw: "
+                "the share of Yes when the option was asked on its own). Simulated only: there "
+                "are no human answers to compare."))))
+            parts.append(table(multi_table(item, sub)))
         else:
             parts.append(figure_html(Figure(path, (
                 f"{item['id']} per country: each run's share of every option (bars, raw: "

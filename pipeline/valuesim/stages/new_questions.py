@@ -21,6 +21,7 @@ files, empty (schema only), without loading any model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -29,9 +30,31 @@ from valuesim import artifacts
 from valuesim.config import Params
 from valuesim.paths import NEW_QUESTIONS
 from valuesim.survey.bank import Item, QuestionBank
+from valuesim.survey.question_types import MULTI, OptionItem
 
 # as simulate: only what the answers determine goes into the DVC-hashed summary
 ANSWER_DETERMINED = ("requests", "unique_requests", "flagged")
+
+
+def item_records(items: Sequence[Item]) -> list[dict[str, object]]:
+    """The items as questions.json holds them: one record per item of the question
+    files, so a multi item's options (asked as one binary item each) are one record of
+    ``type: multi`` whose ``answers`` are its options and ``asked_as`` their ids."""
+    records: list[dict[str, object]] = []
+    multi: dict[str, dict[str, object]] = {}
+    for item in items:
+        if not isinstance(item, OptionItem):
+            records.append(item_record(item))
+            continue
+        record = multi.get(item.part_of)
+        if record is None:
+            record = multi[item.part_of] = {
+                "id": item.part_of, "label": item.part_label, "text": item.part_text,
+                "answers": [], "type": MULTI, "asked_as": []}
+            records.append(record)
+        record["answers"].append({"code": item.option.code, "label": item.option.label})  # type: ignore[union-attr]
+        record["asked_as"].append(item.id)  # type: ignore[union-attr]
+    return records
 
 
 def item_record(item: Item) -> dict[str, object]:
@@ -88,7 +111,7 @@ def run(params: Params, **_: object) -> None:
     with artifacts.output_set(), artifacts.atomic_dir(NEW_QUESTIONS) as tmp:
         for path, run_stats in stats.items():
             write_run_stats(path, run_stats)
-        artifacts.write_json({"questions": [item_record(i) for i in items],
+        artifacts.write_json({"questions": item_records(items),
                               "files": list(files)}, tmp / "questions.json")
         for (model, method), (answers, population, summary) in outputs.items():
             out = tmp / model / method

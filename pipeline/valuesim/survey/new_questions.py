@@ -14,7 +14,7 @@ move into the bank unchanged::
       - {code: 4, label: Do not trust at all}
       missing: {-1: dont_know}          # optional: codes that are not answers
       battery: science_technology       # optional: the questionnaire section it belongs to
-      type: ordinal                     # optional: ordinal (default), nominal or binary
+      type: ordinal                     # optional: ordinal (default), nominal, binary or multi
       order: fixed                      # optional: rotate (nominal/binary) rotates per persona
     - Q164                              # a WVS item of the bank, asked as the bank words it
 
@@ -24,7 +24,11 @@ move into the bank unchanged::
 or ``binary`` (exactly two options, summarised by the share of the first). A nominal
 or binary item lists every answer with its label; ``order: rotate`` lists them rotated
 by one place per persona, to measure order effects (``fixed``, the file's order, is
-the default).
+the default). ``multi`` (select all that apply) lists the options, each labelled, and
+is asked as one binary Yes/No item per option, ``<id>.<code>``
+(:func:`valuesim.survey.question_types.expand_multi`): the file's one item is that
+many items to ask, plan and report (its answers are its options; it has no
+``missing`` codes and no ``order``, since no list is shown).
 
 The file holds a list under ``items:``, a plain list, or one item mapping. An answer
 without ``label`` is an unlabelled scale point: the bank writes such points (the
@@ -64,6 +68,7 @@ from valuesim.survey.bank import (
     QuestionBank,
     QuestionType,
 )
+from valuesim.survey.question_types import MULTI, expand_multi
 
 if TYPE_CHECKING:
     import polars as pl
@@ -74,7 +79,8 @@ if TYPE_CHECKING:
 ITEM_FIELDS = ("id", "label", "text", "answers", "missing", "battery", "type", "order")
 ANSWER_FIELDS = ("code", "label")
 MISSING_REASONS: tuple[str, ...] = get_args(MissingReason)
-QUESTION_TYPES: tuple[str, ...] = get_args(QuestionType)
+# the bank's types and multi, which a question file asks as binary items (question_types)
+QUESTION_TYPES: tuple[str, ...] = (*get_args(QuestionType), MULTI)
 # Ids become column values and file names downstream: valuesim.names.question_id_problem
 _BATTERY = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL_FROM_TEXT = 60  # characters of the text used as label when none is given
@@ -207,8 +213,9 @@ def _battery(raw: object, where: str, path: Path) -> str | None:
     return raw
 
 
-def _type(raw: object, answers: Sequence[Answer], where: str, path: Path) -> QuestionType:
-    """An item's ``type:`` (default ordinal); a binary item needs exactly two answers."""
+def _type(raw: object, answers: Sequence[Answer], where: str, path: Path) -> str:
+    """An item's ``type:`` (default ordinal); a binary item needs exactly two answers,
+    a multi item at least two options (as every item)."""
     if raw is None:
         return "ordinal"
     if raw not in QUESTION_TYPES:
@@ -224,19 +231,23 @@ def _type(raw: object, answers: Sequence[Answer], where: str, path: Path) -> Que
     return raw  # type: ignore[return-value]
 
 
-def _order(raw: object, kind: QuestionType, where: str, path: Path) -> AnswerOrder:
+def _order(raw: object, kind: str, where: str, path: Path) -> AnswerOrder:
     """An item's ``order:``: fixed (the file's order, the default) or rotate."""
     if raw is None:
         return "fixed"
     if raw not in ("fixed", "rotate"):
         raise _fail(path, where, f"order {shorten(raw)}; choose fixed or rotate")
+    if kind == MULTI and raw == "rotate":
+        raise _fail(path, where, "order does not apply to a multi item: each option is asked on "
+                    "its own (Yes/No), so no list is shown to rotate; drop order")
     if raw == "rotate" and kind == "ordinal":
         raise _fail(path, where, "order rotate is for nominal or binary items; a scale is "
                     "listed in its order (set type: nominal if the answers are unordered)")
     return raw  # type: ignore[return-value]
 
 
-def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBank) -> Item:
+def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBank) -> list[Item]:
+    """The item of one entry, or a multi item's one binary item per option."""
     item_id = entry.get("id")
     where = f"items[{index}]"
     if isinstance(item_id, bool):
@@ -256,7 +267,11 @@ def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBa
         raise _fail(path, where, f"unknown field(s) {listing(unknown)}; an item has "
                     f"{', '.join(ITEM_FIELDS)}")
     text = _text(entry.get("text"), where, "text", path, safe_yaml.MAX_QUESTION_TEXT)
-    answers = _answers(entry.get("answers"), where, path)
+    given = entry.get("answers")
+    if entry.get("type") == MULTI and isinstance(given, list) and len(given) < 2:
+        raise _fail(path, where, f"answers: {len(given)} given, a multi item needs at least two "
+                    "options; ask a single option as a binary item ('Yes'/'No')")
+    answers = _answers(given, where, path)
     missing = _missing(entry.get("missing"), [a.code for a in answers], where, path)
     battery = _battery(entry.get("battery"), where, path)
     kind = _type(entry.get("type"), answers, where, path)
@@ -266,10 +281,26 @@ def _new_item(entry: Mapping[Any, Any], index: int, path: Path, bank: QuestionBa
     else:
         label = _text(entry.get("label"), where, "label", path)
     try:
-        return Item(id=item_id, roles=[], label=label, text=text, answers=answers, missing=missing,
-                    battery=battery, type=kind, order=order)
+        if kind == MULTI:
+            if missing:
+                raise _fail(path, where, "missing does not apply to a multi item: each option is "
+                            "asked as Yes/No, and not selecting it is No; drop missing")
+            return _options(expand_multi(item_id, label, text, answers, battery), where, path, bank)
+        return [Item(id=item_id, roles=[], label=label, text=text, answers=answers, missing=missing,
+                     battery=battery, type=kind, order=order)]  # type: ignore[arg-type]
     except ValidationError as exc:  # the checks above should have caught it; stay one line
-        raise _fail(path, where, exc.errors()[0]["msg"]) from exc
+        raise _fail(path, where, str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from exc
+    except ValueError as exc:  # expand_multi: an option id that would be too long
+        raise _fail(path, where, str(exc)) from exc
+
+
+def _options(options: list[Item], where: str, path: Path, bank: QuestionBank) -> list[Item]:
+    """A multi item's options, refused when one's id is an item of the bank."""
+    for option in options:
+        if option.id in bank.by_id:
+            raise _fail(path, where, f"its option {option.id} clashes with the item of the same id "
+                        "of the question bank; choose another id")
+    return options
 
 
 def _bank_item(item_id: str, path: Path, bank: QuestionBank) -> Item:
@@ -291,7 +322,7 @@ def parse_items(raw: object, path: str | Path, bank: QuestionBank) -> list[Item]
         if isinstance(entry, str):
             items.append(_bank_item(entry, p, bank))
         elif isinstance(entry, Mapping):
-            items.append(_new_item(entry, index, p, bank))
+            items += _new_item(entry, index, p, bank)
         else:
             raise _fail(p, f"items[{index}]", "an item is a mapping (id, text, answers) or a WVS id")
     _refuse_duplicates(items, p)
