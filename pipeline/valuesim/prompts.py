@@ -141,11 +141,14 @@ def answer_strings(item: Item) -> tuple[str, ...]:
 
 
 def render(
-    method: str, item: Item, *, country: str, guidance: str = DEFAULT_GUIDANCE, persona: str | None = None
+    method: str, item: Item, *, country: str, guidance: str = DEFAULT_GUIDANCE, persona: str | None = None,
+    offset: int = 0,
 ) -> tuple[ChatMessage, ChatMessage]:
+    """One prompt's messages; ``offset``: the persona's place among its country's
+    personas, from which an ``order: rotate`` item lists its answers (:func:`plan_prompts`)."""
     return (
         ChatMessage("system", system_message(method, guidance, country, persona)),
-        ChatMessage("user", user_message(item)),
+        ChatMessage("user", user_message(item, offset if item.order == "rotate" else 0)),
     )
 
 

@@ -313,10 +313,11 @@ def test_new_questions_stage_asks_each_question_type_and_the_report_shows_it(
     outcomes: tuple[Path, dict[str, Outcome]], testplugin_site: Path,
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
-    """The shipped example of the three question types through the real stage (test
-    provider) and the report's section: questions.json carries the types, nominal and
-    binary rows have shares but no expected answer or interval, the section labels
-    them, and the numbers are those `valuesim ask` gives."""
+    """The shipped example of the question types through the real stage (test provider)
+    and the report's section: questions.json carries the types (the multi item once,
+    its options asked as Yes/No items), nominal, binary and multi rows have shares but
+    no expected answer or interval, a rotated item has its first-listed share, the
+    section labels them, and the numbers are those `valuesim ask` gives."""
     from valuesim import plugins
     from valuesim.asking import run_ask
     from valuesim.report.intervals_section import new_question_figures
@@ -330,7 +331,13 @@ def test_new_questions_stage_asks_each_question_type_and_the_report_shows_it(
         monkeypatch.delenv(var, raising=False)
     plugins.plugin_manager.cache_clear()
     raw = yaml.safe_load((proj / "params.yaml").read_text())
-    raw["data"]["new_questions"] = ["data/questions/question_types_example.yaml"]
+    rotated = proj / "data/questions/rotated_news.yaml"
+    rotated.write_text(yaml.safe_dump({"items": [{
+        "id": "NEWS_ROTATED", "text": "Where do you get most of your news?", "type": "nominal",
+        "order": "rotate", "answers": [{"code": c, "label": label} for c, label in
+                                       enumerate(("Television", "Newspapers", "Radio"), start=1)]}]}))
+    files = ["data/questions/question_types_example.yaml", "data/questions/rotated_news.yaml"]
+    raw["data"]["new_questions"] = files
     raw["models"]["fake"] = {"provider": "testprovider", "model": "hash-1"}
     raw["simulate"].update(models=["fake"], cache_dir=str(tmp_path / "cache"))
     params = Params.model_validate(raw)
@@ -341,10 +348,19 @@ def test_new_questions_stage_asks_each_question_type_and_the_report_shows_it(
         plugins.plugin_manager.cache_clear()
     out = proj / "data/new_questions"
     questions = json.loads((out / "questions.json").read_text())["questions"]
-    assert [q.get("type") for q in questions] == ["nominal", "binary", None]  # ordinal: as before
+    # ordinal: as before (no type key); the multi item is one record
+    assert [q.get("type") for q in questions] == ["nominal", "binary", "multi", None, "nominal"]
+    assert questions[2]["asked_as"] == [f"MEDIA_USED.{k}" for k in (1, 2, 3, 4)]
     population = pl.read_parquet(out / "fake/value/population.parquet")
+    assert population["question"].unique(maintain_order=True).to_list() == [
+        "NEWS_SOURCE", "VOTED_LAST", *questions[2]["asked_as"], "AI_TRUST", "NEWS_ROTATED"]
     unordered = population.filter(pl.col("question") != "AI_TRUST")
-    assert unordered.height == population.height * 2 // 3 > 0
+    assert unordered.height == population.height * 7 // 8 > 0
+    # the share personas gave the option listed first: only where the listing rotates
+    first = population.filter(pl.col("question") == "NEWS_ROTATED")["first_listed_share"]
+    assert first.is_not_null().all()
+    assert all(0 < v < 1 for v in first)
+    assert population.filter(pl.col("question") != "NEWS_ROTATED")["first_listed_share"].is_null().all()
     assert unordered["expected"].is_null().all()
     assert unordered["pred_low"].is_null().all()
     assert all(abs(sum(p) - 1) < 1e-9 for p in unordered["probs"])
@@ -355,20 +371,25 @@ def test_new_questions_stage_asks_each_question_type_and_the_report_shows_it(
     _, body = new_questions_section(out, {}, params, figures)  # type: ignore[misc]
     assert ">1=Television</th>" in body
     assert ">1=Yes</th>" in body
-    assert "Nominal and binary items (NEWS_SOURCE, nominal; VOTED_LAST, binary)" in body
+    assert "Nominal and binary items (NEWS_SOURCE, nominal; VOTED_LAST, binary; NEWS_ROTATED, nominal)" in body
+    assert "Multi items (select all that apply: MEDIA_USED)" in body
+    assert body.count("<h3>MEDIA_USED") == 1
+    assert ">listed first</th>" in body[body.index("<h3>NEWS_ROTATED"):]
+    assert "1/n for n options means no order effect" in body
     trust = "\n".join(new_question_figures(out, figures, proj))
-    assert "NEWS_SOURCE (nominal), VOTED_LAST (binary): unordered options" in trust
+    assert ("NEWS_SOURCE (nominal), VOTED_LAST (binary), MEDIA_USED (multi), NEWS_ROTATED "
+            "(nominal): unordered options") in trust
     assert sorted(p.name for p in figures.glob("intervals_new_*")) == ["intervals_new_AI_TRUST.png"]
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     countries = sorted(set(population["country"]))
-    asked = run_ask("data/questions/question_types_example.yaml", countries, method="value",
+    asked = run_ask(files, countries, method="value",
                     model="fake", n=params.personas.n_per_country,
                     params_path=tmp_path / "params.yaml", project_dir=proj, progress=False)
     assert asked.summary.sent == 0
     order = ["country", "question"]
     assert asked.frame.select(population.columns).sort(order).equals(population.sort(order))
-    assert set(asked.frame["type"]) == {"nominal", "binary", "ordinal"}
+    assert set(asked.frame["type"]) == {"nominal", "binary", "multi", "ordinal"}
 
 
 def test_spy_records_keys() -> None:

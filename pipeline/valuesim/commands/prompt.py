@@ -11,6 +11,7 @@ import typer
 from valuesim.errors import ConfigError
 
 if TYPE_CHECKING:
+    from valuesim.config import Params
     from valuesim.survey.bank import Item, QuestionBank
 
 
@@ -29,6 +30,11 @@ def register(app: typer.Typer) -> None:
             "--questions FILE` sends it",
         ),
         respondent: str | None = typer.Option(None, help="respondent id (persona methods)"),
+        n: int | None = typer.Option(
+            None, help="personas per country, as given to `valuesim ask --n` (default "
+            "personas.n_per_country): an `order: rotate` item lists its options from the "
+            "persona's place among them"
+        ),
         guidance: str | None = typer.Option(None, help="guidance key (default: prompts.guidance)"),
         source: str | None = typer.Option(None, help="sample personas from this source"),
         fmt: str = typer.Option(
@@ -53,13 +59,15 @@ def register(app: typer.Typer) -> None:
         bank = load_bank(params.data.questions)
         item = _item(bank, question, questions)
         kind, nationality = persona_kind(method)
-        persona = None
+        persona, offset = None, 0  # a country-level method: one prompt per country, offset 0
         if kind is not None:
             rows = country_personas(
-                params, bank, country, source=source, respondent=respondent
+                params, bank, country, source=source, respondent=respondent, n=n
             ).filter((pl.col("kind") == kind) & (pl.col("nationality") == nationality))
             persona = rows["text"][0]
-        messages = render(method, item, country=country, guidance=key, persona=persona)
+            if item.order == "rotate" and respondent is not None:
+                offset = _place(params, bank, country, respondent, source, n, kind, nationality)
+        messages = render(method, item, country=country, guidance=key, persona=persona, offset=offset)
         if fmt == "json":
             typer.echo(json.dumps({
                 "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -68,6 +76,29 @@ def register(app: typer.Typer) -> None:
             return
         for msg in messages:
             typer.echo(f"[{msg.role.capitalize()}]\n{msg.content}\n")
+
+
+def _place(
+    params: Params, bank: QuestionBank, country: str, respondent: str, source: str | None,
+    n: int | None, kind: str, nationality: bool,
+) -> int:
+    """``respondent``'s place among the ``n`` personas `ask` samples for ``country``: the
+    k-th persona's prompt lists a rotated item's options from the (k mod options)-th on
+    (valuesim.prompts.plan_prompts)."""
+    import polars as pl
+
+    from valuesim.personas.preview import country_personas
+
+    rows = country_personas(params, bank, country, source=source, n=n).filter(
+        (pl.col("kind") == kind) & (pl.col("nationality") == nationality))
+    ids = rows["respondent_id"].to_list()
+    if respondent not in ids:
+        size = params.personas.n_per_country if n is None else n
+        raise ConfigError(
+            f"respondent {respondent!r} is not among the {size} personas `valuesim ask` samples "
+            f"for {country}, so where its rotated options start is unknown; pass --n as given "
+            f"to ask, or a respondent of `valuesim personas show --country {country} --n {size}`")
+    return ids.index(respondent)
 
 
 def _item(bank: QuestionBank, question: str, questions: str | None) -> Item:
@@ -88,5 +119,9 @@ def _item(bank: QuestionBank, question: str, questions: str | None) -> Item:
     for item in items:
         if item.id == question:
             return item
+    options = [i.id for i in items if getattr(i, "part_of", None) == question]
+    if options:  # a multi item: each option is a prompt of its own
+        raise ConfigError(f"{questions}: {question} is a multi item, asked as one Yes/No item per "
+                          f"option: pass --question {options[0]} (its options: {', '.join(options)})")
     ids = ", ".join(i.id for i in items)
     raise ConfigError(f"{questions}: no item {question!r}; its items are {ids}")

@@ -49,11 +49,15 @@ def country_personas(
     source: str | None = None,
     seed: int | None = None,
     respondent: str | None = None,
+    n: int | None = None,
 ) -> pl.DataFrame:
     """All persona rows (every kind, both nationality flags) for ``country``: the
-    sampled respondents, or only ``respondent`` (sampled or not) when given."""
+    sampled respondents (``n``, default ``personas.n_per_country``, in draw order), or
+    only ``respondent`` (sampled or not) when given."""
     country_name(country)  # unknown code -> DataError before reading anything
-    if source is None and seed is None and PERSONAS.exists():
+    n = params.personas.n_per_country if n is None else n
+    study = n == params.personas.n_per_country  # the personas stage's own sample
+    if source is None and seed is None and study and PERSONAS.exists():
         found = all_personas().filter(pl.col("country") == country)
         if respondent is not None:
             found = found.filter(pl.col("respondent_id") == respondent)
@@ -75,7 +79,6 @@ def country_personas(
             )
     else:
         sample = sample_respondents(
-            respondents, [country], params.personas.n_per_country,
-            params.personas.seed if seed is None else seed,
+            respondents, [country], n, params.personas.seed if seed is None else seed,
         )
     return build_personas(sample, bank, value_set, socio_set)

@@ -160,6 +160,67 @@ def test_prompt_show_prints_exactly_what_ask_sends(fake: FakeOpenAI, tmp_path: P
     assert sorted(map(key, shown)) == sorted(map(key, _sent(fake)))
 
 
+ROTATED = """\
+items:
+- id: NEWS_ROTATED
+  text: Where do you get most of your news?
+  type: nominal
+  order: rotate
+  answers:
+  - {code: 1, label: Television}
+  - {code: 2, label: Newspapers}
+  - {code: 3, label: Radio}
+- id: MEDIA_USED
+  text: Which of these do you use to follow the news?
+  type: multi
+  answers:
+  - {code: 1, label: Television}
+  - {code: 2, label: Radio}
+"""
+
+
+def test_prompt_show_prints_what_ask_sends_for_rotated_and_multi_items(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A rotated item's k-th persona sees the options from the k-th on and a multi item
+    is one Yes/No prompt per option: `prompt show --respondent R` prints, for each
+    persona and each prompt, exactly the messages the server received (4 personas:
+    the rotation wraps around), and `--n` places the respondent as `ask --n` does."""
+    project = _project(tmp_path)
+    (project / "rotated.yaml").write_text(ROTATED)
+    questions = ("NEWS_ROTATED", "MEDIA_USED.1", "MEDIA_USED.2")
+    out = _cli(project, "ask", "--provider", "openai", "--model", "gpt-4o-mini", "--base-url", fake.url,
+               "-q", "rotated.yaml", "--countries", "JPN", "--n", "4", "--format", "json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    sent = _sent(fake)
+    assert len(sent) == 4 * 3
+    rids = _respondents(project, "JPN", 4)
+    shown = [_shown(project, "-q", "rotated.yaml", "--question", q, "--method", "value", "--country",
+                    "JPN", "--respondent", r, "--n", "4", "--format", "json")
+             for r in rids for q in questions]
+    key = lambda m: json.dumps(m, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, shown)) == sorted(map(key, sent))
+    listed = [m[1]["content"].split("\n\n")[1] for m in shown[::3]]
+    assert listed == ["Options: 1=Television, 2=Newspapers, 3=Radio",
+                      "Options: 2=Newspapers, 3=Radio, 1=Television",
+                      "Options: 3=Radio, 1=Television, 2=Newspapers",
+                      "Options: 1=Television, 2=Newspapers, 3=Radio"]
+    assert 'Do you select "Radio"?' in shown[2][1]["content"]
+
+    # a respondent ask did not sample: where its options start is unknown, said in one line
+    out = _cli(project, "prompt", "show", "-q", "rotated.yaml", "--question", "NEWS_ROTATED",
+               "--method", "value", "--country", "JPN", "--respondent", rids[3], "--n", "1")
+    assert out.returncode == 2
+    assert "is not among the 1 personas `valuesim ask` samples for JPN" in out.stderr
+    assert out.stderr.count("\n") == 1
+    # the multi item itself names its options
+    out = _cli(project, "prompt", "show", "-q", "rotated.yaml", "--question", "MEDIA_USED",
+               "--method", "value", "--country", "JPN")
+    assert (out.returncode, out.stderr) == (2, "error: rotated.yaml: MEDIA_USED is a multi item, asked "
+                                            "as one Yes/No item per option: pass --question "
+                                            "MEDIA_USED.1 (its options: MEDIA_USED.1, MEDIA_USED.2)\n")
+
+
 def test_an_unquoted_no_label_names_the_yaml_boolean_and_sends_nothing(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
