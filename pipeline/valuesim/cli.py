@@ -8,6 +8,7 @@ Each command group lives in ``valuesim.commands.<name>`` and exposes
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from typing import Any
@@ -85,6 +86,12 @@ def build_app() -> typer.Typer:
     for info in (*app.registered_commands, *app.registered_groups):
         name = info.name or (info.callback.__name__ if info.callback else None)
         info.rich_help_panel = info.rich_help_panel or _panel(name)
+    for command in app.registered_commands:
+        # the list in --help shows a docstring's first paragraph with its source line
+        # breaks (rich markup keeps them): one line each, wrapped by the terminal
+        doc = command.callback.__doc__ if command.callback else None
+        if command.short_help is None and command.help is None and doc:
+            command.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
     return app
 
 

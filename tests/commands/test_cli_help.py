@@ -56,6 +56,15 @@ def test_help_lists_the_commands_by_workflow() -> None:
     assert listed["summary"] == "Study"
 
 
+def test_the_command_list_wraps_at_the_terminal_not_at_the_docstrings_lines() -> None:
+    # summary's docstring breaks after "its best method"; 240 columns hold the sentence
+    out = subprocess.run([*CLI, "--help"], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "COLUMNS": "240"}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("│ summary "))
+    assert "its best method and how it compares with the best reference (the paired test)." in line
+
+
 def _all_commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     subs = getattr(command, "commands", {})
     found = [path]
