@@ -156,9 +156,10 @@ def test_embedded_model_answers_a_nominal_a_binary_and_an_ordinal_item_through_t
                               "--countries", "JPN", "--model", "smollm2", "--n", "2",
                               "--format", "json"], capsys)
     assert code == 0, err
-    news, voted, trust = json.loads(out)["results"]
+    news, voted, *media, trust = json.loads(out)["results"]
     assert (news["type"], voted["type"], trust["type"]) == ("nominal", "binary", "ordinal")
-    for row in (news, voted, trust):
+    assert [(r["type"], r["part_of"], r["labels"]) for r in media] == [("multi", "MEDIA_USED", ["Yes", "No"])] * 4
+    for row in (news, voted, *media, trust):
         assert abs(sum(row["probs"]) - 1) < 1e-9
         assert len(row["probs"]) == len(row["labels"]) == len(row["codes"])
         assert 0 < row["mean_coverage"] <= 1
