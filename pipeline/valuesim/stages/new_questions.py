@@ -107,18 +107,21 @@ def run(params: Params, **_: object) -> None:
             outputs[(model, method)] = (answers, population, summary)
             stats[path] = run_stats
 
+    records = item_records(items)
     # the answers folder and every run's statistics: all or none
     with artifacts.output_set(), artifacts.atomic_dir(NEW_QUESTIONS) as tmp:
         for path, run_stats in stats.items():
             write_run_stats(path, run_stats)
-        artifacts.write_json({"questions": item_records(items),
+        artifacts.write_json({"questions": records,
                               "files": list(files)}, tmp / "questions.json")
         for (model, method), (answers, population, summary) in outputs.items():
             out = tmp / model / method
             artifacts.write_parquet(answers, out / "answers.parquet")
             artifacts.write_parquet(population, out / "population.parquet")
             artifacts.write_json(summary, out / "summary.json", sort_keys=True)
-    what = f"{len(items)} new questions" if items else "no new questions (data.new_questions is empty)"
+    # a multi item is one question of the file, asked as one item per option
+    asked = f" (asked as {len(items)} items)" if len(records) != len(items) else ""
+    what = f"{len(records)} new questions{asked}" if items else "no new questions (data.new_questions is empty)"
     print(f"new_questions: {what}, {len(runs)} runs -> {NEW_QUESTIONS}")
 
 
