@@ -193,12 +193,13 @@ def test_a_pilot_of_a_nominal_item_is_refused_in_one_line_before_any_model_call(
 
     monkeypatch.chdir(fake_project)
     write_pilot(fake_project)
-    (fake_project / "q.yaml").write_text(yaml.safe_dump({"items": [{**QUESTION, "type": "nominal"}]}))
+    (fake_project / "q.yaml").write_text(yaml.safe_dump({"items": [
+        {**QUESTION, "type": "nominal"}, {**QUESTION, "id": "FAMILY_ROLES", "type": "multi"}]}))
     code, out, err = run_cli(["ask", "--questions", "q.yaml", "--countries", "JPN", "--model",
                               "fake", "--pilot", "pilot.csv", "--format", "json"], capsys)
     assert code != 0
     assert out == ""
-    assert err.strip().splitlines() == [
-        "error: --pilot estimates mean answers, which FAMILY_NEW (nominal) do not have; ask "
-        "nominal and binary items without --pilot"]
+    assert err.strip().splitlines() == [  # a multi item once, not each of its options
+        "error: --pilot estimates mean answers, which FAMILY_NEW (nominal), FAMILY_ROLES (multi) "
+        "do not have; ask nominal, binary and multi items without --pilot"]
     assert not test_provider_installed.exists()  # nothing was sent

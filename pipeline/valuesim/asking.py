@@ -656,7 +656,8 @@ def ask(
 
     Columns: see :data:`ASK_SCHEMA` (``probs`` and ``labels`` in the order of ``codes``;
     nominal and binary items have shares, labels and the modal answer, and null expected,
-    variance and intervals: :mod:`valuesim.survey.question_types`).
+    variance and intervals; a multi item has a row per option, ``part_of`` naming it and
+    ``probs[0]`` the share selecting the option: :mod:`valuesim.survey.question_types`).
     ``pred_low``/``pred_high``: prediction interval of the population's mean answer at
     ``pred_level``, from the conformal fit of the study's own questions for (model,
     method) (:mod:`valuesim.prediction`; ``pred_source`` names the fit and its measured

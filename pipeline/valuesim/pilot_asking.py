@@ -334,6 +334,7 @@ def run_pilot(
     from valuesim.personas.on_demand import respondents_for, under
     from valuesim.survey.bank import load_bank
     from valuesim.survey.pilot import persona_items_for, read_pilot
+    from valuesim.survey.question_types import OptionItem
 
     project = Path(project_dir)
     params = with_model(load_params(under(project, params_path)), model, spec)
@@ -345,10 +346,13 @@ def run_pilot(
     if n_unl < 2:
         raise ConfigError(f"n_unlabeled {n_unl}: PPI needs at least 2 model-only respondents per country")
     items = resolve_questions(questions, bank)
-    unordered = [f"{i.id} ({i.type})" for i in items if i.type != "ordinal"]
+    # a multi item is named once, by its own id (its options are binary items)
+    unordered = list(dict.fromkeys(
+        f"{i.part_of} (multi)" if isinstance(i, OptionItem) else f"{i.id} ({i.type})"
+        for i in items if i.type != "ordinal"))
     if unordered:  # PPI++ here estimates a mean answer, which unordered options do not have
         raise ConfigError(f"--pilot estimates mean answers, which {', '.join(unordered)} "
-                          "do not have; ask nominal and binary items without --pilot")
+                          "do not have; ask nominal, binary and multi items without --pilot")
     codes = None if countries is None else parse_countries(countries)
     pilot_file = under(project, pilot_path)
     pilot = read_pilot(pilot_file, bank, items, method, countries=codes)
