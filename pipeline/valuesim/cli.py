@@ -22,7 +22,7 @@ COMMAND_MODULES = (
     "stage", "summary", "human", "map", "personas", "export", "view", "reproduction",
     "ask", "plan", "prompt",
     "compare",
-    "providers", "score", "bench",
+    "providers", "score", "bench", "bench_client",
     "cache", "demo",
 )
 
@@ -32,7 +32,7 @@ WORKFLOWS: dict[str, tuple[str, ...]] = {
     "Study": ("stage", "summary", "human", "map", "personas", "export", "view", "check-reproduction"),
     "Ask": ("ask", "plan", "prompt"),
     "Compare": ("compare",),
-    "Models": ("providers", "score", "bench"),
+    "Models": ("providers", "score", "bench", "bench-client"),
     "Maintenance": ("cache", "demo"),
 }
 

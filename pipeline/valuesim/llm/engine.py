@@ -426,6 +426,10 @@ class Engine:
         self._sink_lock = threading.Lock()
         self._saved: set[str] = set()
         self._accepting = False
+        # Answers waiting for the next commit (group commit, see _save): filled under
+        # _queue_lock, drained by whichever thread holds _sink_lock next.
+        self._queue_lock = threading.Lock()
+        self._pending: list[tuple[str, AnswerDistribution]] = []
         self.summary = RunSummary(provider=provider.name, model=spec.model)
         settings: dict[str, object] = {"precision": spec.precision}
         # Options the factory declares as transport (timeouts, batch polling, which
@@ -667,6 +671,8 @@ class Engine:
         with self._sink_lock:
             self._saved = set()
             self._accepting = True
+            with self._queue_lock:
+                self._pending = []
         # Moved by _save, answer by answer where the provider reports each one.
         progress = self._progress = Progress(
             self.label, len(todo), terminal=self.progress, log=self._log, every_s=self.progress_every_s
@@ -816,38 +822,59 @@ class Engine:
         return self._stopping()
 
     def _save(self, items: list[tuple[str, AnswerDistribution]]) -> None:
-        """Commit the answers this run has not saved yet, journal and count what they cost."""
+        """Commit the answers this run has not saved yet, journal and count what they cost.
+
+        Group commit: ``items`` join the queue, and the thread that next holds the
+        sink lock commits everything queued in one transaction. Returning means they
+        are committed (by this thread, or by the one that held the lock before it,
+        which drained them), so an answer is durable no later than with one commit per
+        answer, while answers that arrive together (many threads, a fleet) share one
+        commit instead of queueing for a commit each. A failed commit puts its answers
+        back, so the next thread tries them again (or raises the same error)."""
+        with self._queue_lock:
+            self._pending.extend(items)
         with self._sink_lock:
+            with self._queue_lock:
+                batch, self._pending = self._pending, []
             if not self._accepting:
                 return  # an abandoned call landed after the run ended: see _send
-            new = [(k, d) for k, d in items if k not in self._saved]
-            if not new:
-                return
-            paid = Paid(answers=len(new))
-            for _, r in new:
-                paid.prompt_tokens += r.usage.prompt_tokens
-                paid.completion_tokens += r.usage.completion_tokens
-                paid.cached_tokens += r.usage.cached_tokens
-                paid.cost_usd += cost_of(r.usage, self.price)
-            if self.cache is not None:
-                self.cache.put_many(new, provider=self.factory.name, model=self.spec.model)
-            self._saved.update(k for k, _ in new)
-            if self._progress is not None:
-                self._progress.advance(len(new))
-            if self._journal is not None:
-                try:
-                    self._journal.record(paid)
-                except OSError as exc:  # a full disk: the answers are saved, say why it stops
-                    if self.cache is None:
-                        raise
-                    raise self.cache.os_error(exc, "the paid-answers journal") from exc
-            with self._stats_lock:
-                s = self.summary
-                s.sent += paid.answers
-                s.prompt_tokens += paid.prompt_tokens
-                s.completion_tokens += paid.completion_tokens
-                s.cached_tokens += paid.cached_tokens
-                s.cost_usd += paid.cost_usd
+            try:
+                self._commit(batch)
+            except BaseException:
+                with self._queue_lock:
+                    self._pending[:0] = batch
+                raise
+
+    def _commit(self, items: list[tuple[str, AnswerDistribution]]) -> None:
+        """Store, journal and count ``items`` (called holding the sink lock)."""
+        new = list({k: d for k, d in items if k not in self._saved}.items())
+        if not new:
+            return
+        paid = Paid(answers=len(new))
+        for _, r in new:
+            paid.prompt_tokens += r.usage.prompt_tokens
+            paid.completion_tokens += r.usage.completion_tokens
+            paid.cached_tokens += r.usage.cached_tokens
+            paid.cost_usd += cost_of(r.usage, self.price)
+        if self.cache is not None:
+            self.cache.put_many(new, provider=self.factory.name, model=self.spec.model)
+        self._saved.update(k for k, _ in new)
+        if self._progress is not None:
+            self._progress.advance(len(new))
+        if self._journal is not None:
+            try:
+                self._journal.record(paid)
+            except OSError as exc:  # a full disk: the answers are saved, say why it stops
+                if self.cache is None:
+                    raise
+                raise self.cache.os_error(exc, "the paid-answers journal") from exc
+        with self._stats_lock:
+            s = self.summary
+            s.sent += paid.answers
+            s.prompt_tokens += paid.prompt_tokens
+            s.completion_tokens += paid.completion_tokens
+            s.cached_tokens += paid.cached_tokens
+            s.cost_usd += paid.cost_usd
 
     def _attempt(
         self, provider: Provider, reqs: list[ScoreRequest], local: bool

@@ -172,8 +172,25 @@ class OpenAIProvider(APIProvider):
         return body
 
     def send(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        completion = self.call(lambda: self.client.chat.completions.create(**body))
-        return completion.model_dump()
+        return self.call(lambda: self._post(body))  # type: ignore[no-any-return]
+
+    def _post(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST one chat completion (``extra_body`` merged in); the reply's JSON object.
+
+        Through the SDK client's ``post`` (its headers, timeout and error classes), not
+        ``chat.completions.create(**body).model_dump()``: that walks the body through
+        the SDK's typed-dict transform and builds a pydantic ``ChatCompletion`` only to
+        turn it back into this dict, over half the client's CPU per request (docs/scale.md).
+        """
+        extra = body.get("extra_body") or {}
+        json_body = {**{k: v for k, v in body.items() if k != "extra_body"}, **extra}
+        reply = self.client.post("/chat/completions", body=json_body, cast_to=object)
+        if not isinstance(reply, dict):
+            raise ProviderError(
+                f"openai: malformed chat completion from {self.where} (a {type(reply).__name__}, "
+                "not a JSON object); the server does not speak the chat-completions format"
+            )
+        return reply
 
     def distribution(self, request: ScoreRequest, replies: Sequence[Any]) -> AnswerDistribution:
         return self.parse(replies[0], request)
@@ -274,7 +291,7 @@ class OpenAIProvider(APIProvider):
 
         def send() -> dict[str, Any]:
             try:
-                return self.client.chat.completions.create(**body).model_dump()
+                return self._post(body)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 # a plain OpenAI server refuses fields it does not know
                 detail = redact(str(getattr(exc, "message", exc)), self.endpoint.key)[:160]
