@@ -105,7 +105,13 @@ class AnswerDistribution:
     answer_rule: str = "answer_start"
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        # What dataclasses.asdict gives (field order, usage as a dict), built directly:
+        # asdict's recursive deep copy was ~2% of the API client's CPU per answer.
+        return {
+            "probs": self.probs, "coverage": self.coverage, "estimator": self.estimator,
+            "usage": asdict(self.usage), "floored": self.floored, "flag": self.flag,
+            "answer_rule": self.answer_rule,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> AnswerDistribution:

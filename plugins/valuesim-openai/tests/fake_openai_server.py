@@ -5,6 +5,7 @@ It answers /v1/chat/completions (with logprobs/top_logprobs and ``n``), /v1/file
 real ``openai`` SDK can be driven against it via ``base_url``. ``fault`` selects a
 misbehaviour: "flaky" (the first attempt of every request fails with 500),
 "ratelimit" (the first attempt of every request gets 429 with Retry-After), "garbage" (200 with a body that is not JSON),
+"notobject" (200 with JSON that is not an object),
 "hang" (no answer until the test ends), "badkey" (401 echoing the key, as real
 servers partly do).
 """
@@ -136,6 +137,9 @@ class _Handler(JSONHandler):
             return
         if fake.fault == "garbage":
             self.send_json(200, None, raw=b"<html>502 Bad Gateway</html>{{{")
+            return
+        if fake.fault == "notobject":
+            self.send_json(200, ["JSON", "but", "not", "a", "chat", "completion"])
             return
         if path == "/v1/chat/completions" and method == "POST":
             body = json.loads(raw)

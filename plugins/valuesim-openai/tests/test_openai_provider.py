@@ -237,6 +237,33 @@ def test_garbage_body_is_a_clear_permanent_error(fake: FakeOpenAI, tmp_path: Pat
         provider(fake, tmp_path).score([make_request()])
 
 
+def test_json_that_is_not_an_object_is_a_clear_permanent_error(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fault = "notobject"
+    with pytest.raises(ProviderError, match="malformed chat completion") as err:
+        provider(fake, tmp_path).score([make_request()])
+    assert "\n" not in str(err.value)
+    assert "not a JSON object" in str(err.value)
+
+
+def test_send_puts_on_the_wire_what_the_sdk_method_would_and_returns_the_reply_as_sent(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    # send posts the JSON body itself (no typed transform, no pydantic reply): the
+    # server must see the same body as through chat.completions.create, extra_body
+    # merged at the top level, and the plugin must get the reply's JSON unchanged.
+    p = provider(fake, tmp_path)
+    body = p.request_body(make_request())
+    extra = {"continue_final_message": True, "add_generation_prompt": False}
+    for sent in (body, {**body, "extra_body": extra}):
+        reply = p.send(sent)
+        p.client.chat.completions.create(**sent)
+        assert fake.bodies[-2] == fake.bodies[-1]
+        assert type(reply) is dict
+        assert reply == {**fake.completion(fake.bodies[-1]), "id": reply["id"], "created": reply["created"]}
+    assert fake.bodies[-1]["continue_final_message"] is True
+    assert "extra_body" not in fake.bodies[-1]
+
+
 def test_wrong_shape_is_a_clear_permanent_error(fake: FakeOpenAI, tmp_path: Path) -> None:
     p = provider(fake, tmp_path)
     with pytest.raises(ProviderError, match="malformed chat completion"):
