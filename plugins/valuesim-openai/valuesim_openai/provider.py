@@ -172,7 +172,8 @@ class OpenAIProvider(APIProvider):
         return body
 
     def send(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self.call(lambda: self._post(body))  # type: ignore[no-any-return]
+        reply: dict[str, Any] = self.call(lambda: self._post(body))
+        return reply
 
     def _post(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST one chat completion (``extra_body`` merged in); the reply's JSON object.
