@@ -53,7 +53,9 @@ def coalition_inputs(params: Params) -> dict[str, Any]:
     return {
         "personas": personas, "respondents": respondents, "bank": bank,
         "value_set": descriptors.load(paths.GENERATED_DESCRIPTORS, bank, kind="value"),
-        "questions": artifacts.kept_questions(), "countries": artifacts.selected_countries(),
+        # Shapley values explain the error of a mean: nominal and binary targets have none
+        "questions": [q for q in artifacts.kept_questions() if bank.item(q).type == "ordinal"],
+        "countries": artifacts.selected_countries(),
         "guidance": params.prompts.guidance,
         "orders": sample_permutations(len(bank.persona_items), an.shapley_permutations, an.seed),
     }

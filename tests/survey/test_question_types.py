@@ -79,21 +79,26 @@ def test_a_bad_type_or_order_is_one_line_naming_item_and_field(
     assert "\n" not in str(err.value)
 
 
-def test_the_bank_refuses_a_nominal_target_the_study_would_average(tmp_path: Path, root: Path) -> None:
+def test_the_bank_refuses_a_nominal_persona_item_and_takes_a_nominal_target(tmp_path: Path, root: Path) -> None:
     raw = yaml.safe_load((root / "data/questions/wvs7.yaml").read_text())
-    target = next(i for i in raw["items"] if "target" in i["roles"])
-    target["type"] = "nominal"
+    persona = next(i for i in raw["items"] if "persona" in i["roles"])
+    persona["type"] = "nominal"
     path = tmp_path / "bank.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError) as err:
         load_bank(path)
     message = str(err.value)
     assert message == (
-        f"question bank {path} is invalid: items ['{target['id']}'] are not ordinal: the study "
-        "evaluates and builds personas from ordinal items only; drop their type or their "
-        "target/persona role")
-    assert "drop their type or their target/persona role" in message
+        f"question bank {path} is invalid: items ['{persona['id']}'] are not ordinal: personas are "
+        "built from ordinal items only (their answers are placed on a scale); drop their type or "
+        "their persona role")
     assert "\n" not in message
+    # a nominal target is scored by total variation and Jensen-Shannon (evaluate)
+    persona["type"] = "ordinal"
+    target = next(i for i in raw["items"] if i["roles"] == ["target"])
+    target["type"] = "nominal"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_bank(path).item(target["id"]).type == "nominal"
 
 
 def test_rotate_lists_the_options_from_the_kth_on_for_the_kth_persona(tmp_path: Path, bank) -> None:  # type: ignore[no-untyped-def]

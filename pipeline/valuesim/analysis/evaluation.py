@@ -16,11 +16,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from valuesim.analysis import curves, interval_cells, interval_tables, paired, references, scores
+from valuesim.analysis import (
+    curves,
+    interval_cells,
+    interval_tables,
+    paired,
+    references,
+    scores,
+    unordered_scores,
+)
 from valuesim.analysis.blocks import build_blocks
 from valuesim.analysis.ensemble import ensemble_population
 from valuesim.analysis.persona_information import PersonaFeatures, persona_expectations
 from valuesim.config import AnalysisParams
+from valuesim.survey.bank import Item
 
 # Figure 9's temperatures: log-spaced around the default T = 1 (which is included).
 CURVE_TEMPERATURES = tuple(float(t) for t in np.geomspace(0.1, 10.0, 13))
@@ -219,6 +228,7 @@ def evaluate(
     answers: Mapping[Run, pl.DataFrame], persona_methods: Collection[str], an: AnalysisParams,
     persona_seed: int = 0, batteries: Mapping[str, str] | None = None,
     persona_features: Mapping[str, PersonaFeatures] | None = None,
+    unordered: Mapping[str, Item] | None = None,
 ) -> Evaluation:
     """Scores of the calibrated population, curves of the persona-level ``answers``,
     references and floors from the human data, and prediction intervals;
@@ -226,7 +236,12 @@ def evaluate(
     is taken at that N); ``persona_seed`` is ``personas.seed`` (the draws of ``ask``);
     ``batteries``: the bank's explicit ``battery`` of an item, where it sets one;
     ``persona_features``: what each persona method's persona states (its
-    persona-information floor; methods without are left without one)."""
+    persona-information floor; methods without are left without one); ``unordered``:
+    the bank's nominal and binary items, scored apart by total variation and
+    Jensen-Shannon (:mod:`valuesim.analysis.unordered_scores`) and left out of every
+    mean-based score, reference, floor, test, curve and interval."""
+    nominal = {q: unordered[q] for q in kept if q in (unordered or {})}
+    kept = [q for q in kept if q not in nominal]
     cells = scores.score_cells(population, human)
     countries = scores.by_country(cells)
     # Figure 11's ensemble (two or more models): model "ensemble" rows in by_country,
@@ -292,5 +307,32 @@ def evaluate(
     metrics["interval"] = intervals.metrics
     plots = plot_tables(all_countries, sample_sizes, floors.actual_spread, temperature, an.sample_sizes,
                         floors.persona_spread)
+    if nominal:  # only then: a study of ordinal items writes what it wrote before
+        extra, metrics["unordered"] = unordered_tables(answers, human, respondents, selected, nominal, an)
+        tables.update(extra)
     return Evaluation(tables=tables, plots=plots, metrics=metrics,
                       json={"interval_choice.json": intervals.choice})
+
+
+def unordered_tables(
+    answers: Mapping[Run, pl.DataFrame], human: pl.DataFrame, respondents: pl.DataFrame,
+    countries: Sequence[str], items: Mapping[str, Item], an: AnalysisParams,
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """The nominal and binary kept targets' tables (unordered_*.parquet) and metrics
+    (metrics.json's ``unordered``): the runs and the uniform and other-countries
+    references on the same (country, question) cells."""
+    cells = unordered_scores.unordered_cells(answers, human, items)
+    cells = cells.filter(pl.col("country").is_in(list(countries)))
+    ref_cells = unordered_scores.reference_unordered_cells(
+        human, respondents, countries, items, cells.select("country", "question").unique())
+    summary = pl.concat([unordered_scores.summary(cells, an.bootstrap, an.seed),
+                         unordered_scores.summary(ref_cells, an.bootstrap, an.seed)])
+    countries_frame = pl.concat([unordered_scores.by_country(cells), unordered_scores.by_country(ref_cells)])
+    tables = {
+        "unordered_cells.parquet": cells,
+        "unordered_reference_cells.parquet": ref_cells,
+        "unordered_by_country.parquet": countries_frame,
+        "unordered_summary.parquet": summary,
+    }
+    scored = {q: items[q] for q in items if q in set(cells["question"].to_list())}
+    return tables, unordered_scores.metrics_json(summary, countries_frame, scored)

@@ -2,6 +2,8 @@
 
 Reads data/simulated/<model>/<method>/answers.parquet (persona level) and
 data/human; writes data/calibrated/population.parquet and temperatures.json.
+Nominal and binary target items of the bank are left out (with a line saying why):
+the population holds ordinal items only.
 """
 
 from __future__ import annotations
@@ -15,13 +17,22 @@ from valuesim.calibration.tilt import temperature_grid
 from valuesim.config import Params
 from valuesim.errors import DataError
 from valuesim.paths import CALIBRATED, HUMAN_DISTRIBUTIONS, SIMULATED
+from valuesim.survey.bank import unordered_items
+from valuesim.survey.question_types import NO_TILT
 
 
 def run(params: Params, **_: object) -> None:
     cal = params.calibration
     grid = temperature_grid(cal.t_grid_min, cal.t_grid_max, cal.t_grid_size)
     human = read_parquet(HUMAN_DISTRIBUTIONS, "human")
-    kept = kept_questions()
+    # T is fitted on ordinal items only: the tilt keeps each persona's expected code,
+    # which nominal and binary items lack (their shares stay raw; evaluate scores them)
+    unordered = unordered_items(params.data.questions)
+    targets = kept_questions()
+    kept = [q for q in targets if q not in unordered]
+    skipped = {q: unordered[q] for q in targets if q in unordered}
+    if skipped:
+        print(NO_TILT.format(ids=", ".join(skipped), kinds="/".join(sorted(set(skipped.values())))))
     frames = []
     temperatures: dict[str, object] = {}
     for (model, method), path in simulated_runs(

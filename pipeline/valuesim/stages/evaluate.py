@@ -3,7 +3,9 @@
 Reads the calibrated population, the persona-level answers, the human data and the
 map; writes data/eval/*.parquet (with the prediction intervals: intervals.parquet,
 interval_fits.parquet, interval_choice.json), reports/metrics.json (DVC metrics) and
-the DVC plot data under reports/plots/. The computation is ``valuesim.analysis.evaluation`` and
+the DVC plot data under reports/plots/. Nominal and binary targets of the bank are
+scored apart (data/eval/unordered_*.parquet and metrics.json's ``unordered``, written
+only when the study has such items). The computation is ``valuesim.analysis.evaluation`` and
 ``valuesim.culturalmap.positions``.
 """
 
@@ -37,6 +39,7 @@ from valuesim.paths import (
     RESPONDENTS,
     SIMULATED,
 )
+from valuesim.survey.bank import Item
 
 
 def explicit_batteries(params: Params) -> dict[str, str]:
@@ -65,6 +68,19 @@ def persona_features(params: Params) -> dict[str, PersonaFeatures]:
     return {m: f for m in params.simulate.methods if (f := method_features(m, bank)) is not None}
 
 
+def unordered_targets(params: Params) -> dict[str, Item]:
+    """The bank's nominal and binary targets (scored by total variation and
+    Jensen-Shannon); empty for a study assembled without the bank."""
+    from pathlib import Path
+
+    from valuesim.survey.bank import load_bank
+
+    path = Path(params.data.questions)
+    if not path.exists():
+        return {}
+    return {i.id: i for i in load_bank(path).targets if i.type != "ordinal"}
+
+
 def run(params: Params, **_: object) -> None:
     from valuesim.methods import persona_kind
 
@@ -78,7 +94,7 @@ def run(params: Params, **_: object) -> None:
         answers={key: artifacts.read_parquet(path, "simulate") for key, path in runs.items()},
         persona_methods={m for m in params.simulate.methods if persona_kind(m)[0]},
         an=params.analysis, persona_seed=params.personas.seed, batteries=explicit_batteries(params),
-        persona_features=persona_features(params),
+        persona_features=persona_features(params), unordered=unordered_targets(params),
     )
     # a map-answer file is read only when there is a map to place it on
     transform = IWTransform.load(MAP_TRANSFORM) if MAP_TRANSFORM.exists() else None

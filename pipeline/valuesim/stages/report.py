@@ -3,7 +3,8 @@
 Reads the evaluate, calibrate, map and extract outputs, draws the figures into a new
 figure directory and writes the page. The words are ``valuesim.report.captions``,
 the tables ``valuesim.report.tables``, the findings ``valuesim.report.findings``; the
-sections after the figures are ``valuesim.report.new_questions`` and
+sections after the figures are ``valuesim.report.unordered_section`` (nominal and
+binary targets, when the study has any), ``valuesim.report.new_questions`` and
 ``valuesim.report.intervals_section``.
 """
 
@@ -51,6 +52,7 @@ from valuesim.report.tables import (
     shown_params,
     temperature_table,
 )
+from valuesim.report.unordered_section import unordered_section
 from valuesim.report.verdict import checks_table, model_wide_notes, verdict_html
 
 STUDY_FIGURES = FIGURES / "study"
@@ -157,6 +159,8 @@ def run(params: Params, **_: object) -> None:
                                            artifacts.read_parquet(EVAL / "map_positions.parquet", "evaluate"),
                                            names)
             found = captions.insert_before_closing(found, placed, synthetic)
+        # only when the study has nominal or binary targets: otherwise the page is unchanged
+        nominal = unordered_section(EVAL)
         # only when data.new_questions asked something: otherwise the page is unchanged
         new = new_questions_section(NEW_QUESTIONS, temps, params, out)
         # always there: a run evaluated before intervals existed gets one line saying so
@@ -178,7 +182,7 @@ def run(params: Params, **_: object) -> None:
                     *([(captions.PAIRED_HEADING, table(paired_tests_table(paired)))] if paired is not None else []),
                     (captions.FLOORS_HEADING, table(floors)),
                     (captions.TEMPERATURES_HEADING, table(temperature_table(temps)))],
-            figures=made, sections=[s for s in (new, trust) if s is not None], opening=opening,
+            figures=made, sections=[s for s in (nominal, new, trust) if s is not None], opening=opening,
         )
         artifacts.write_text(REPORT_HTML, text)
     # outside DVC's outputs and the page's output set: the page stays byte-identical, and a

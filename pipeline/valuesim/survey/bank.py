@@ -1,7 +1,8 @@
 """The question bank: every item the study uses, with its answers in scale order.
 
 The bank is data (``data/questions/wvs7.yaml``); this module is its typed loader.
-Roles: ``target`` (the questions the models answer, paper Table 2), ``persona``
+Roles: ``target`` (the questions the models answer, paper Table 2; a nominal or
+binary target is scored by total variation and Jensen-Shannon, not by a mean), ``persona``
 (the ten Inglehart-Welzel items that value personas are built from) and
 ``sociodemographic`` (items for sociodemographic personas). An item can be both
 a target and a persona item in principle, so ``roles`` is a list.
@@ -129,13 +130,14 @@ class QuestionBank(BaseModel):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"duplicate item ids: {sorted(dup)}")
-        # the study's metrics (evaluate, calibrate) are means and distances on a scale;
-        # nominal targets would need total variation / Jensen-Shannon instead (not built)
-        unordered = [i.id for i in self.items if i.type != "ordinal" and set(i.roles) & {"target", "persona"}]
+        # nominal and binary targets are scored by total variation and Jensen-Shannon
+        # (valuesim.analysis.unordered_scores); value personas and the cultural map place
+        # a respondent on each persona item's scale, which unordered options lack
+        unordered = [i.id for i in self.items if i.type != "ordinal" and "persona" in i.roles]
         if unordered:
-            raise ValueError(f"items {unordered} are not ordinal: the study evaluates and builds "
-                             "personas from ordinal items only; drop their type or their "
-                             "target/persona role")
+            raise ValueError(f"items {unordered} are not ordinal: personas are built from "
+                             "ordinal items only (their answers are placed on a scale); drop "
+                             "their type or their persona role")
         return self
 
     @cached_property
@@ -164,6 +166,17 @@ class QuestionBank(BaseModel):
     @property
     def sociodemographic(self) -> list[Item]:
         return self.with_role("sociodemographic")
+
+    @property
+    def unordered(self) -> dict[str, str]:
+        """id -> type of every nominal or binary item: no mean, no tilt, scored by shares."""
+        return {i.id: i.type for i in self.items if i.type != "ordinal"}
+
+
+def unordered_items(path: str | Path) -> dict[str, str]:
+    """:attr:`QuestionBank.unordered` of the bank at ``path``; empty for a study
+    assembled without the bank (every item then ordinal, as before types existed)."""
+    return load_bank(path).unordered if Path(path).exists() else {}
 
 
 def load_bank(path: str | Path = "data/questions/wvs7.yaml") -> QuestionBank:

@@ -2,7 +2,8 @@
 
 For each country and item: the ``W_WEIGHT``-weighted share of every admissible answer
 among the respondents who gave a substantive answer (zero shares included, so every
-distribution covers the item's whole scale), the weighted mean of the codes, the
+distribution covers the item's whole scale), the weighted mean of the codes (null for
+a nominal or binary item, whose codes only name its options), the
 number of substantive answers ``n``, Kish's effective sample size
 ``n_eff = (sum w)^2 / sum w^2`` and the share of respondents with no substantive
 answer (unweighted: the paper's missing-data filter counts responses).
@@ -80,10 +81,12 @@ def human_distributions(
         w2=(pl.col("weight") ** 2).filter(pl.col("code").is_not_null()).sum(),
         wx=(pl.col("weight") * pl.col("code")).filter(pl.col("code").is_not_null()).sum(),
     )
+    # a nominal or binary item's codes only name its options: no mean (valuesim.survey.question_types)
+    unordered = [i.id for i in chosen if i.type != "ordinal"]
     summary = totals.select(
         "country",
         "question",
-        mean=pl.when(pl.col("n") > 0).then(pl.col("wx") / pl.col("w")),
+        mean=pl.when((pl.col("n") > 0) & ~pl.col("question").is_in(unordered)).then(pl.col("wx") / pl.col("w")),
         n="n",
         n_eff=pl.when(pl.col("n") > 0).then(pl.col("w") ** 2 / pl.col("w2")).otherwise(0.0),
         missing_share=1 - pl.col("n") / pl.col("rows"),
