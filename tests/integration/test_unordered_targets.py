@@ -255,8 +255,8 @@ def test_summary_and_metrics_average_per_country_then_over_countries(study: Stud
             assert row[key] == pytest.approx(np.mean(per_country), abs=1e-12)
             assert row[f"{key}_lo"] <= row[key] <= row[f"{key}_hi"]
             assert un[key][run] == pytest.approx(np.mean(per_country), abs=1e-4)
-            assert un[f"{key}_ci"][run] == [pytest.approx(row[f"{key}_lo"], abs=1e-4),
-                                            pytest.approx(row[f"{key}_hi"], abs=1e-4)]
+            assert un[f"{key}_ci"][run] == {"lo": pytest.approx(row[f"{key}_lo"], abs=1e-4),
+                                            "hi": pytest.approx(row[f"{key}_hi"], abs=1e-4)}
             for c, v in zip(COUNTRIES, per_country, strict=True):
                 assert un["by_country"][run][c][key] == pytest.approx(v, abs=1e-4)
     # no mean-based score of the unordered items anywhere
