@@ -52,6 +52,12 @@ def _shapley_values_schema() -> Mapping[str, pl.DataType]:
     return VALUES_SCHEMA
 
 
+def _unordered(name: str) -> Mapping[str, pl.DataType]:
+    from valuesim.analysis import unordered_scores
+
+    return getattr(unordered_scores, name)  # type: ignore[no-any-return]
+
+
 #: Tables no test study writes, with the schema the code writes them with.
 SCHEMA_IN_CODE: dict[str, Callable[[], Mapping[str, pl.DataType]]] = {
     # simulate.map_items is off in the planted study: the plant has no map-item answers
@@ -59,6 +65,12 @@ SCHEMA_IN_CODE: dict[str, Callable[[], Mapping[str, pl.DataType]]] = {
     # analysis.shapley on pays for coalition prompts the plant has no answers for
     "data/shapley/shapley.parquet": _shapley_schema,
     "data/shapley/values.parquet": _shapley_values_schema,
+    # the planted study's targets are ordinal: these exist only with a nominal/binary target
+    # (tests/integration/test_unordered_targets.py writes them)
+    "data/eval/unordered_cells.parquet": lambda: _unordered("CELL_SCHEMA"),
+    "data/eval/unordered_reference_cells.parquet": lambda: _unordered("CELL_SCHEMA"),
+    "data/eval/unordered_by_country.parquet": lambda: _unordered("BY_COUNTRY_SCHEMA"),
+    "data/eval/unordered_summary.parquet": lambda: _unordered("SUMMARY_SCHEMA"),
 }
 #: Outputs no test study writes and no schema in code describes (a dict literal in the
 #: stage): documented, not checked here.
@@ -79,6 +91,8 @@ OPTIONAL_KEYS = {
         "unique_requests",
         "flagged",
     },
+    # the TV/JS scores of nominal and binary targets: only a study with such a target
+    "reports/metrics.json": {"unordered"},
 }
 
 
