@@ -242,6 +242,8 @@ def evaluate(
     mean-based score, reference, floor, test, curve and interval."""
     nominal = {q: unordered[q] for q in kept if q in (unordered or {})}
     kept = [q for q in kept if q not in nominal]
+    if nominal:  # a population calibrated before types existed may hold them: never averaged
+        population = population.filter(~pl.col("question").is_in(list(nominal)))
     cells = scores.score_cells(population, human)
     countries = scores.by_country(cells)
     # Figure 11's ensemble (two or more models): model "ensemble" rows in by_country,
