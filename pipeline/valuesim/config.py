@@ -29,6 +29,7 @@ from valuesim import safe_yaml
 from valuesim.errors import ConfigError
 from valuesim.methods import METHOD_NAMES, unknown_method_message
 from valuesim.names import clip, name_problem, shorten
+from valuesim.urls import base_url_problem, redact_url, url_credential
 
 # The paper's ten countries where WVS-7 files exist, with documented substitutes for
 # the four that have none here (README, "Country selection").
@@ -198,8 +199,6 @@ class ModelSpec(_Strict):
     @classmethod
     def _servers(cls, value: str | list[str] | None, info: ValidationInfo) -> str | list[str] | None:
         """A fleet's URLs are checked here, before anything is created or sent."""
-        from valuesim.llm.api_support import base_url_problem, redact_url, url_credential
-
         if info.context and info.context.get(FROM_PARAMS_FILE):
             # params.yaml is committed, and DVC copies the params a stage depends on
             # into dvc.lock and its run cache: a secret written here would outlive any

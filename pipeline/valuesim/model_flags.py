@@ -65,7 +65,7 @@ def parse_options(given: Sequence[str]) -> dict[str, Any]:
 def _check_url(url: str) -> None:
     """One line for a base_url that cannot be used; a secret in it is refused: it would
     sit in the shell's history and the process list (keys come from the environment)."""
-    from valuesim.llm.api_support import base_url_problem, redact_url, url_credential
+    from valuesim.urls import base_url_problem, redact_url, url_credential
 
     secret = url_credential(url)
     if secret:

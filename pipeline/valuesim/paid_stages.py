@@ -10,13 +10,29 @@ on the ``shapley`` stage asks every model the value prompts of each item coaliti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from valuesim.config import Params
-    from valuesim.planning import Prompt, StageInputs
+    from valuesim.llm.types import ChatMessage
+    from valuesim.survey.bank import QuestionBank
+
+# valuesim.planning's Prompt and StageInputs, restated: planning calls this module, so
+# importing them from there (even for type checking only) would close an import circle.
+Prompt = tuple[tuple["ChatMessage", ...], tuple[str, ...]]
+
+
+class StageInputs(Protocol):
+    """What these stages plan from: :class:`valuesim.planning.StageInputs`."""
+
+    bank: QuestionBank
+    countries: tuple[str, ...]
+    personas: Callable[[str], pl.DataFrame]
+    from_outputs: bool
 
 
 def new_question_prompts(

@@ -24,7 +24,7 @@ import polars as pl
 
 from valuesim import safe_yaml
 from valuesim.errors import ConfigError, DataError
-from valuesim.llm.api_support import redact_credentials_in
+from valuesim.urls import redact_credentials_in
 
 CELLS = "data/eval/cells.parquet"
 PARAMS = "params.yaml"

@@ -11,17 +11,23 @@ here logs; callers pass every message that may echo a server response through
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from valuesim.errors import ProviderError
+from valuesim.urls import (  # noqa: F401 - the URL checks live below valuesim.config; re-exported here
+    base_url_problem,
+    is_loopback,
+    redact_credentials_in,
+    redact_url,
+    redact_urls_in,
+    url_credential,
+)
 
 # Per-request timeout when options.timeout_s is not set (see valuesim.llm.provider_options).
 DEFAULT_TIMEOUT_S = 120.0
@@ -47,71 +53,6 @@ def api_key_from_env(
 # What the SDKs get instead of a key when none may be sent: they insist on a string,
 # and this one is recognisably not a secret in a server's logs.
 NO_KEY = "valuesim-no-key"
-# Query parameters whose values are credentials (Google takes ``?key=``, others
-# ``api_key=``, signed URLs ``sig=``/``token=``); matched on the lower-cased name.
-_SECRET_PARAM = re.compile(r"key|token|secret|pass|auth|sig|credential|session", re.IGNORECASE)
-# A URL in prose: no trailing sentence punctuation, which belongs to the text.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)\]]")
-
-
-def redact_url(url: str | None) -> str:
-    """``url`` fit to show: userinfo (``user:pw@``) and credential query values become ``***``."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return "<malformed URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*"
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def redact_urls_in(text: str) -> str:
-    """``text`` with every URL in it passed through :func:`redact_url`."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); no DNS lookup."""
-    if not host:
-        return False
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_credential(url: str) -> str | None:
-    """What secret ``url`` carries in itself (``user:password@``, or a query parameter
-    named like ``key=``/``token=``), or None; the secret itself is not repeated."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if "@" in parts.netloc:
-        return "a user:password@ part"
-    names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.search(k)]
-    return f"the {names[0]}= query parameter" if names else None
-
-
-def redact_credentials_in(text: str) -> str:
-    """``text`` with each URL that carries a credential passed through :func:`redact_url`;
-    other URLs stay exactly as written (so values that differ only there still differ)."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m[0]) if url_credential(m[0]) else m[0], text)
-
-
 def direct_mounts(url: str) -> dict[str, None]:
     """httpx ``mounts`` that connect straight to ``url``'s host when it is a loopback one.
 
@@ -152,22 +93,6 @@ class Endpoint:
         """The httpx client's ``mounts``: a loopback URL is never reached through a
         proxy (:func:`direct_mounts`), so plain http stays on this machine."""
         return direct_mounts(self.url)
-
-
-def base_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a server's base_url (one line), or None when it can.
-
-    Checked for every URL of a fleet (``base_url`` as a list) when params are read,
-    and for the one URL a provider is created with.
-    """
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"base_url {redact_url(url)!r} is not an http(s) URL; write it like https://host:port/v1"
-    return None
 
 
 def resolve_endpoint(

@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from valuesim.artifacts import write_json
 from valuesim.contracts import TransientProviderError
@@ -28,8 +28,23 @@ from valuesim.errors import ProviderError
 from valuesim.llm import interrupt
 from valuesim.llm.types import AnswerDistribution, ScoreRequest
 
-if TYPE_CHECKING:
-    from valuesim.llm.api_provider import APIProvider
+
+class BatchProvider(Protocol):
+    """What a batch runner uses of its provider, a
+    :class:`~valuesim.llm.api_provider.APIProvider`. A protocol, not that class: the
+    provider names its runner class (``batch_runner``), so naming the provider here,
+    even for type checking only, would make the two modules import each other."""
+
+    name: ClassVar[str]
+    options: Any
+    state_dir: Path
+    client: Any
+
+    def request_body(self, request: ScoreRequest) -> Any: ...
+    def send(self, body: Any) -> Any: ...
+    def distribution(self, request: ScoreRequest, replies: Sequence[Any]) -> AnswerDistribution: ...
+    def draws(self, request: ScoreRequest) -> int: ...
+    def call(self, fn: Callable[[], Any]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,7 @@ class BatchRunner:
     #: folder under the provider's state_dir holding one state file per pending batch
     state_folder: ClassVar[str]
 
-    def __init__(self, provider: APIProvider) -> None:
+    def __init__(self, provider: BatchProvider) -> None:
         self.provider = provider
         self.poll_s = float(provider.options.batch_poll_s)
         self.wait_s = float(provider.options.batch_wait_s)

@@ -19,7 +19,7 @@ from typing import Any
 from valuesim import artifacts
 from valuesim.answer_tables import RUNS
 from valuesim.config import Params
-from valuesim.llm.api_support import redact_url
+from valuesim.urls import redact_url
 
 #: beside the run statistics, in a folder of their own (readers of reports/runs/*.json
 #: expect one simulate run per file)

@@ -13,7 +13,7 @@ import polars as pl
 
 from valuesim.analysis.references import SPLIT_HALF_FACTOR, human_sampling_noise, spread
 from valuesim.config import Params
-from valuesim.llm.api_support import redact_url
+from valuesim.urls import redact_url
 
 
 def results_table(summary: pl.DataFrame, references: pl.DataFrame) -> pl.DataFrame:
