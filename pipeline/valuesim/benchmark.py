@@ -11,7 +11,8 @@ kept target question) in one process:
 - bf16: the same with bf16 weights.
 - server-exact: the fp32 model served by a vLLM-wire-format fake
   (:mod:`valuesim.testing.fake_vllm`) and scored through the real ``openai`` SDK and
-  the openai plugin's exact prefix mode (``server: vllm``); its largest TV from the
+  the openai plugin's exact prefix mode (``server: vllm``, answers read by token id
+  at a top-k cap of 20); its largest TV from the
   fp32 engine's ``answer_start`` distributions is ``server_exact_max_tv`` (None, with
   the reason in ``server_exact_skipped``, when the plugin is not installed).
 
@@ -403,9 +404,9 @@ def run_bench(
     )
 
 
-#: top-k width the server-exact path asks for (the fake's --max-logprobs): SmolLM2 puts
-#: some digits of a 10-point scale below its 200th most likely first token
-SERVER_EXACT_WIDTH = 1000
+#: the fake's --max-logprobs, vLLM's default: the server-exact path reads the answers'
+#: tokens by id (logprob_token_ids), so no wider top-k is needed
+SERVER_EXACT_WIDTH = 20
 
 
 def server_exact_tv(

@@ -10,8 +10,20 @@ top-``top_logprobs`` tokens with their log-softmax log-probabilities. vLLM's
 extension fields are honoured: ``continue_final_message`` with
 ``add_generation_prompt: false`` continues a final assistant message (the template's
 rendering of it, cut after its content, as transformers' ``apply_chat_template``
-does); both true is a 400, as vLLM's request validator says. Also ``GET /v1/models``
-and ``GET /version``.
+does); both true is a 400, as vLLM's request validator says. ``logprob_token_ids``
+(with ``logprobs: true``) gives, at each generated position, the log-probabilities of
+exactly those token ids besides the generated token's, whatever ``top_logprobs`` and
+``--max-logprobs`` say, and ``return_tokens_as_token_ids`` writes tokens as
+``token_id:N``, as vLLM does (vllm/entrypoints/openai/chat_completion/protocol.py at
+vllm-project/vllm@002032ee2b18e1f7bd924ec47b62504ba3866063: the field, its checks
+and ``to_sampling_params``; chat_completion/serving.py at
+@006c49d485f9ca479bf4989cbb694d0ac02f44b5: ``_create_chat_logprobs`` lists every
+returned id under ``top_logprobs``). ``token_ids`` makes it an older vLLM that
+``"ignored"`` the field (vLLM's request models allow unknown fields and drop them)
+or one in front of a strict proxy that ``"rejected"`` it with a 400. Also
+``GET /v1/models``, ``GET /version``, ``POST /tokenize`` and ``POST /detokenize``
+(vllm/entrypoints/serve/tokenize/protocol.py: the chat form renders messages as a
+chat request does).
 
 ``flavor`` makes it another server:
 
@@ -46,6 +58,12 @@ from typing import Any, Literal
 from valuesim.testing._server import JSONHandler, local_http_server
 
 Flavor = Literal["vllm", "sglang", "openai", "ignore"]
+#: How a vLLM flavour treats ``logprob_token_ids``: a current vLLM honours it.
+TokenIds = Literal["honoured", "ignored", "rejected"]
+#: vLLM's MAX_LOGPROB_TOKEN_IDS (vllm/sampling_params.py).
+MAX_LOGPROB_TOKEN_IDS = 128
+#: vLLM floors a returned log-probability here (ChatCompletionLogProb).
+LOGPROB_FLOOR = -9999.0
 #: The fields a plain OpenAI server refuses (vLLM and SGLang extensions).
 EXTENSION_FIELDS = ("continue_final_message", "add_generation_prompt", "echo", "chat_template_kwargs")
 _OPENAI_FIELDS = frozenset({
@@ -74,8 +92,10 @@ class FakeVLLM:
     model_name: str = "smollm2-served"
     latency_s: float = 0.0  # added to every completion (fleet tests)
     max_logprobs: int = 20  # vLLM's --max-logprobs: a wider top_logprobs is a 400
+    token_ids: TokenIds = "honoured"  # logprob_token_ids (vllm flavour)
     lock: threading.Lock = field(default_factory=threading.Lock)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    tokenized: list[dict[str, Any]] = field(default_factory=list)  # /tokenize bodies
     # the greedy first token, by the request's messages as sent
     generated: dict[str, str] = field(default_factory=dict)
     _kv: OrderedDict[tuple[int, ...], tuple[Any, Any]] = field(default_factory=OrderedDict)
@@ -169,8 +189,11 @@ class FakeVLLM:
         k = int(body.get("top_logprobs") or 0)
         if k and not body.get("logprobs"):
             raise RequestError(400, "when using `top_logprobs`, `logprobs` must be set to true.")
-        if k > self.max_logprobs:
+        chosen_ids = self._chosen_ids(body)
+        # vLLM passes logprobs=None to the sampler when the ids are given: no k to cap
+        if chosen_ids is None and k > self.max_logprobs:
             raise RequestError(400, f"Requested sample logprobs of {k}, which is greater than max allowed: {self.max_logprobs}")
+        as_ids = self.flavor == "vllm" and bool(body.get("return_tokens_as_token_ids"))
         if self.latency_s:
             time.sleep(self.latency_s)
         tok, model = self.lm.tokenizer, self.lm.model
@@ -185,9 +208,14 @@ class FakeVLLM:
                 logp = torch.log_softmax(logits.double(), dim=-1)
                 best = int(torch.argmax(logp))  # temperature 0: the argmax is generated
                 if body.get("logprobs"):
-                    top = torch.topk(logp, max(k, 1))
-                    pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
-                    content.append(_entry(tok, best, float(logp[best]), list(pairs)[:k]))
+                    if chosen_ids is not None:
+                        # the generated token first, then the asked ids (vLLM's order)
+                        order = [best, *(i for i in chosen_ids if i != best)]
+                        pairs = [(i, float(logp[i])) for i in order]
+                    else:
+                        top = torch.topk(logp, max(k, 1))
+                        pairs = list(zip(top.indices.tolist(), top.values.tolist(), strict=True))[:k]
+                    content.append(_entry(tok, best, float(logp[best]), pairs, as_ids=as_ids))
                 chosen.append(best)
                 if best in self.lm.end_token_ids or position + 1 == max_tokens:
                     break
@@ -211,6 +239,52 @@ class FakeVLLM:
                 "prompt_tokens_details": {"cached_tokens": reused},
             },
         }
+
+    def _chosen_ids(self, body: Mapping[str, Any]) -> list[int] | None:
+        """``logprob_token_ids`` when this server honours it (after vLLM's checks)."""
+        ids = body.get("logprob_token_ids")
+        if ids is None or self.flavor != "vllm" or self.token_ids == "ignored":
+            return None
+        if self.token_ids == "rejected":
+            raise RequestError(400, "Extra inputs are not permitted: logprob_token_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise RequestError(400, "`logprob_token_ids` must be a list of integers.")
+        if not ids:
+            raise RequestError(400, "`logprob_token_ids` must not be an empty list.")
+        if not body.get("logprobs"):
+            raise RequestError(400, "when using `logprob_token_ids`, `logprobs` must be set to true.")
+        if len(ids) > MAX_LOGPROB_TOKEN_IDS:
+            raise RequestError(
+                400, f"Requested logprob_token_ids of length {len(ids)}, which is greater than "
+                f"max allowed: {MAX_LOGPROB_TOKEN_IDS}"
+            )
+        vocab = len(self.lm.tokenizer)
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise RequestError(
+                400, f"token_id(s) {bad} in logprob_token_ids contain out-of-vocab token ids. "
+                f"Vocabulary size: {vocab}"
+            )
+        return list(ids)
+
+    def tokenize(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /tokenize``: the chat form (``messages``) or the completion form (``prompt``)."""
+        if self.flavor != "vllm":
+            raise RequestError(404, "Not Found", "NotFoundError")
+        if "messages" in body:
+            ids = self.prompt_ids(body)
+        else:
+            add = bool(body.get("add_special_tokens", True))
+            ids = list(self.lm.tokenizer(str(body["prompt"]), add_special_tokens=add)["input_ids"])
+        with self.lock:
+            self.tokenized.append(dict(body))
+        return {"count": len(ids), "max_model_len": 8192, "tokens": ids}
+
+    def detokenize(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /detokenize``: the text of ``tokens``."""
+        if self.flavor != "vllm":
+            raise RequestError(404, "Not Found", "NotFoundError")
+        return {"prompt": str(self.lm.tokenizer.decode(list(body["tokens"])))}
 
     def get(self, path: str) -> tuple[int, dict[str, Any]]:
         """Replies to the GET routes this flavour has."""
@@ -257,12 +331,13 @@ def _text(tok: Any, token_id: int) -> str:
 
 
 def _entry(
-    tok: Any, token_id: int, logprob: float, top: Iterable[tuple[int, float]]
+    tok: Any, token_id: int, logprob: float, top: Iterable[tuple[int, float]], *, as_ids: bool = False
 ) -> dict[str, Any]:
-    """One ``logprobs.content`` entry: the generated token and the top-k candidates."""
+    """One ``logprobs.content`` entry: the generated token and the top-k candidates
+    (or the asked token ids); ``as_ids`` writes each token as ``token_id:N``."""
     def one(i: int, lp: float) -> dict[str, Any]:
-        text = _text(tok, i)
-        return {"token": text, "logprob": lp, "bytes": list(text.encode())}
+        text = f"token_id:{i}" if as_ids else _text(tok, i)
+        return {"token": text, "logprob": max(lp, LOGPROB_FLOOR), "bytes": list(text.encode())}
 
     return {**one(token_id, logprob), "top_logprobs": [one(i, lp) for i, lp in top]}
 
@@ -275,12 +350,17 @@ class FakeVLLMHandler(JSONHandler):
         self.send_json(status, payload)
 
     def do_POST(self) -> None:
-        if self.path.split("?")[0] != "/v1/chat/completions":
+        fake = self.server.fake
+        route = {
+            "/v1/chat/completions": fake.completion, "/tokenize": fake.tokenize,
+            "/detokenize": fake.detokenize,
+        }.get(self.path.split("?")[0])
+        if route is None:
             self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "NotFoundError"}})
             return
         try:
             body = json.loads(self.read_body())
-            self.send_json(200, self.server.fake.completion(body))
+            self.send_json(200, route(body))
         except RequestError as exc:
             self.send_json(exc.status, {"error": {
                 "message": str(exc), "type": exc.kind, "param": None, "code": exc.status,
@@ -295,11 +375,13 @@ def serve_fake_vllm(
     model_name: str = "smollm2-served",
     latency_s: float = 0.0,
     max_logprobs: int = 20,
+    token_ids: TokenIds = "honoured",
 ) -> Iterator[tuple[str, FakeVLLM]]:
     """Serve ``lm`` (a :class:`~valuesim.llm.local_model.LoadedModel`) on a loopback
     port; yield the base URL to give the openai plugin (``.../v1``) and the state."""
     fake = FakeVLLM(
-        lm, flavor=flavor, model_name=model_name, latency_s=latency_s, max_logprobs=max_logprobs
+        lm, flavor=flavor, model_name=model_name, latency_s=latency_s, max_logprobs=max_logprobs,
+        token_ids=token_ids,
     )
     with local_http_server(FakeVLLMHandler, fake) as url:
         yield f"{url}/v1", fake

@@ -6,7 +6,10 @@ real ``openai`` SDK and the plugin, through valuesim's engine, score real values
 prompts of EVERY target question of ``data/questions/wvs7.yaml`` (2- to 10-point)
 for one value persona; the local transformers provider scores the same messages
 under ``answer_start``. They must agree to TV <= 1e-3 on every one, 10-point items
-included. The plain ``top_logprobs`` path on the same server is checked against
+included, at vLLM's default top-k cap of 20: server mode reads the answers' tokens by
+id (``logprob_token_ids``), so no answer is floored. A vLLM without that field (it
+drops it, or a proxy refuses it) is read from the top-k instead, said in one line;
+at k = 20 that floors digits SmolLM2 rarely says first, by more than 1e-3. The plain ``top_logprobs`` path on the same server is checked against
 what the README says of it (TV within ``top_k_tv_bound``, not 0 on 10-point items).
 The faults: a plain OpenAI server (400 on the extension fields) and a server that
 ignores them (answers a fresh turn) stop the run in one line, or fall back to the
@@ -43,10 +46,13 @@ PERSONA = {"country": "JPN", "Q164": 1, "Y003": 2, "Q184": 8, "Q254": 2, "Q45": 
            "Q182": 9, "Q209": 1, "Q57": 1, "Q46": 2}
 MATCH_TV = 1e-3
 ROUNDING = 1e-4
-# vLLM's --max-logprobs on the fake, and the width asked for: SmolLM2 puts some of a
-# 10-point scale's digits below its 200th most likely first token on these prompts,
-# where its answers' coverage is small, so their floors would show at 1e-3
-WIDTH = 1000
+# vLLM's --max-logprobs on the fake (its default), and the width asked for: reading
+# by token id needs no wider top-k
+WIDTH = 20
+# The top-k path (SGLang, an older vLLM) needs ~1,000: SmolLM2 puts some of a 10-point
+# scale's digits below its 200th most likely first token on these prompts, where its
+# answers' coverage is small, so their floors would show at 1e-3
+TOP_K_WIDTH = 1000
 
 
 def valuesim_prompts() -> list[tuple[str, tuple[ChatMessage, ...], tuple[str, ...]]]:
@@ -155,7 +161,14 @@ def test_one_continuation_per_prefix_answer_through_the_extension_fields(scored:
     for b in cont:
         assert (b["continue_final_message"], b["add_generation_prompt"]) == (True, False)
         assert b["messages"][-1]["content"].strip() == "1"
-        assert (b["max_tokens"], b["top_logprobs"], b["logprobs"]) == (1, WIDTH, True)
+        # the digit that continues "1" into "10", by id; no top-k
+        assert (b["max_tokens"], b["logprobs"], b["return_tokens_as_token_ids"]) == (1, True, True)
+        assert "top_logprobs" not in b
+        assert len(b["logprob_token_ids"]) == 1
+    for b, (_, _, answers) in zip(first, s.todo, strict=True):
+        assert "top_logprobs" not in b
+        # SmolLM2 spells each digit as a token: one id per distinct first digit ("1" of "10" once)
+        assert len(b["logprob_token_ids"]) == len({a[0] for a in answers})
     # usage counts every request, the continuations included: one completion token each
     assert sum(d.usage.completion_tokens for d in s.exact) == len(s.bodies)
     assert s.summary.prompt_tokens == sum(d.usage.prompt_tokens for d in s.exact)
@@ -195,16 +208,61 @@ def test_server_auto_finds_the_server_and_gives_the_same_distributions(
     local: Any, scored: Scored, key: None, flavor: str
 ) -> None:
     rows = [i for i, (_, _, a) in enumerate(scored.todo) if len(a) == 10][:2]
-    with serve_fake_vllm(local.lm, flavor=flavor, max_logprobs=WIDTH) as (url, fake), \
-            _engine(url, server="auto", max_top_logprobs=WIDTH) as engine:
+    with serve_fake_vllm(local.lm, flavor=flavor, max_logprobs=TOP_K_WIDTH) as (url, fake), \
+            _engine(url, server="auto", max_top_logprobs=TOP_K_WIDTH) as engine:
         got = engine.run([engine.request(scored.todo[i][1], scored.todo[i][2]) for i in rows])
     cont = [b for b in fake.bodies if b["messages"][-1]["role"] == "assistant"]
     assert cont
     # SGLang has no add_generation_prompt field: only vLLM is sent it
     assert all(b["continue_final_message"] is True for b in cont)
     assert all(("add_generation_prompt" in b) == (flavor == "vllm") for b in cont)
+    # only vLLM is asked for token ids; SGLang is read from the top-k
+    assert all(("logprob_token_ids" in b) == (flavor == "vllm") for b in fake.bodies)
     for g, i in zip(got, rows, strict=True):
         assert _tv(g, scored.local[i]) <= MATCH_TV
+
+
+@pytest.mark.parametrize("old", ["ignored", "rejected", "option off"])
+def test_without_token_ids_the_top_k_is_read_and_floors_at_k_20(
+    local: Any, scored: Scored, key: None, capsys: pytest.CaptureFixture[str], old: str
+) -> None:
+    # An older vLLM drops logprob_token_ids unread, a strict proxy refuses it (400),
+    # options.logprob_token_ids: false does not ask: all read the top-k, as before
+    # this field. At vLLM's default k = 20 that path misses digits SmolLM2 rarely says
+    # first (TV > 1e-3), which the token-id path (scored.exact) reads exactly.
+    rows = [i for i, (_, _, a) in enumerate(scored.todo) if len(a) == 10]
+    options: dict[str, Any] = {"logprob_token_ids": False} if old == "option off" else {}
+    token_ids = "honoured" if old == "option off" else old
+    with serve_fake_vllm(local.lm, max_logprobs=WIDTH, token_ids=token_ids) as (url, fake), \
+            _engine(url, server="vllm", max_top_logprobs=WIDTH, **options) as engine:
+        got = engine.run([engine.request(scored.todo[i][1], scored.todo[i][2]) for i in rows])
+    assert all(d.estimator == "logprobs" for d in got)  # still server mode, top-k read
+    top_k_tv = [_tv(g, scored.local[i]) for g, i in zip(got, rows, strict=True)]
+    by_id_tv = [_tv(scored.exact[i], scored.local[i]) for i in rows]
+    assert max(by_id_tv) <= MATCH_TV < max(top_k_tv)
+    assert any(g.floored for g in got)
+    asked = [b for b in fake.bodies if "logprob_token_ids" in b]
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "by token id" in ln]
+    if old == "option off":
+        assert asked == []
+        assert lines == []
+    else:
+        assert len(asked) == (1 if old == "ignored" else 0)  # a refused one is not recorded
+        assert len(lines) == 1  # said once, in one line
+        assert ("ignores logprob_token_ids" if old == "ignored" else "HTTP 400") in lines[0]
+
+
+def test_token_ids_required_on_an_older_vllm_stops_the_run_in_one_line(
+    local: Any, scored: Scored, key: None
+) -> None:
+    m, a = _ten_point(scored)
+    with serve_fake_vllm(local.lm, token_ids="ignored") as (url, _), \
+            _engine(url, server="vllm", logprob_token_ids=True) as engine, \
+            pytest.raises(ProviderError) as err:
+        engine.run([engine.request(m, a)])
+    assert "\n" not in str(err.value)
+    assert "does not read answers by token id" in str(err.value)
+    assert "options.logprob_token_ids" in str(err.value)
 
 
 def _ten_point(scored: Scored) -> tuple[tuple[ChatMessage, ...], tuple[str, ...]]:

@@ -34,6 +34,11 @@ class OpenAIOptions(BatchOptions):
     # When the server ignores the continuation fields: use the top-k estimate instead
     # of stopping the run (the rows then record estimator top_logprobs).
     fallback_top_logprobs: bool = False
+    # Server mode on vLLM reads the answers' tokens by id (``logprob_token_ids``), so no
+    # answer is floored at any --max-logprobs. None: where the server honours it, else
+    # the first token's top-k (said in one line); false: always the top-k; true: stop
+    # the run (one line) where the server does not honour it.
+    logprob_token_ids: bool | None = None
 
 #: Server modes that score prefixes exactly (estimator ``logprobs``).
 EXACT_SERVERS = ("vllm", "sglang", "auto")

@@ -1,9 +1,11 @@
 """OpenAI chat-completions wire format (also vLLM, SGLang, Ollama, llama.cpp via base_url).
 
 Estimators: ``logprobs`` (``options.server: vllm``, ``sglang`` or ``auto`` only: exact
-prefix scoring, the first token's top-k plus one request per answer that prefixes a
-longer one, continuing the assistant turn with it; see ``valuesim_openai.prefix_split``
-and this plugin's README, "Server mode"), ``top_logprobs`` (default where the model gives log-probabilities: the
+prefix scoring, one request for the answers' first tokens plus one per answer that
+prefixes a longer one, continuing the assistant turn with it; on vLLM the answers'
+tokens are read by id (``logprob_token_ids``), elsewhere from the first token's top-k;
+the arithmetic is ``valuesim.llm.prefix_scoring``'s, see this plugin's README,
+"Server mode"), ``top_logprobs`` (default where the model gives log-probabilities: the
 first generated token's top-k mapped onto the answers, see
 ``valuesim.llm.answer_estimates``), ``sampling`` (``n`` replies in one request) and
 ``verbalized`` (a JSON distribution written by the model). Both log-probability and
@@ -35,13 +37,17 @@ from valuesim import (
     merge_logprobs,
 )
 from valuesim.llm.api_support import redact
-from valuesim_openai import EXACT_SERVERS, OpenAIOptions
-from valuesim_openai.batch import OpenAIBatch
-from valuesim_openai.prefix_split import (
+from valuesim.llm.prefix_scoring import (
+    MAX_TOKEN_IDS,
+    answer_token_trie,
     continuation_prefixes,
     extend_prefixes,
     from_prefix_continuations,
+    from_token_logprobs,
+    slot_token_ids,
 )
+from valuesim_openai import EXACT_SERVERS, OpenAIOptions
+from valuesim_openai.batch import OpenAIBatch
 
 # Reasoning models refuse logprobs and temperature and want max_completion_tokens.
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
@@ -57,6 +63,16 @@ CONTINUE_FIELDS: Mapping[str, Mapping[str, bool]] = {
     "vllm": {"continue_final_message": True, "add_generation_prompt": False},
     "sglang": {"continue_final_message": True},
 }
+# Reading chosen token ids at the generated position, vLLM's chat request fields
+# (vllm/entrypoints/openai/chat_completion/protocol.py, ChatCompletionRequest, at
+# vllm-project/vllm@002032ee2b18e1f7bd924ec47b62504ba3866063): ``logprob_token_ids``
+# (at most 128 ids; needs ``logprobs: true``; ``top_logprobs`` is then not used, so
+# --max-logprobs does not cap it) and ``return_tokens_as_token_ids`` (each token written
+# ``token_id:N``, so ids that decode alike stay apart). The reply lists every asked id,
+# besides the generated token, under ``choices[0].logprobs.content[0].top_logprobs``
+# (chat_completion/serving.py ``_create_chat_logprobs``, @006c49d485f9ca479bf4989cbb694d0ac02f44b5).
+# A vLLM without the field drops it unread (its request models allow unknown fields).
+TOKEN_ID_PREFIX = "token_id:"
 
 
 class OpenAIProvider(APIProvider):
@@ -83,6 +99,9 @@ class OpenAIProvider(APIProvider):
         self._fallen_back = False  # the server ignores the continuation fields
         self._lock = threading.Lock()
         self._paid: dict[tuple[Any, str], dict[str, Any]] = {}  # replies of unfinished requests
+        self._ids_off: str | None = None  # why answers are not read by token id here
+        self._answer_tokens: dict[str, tuple[int, ...]] = {}  # answer text -> its token ids
+        self._token_texts: dict[tuple[int, ...], str] = {}  # a trie context -> its text
         super().__init__(*args, **kwargs)
 
     @property
@@ -239,6 +258,10 @@ class OpenAIProvider(APIProvider):
         kind = self._server_kind()
         if self._fallen_back:
             return self._top_k_fallback(request)
+        if self._reads_ids(kind):
+            by_id = self._exact_by_ids(request, kind)
+            if by_id is not None:
+                return by_id
         first_body = self.request_body(request)
         first = self._once(request, "", lambda: self.send(first_body))
         try:
@@ -259,13 +282,140 @@ class OpenAIProvider(APIProvider):
             reply = self._continue(request, first_body, text, kind, usages[0])
             if reply is None:  # the server ignores the fields; fallback allowed
                 return self._top_k_fallback(request)
-            following[answer], used = reply
+            following[answer], used = _merge(reply[0]), reply[1]
             usages.append(used)
             extend_prefixes(reach, answer, following[answer], request.answers)
+        self._forget(request)
+        return from_prefix_continuations(top, following, request.answers, usage=_sum(usages))
+
+    def _forget(self, request: ScoreRequest) -> None:
         with self._lock:
             for key in [k for k in self._paid if k[0] == request]:
                 del self._paid[key]
-        return from_prefix_continuations(top, following, request.answers, usage=_sum(usages))
+
+    # -- reading the answers' tokens by id (vLLM's logprob_token_ids) ------------------
+
+    def _reads_ids(self, kind: str) -> bool:
+        """Whether server mode reads answers by token id on this server (see TOKEN_ID_PREFIX)."""
+        wanted = self.options.logprob_token_ids
+        if wanted is True and kind != "vllm":
+            raise ProviderError(
+                f"openai: options.logprob_token_ids: true needs a vLLM server, and {self.where} "
+                f"is server: {kind}; remove the option (or set options.server: vllm)"
+            )
+        return kind == "vllm" and wanted is not False and self._ids_off is None
+
+    def _exact_by_ids(self, request: ScoreRequest, kind: str) -> AnswerDistribution | None:
+        """The ``answer_start`` distribution from the log-probabilities of the answers'
+        own token ids: one request for their first tokens and one per trie context (the
+        prefix answer "1", asking for the digits that continue it). None, said once in
+        one line, where the server does not read token ids (the top-k path then runs)."""
+        try:
+            trie = answer_token_trie([self._tokens_of(request, a) for a in request.answers])
+            wanted = slot_token_ids(trie)
+            if max(len(w) for w in wanted) > MAX_TOKEN_IDS:
+                raise _Ignored(f"the answers need more than {MAX_TOKEN_IDS} token ids at one position")
+            body = self.request_body(request)
+            body.pop("top_logprobs", None)  # vLLM does not use it once ids are asked for
+            first = self._once(request, "\x00ids", lambda: self._send_ids({
+                **body, "extra_body": {"logprob_token_ids": list(wanted[0]), "return_tokens_as_token_ids": True},
+            }))
+            slots = [_by_id(first["choices"][0]["logprobs"]["content"][0]["top_logprobs"], wanted[0])]
+            usages = [_usage(first.get("usage") or {})]
+            for slot, context in enumerate(trie.contexts, start=1):
+                extra = {**CONTINUE_FIELDS[kind], "logprob_token_ids": list(wanted[slot]),
+                         "return_tokens_as_token_ids": True}
+                reply = self._continue(request, body, self._text_of(context), kind, usages[0], extra=extra)
+                if reply is None:  # the server ignores the continuation fields; fallback allowed
+                    return self._top_k_fallback(request)
+                slots.append(_by_id(reply[0], wanted[slot]))
+                usages.append(reply[1])
+        except _Ignored as why:
+            self._no_ids(str(why))
+            return None
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ProviderError(
+                f"openai: malformed chat completion from {self.where} ({type(exc).__name__}: "
+                f"{exc}); the server does not speak the chat-completions format with logprobs"
+            ) from exc
+        self._forget(request)
+        return from_token_logprobs(trie, slots, usage=_sum(usages))
+
+    def _no_ids(self, why: str) -> None:
+        """Token ids cannot be read here: stop (options.logprob_token_ids: true) or say once
+        that the first token's top-k is read instead."""
+        if self.options.logprob_token_ids:
+            raise ProviderError(
+                f"openai: {self.where} does not read answers by token id ({why}); use a vLLM "
+                "with logprob_token_ids, or remove options.logprob_token_ids to read the top-k"
+            )
+        with self._lock:
+            first_time = self._ids_off is None
+            self._ids_off = why
+        if first_time:
+            print(
+                f"openai: {self.where} does not read answers by token id ({why}); reading them "
+                "from the first token's top-k instead (answers outside it are floored: raise "
+                "--max-logprobs and options.max_top_logprobs)",
+                file=sys.stderr,
+            )
+
+    def _send_ids(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        import openai
+
+        try:
+            return self.client.chat.completions.create(**body).model_dump()
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            detail = redact(str(getattr(exc, "message", exc)), self.endpoint.key)[:160]
+            raise _Ignored(f"it refused logprob_token_ids: HTTP {exc.status_code}: {detail}") from None
+        except Exception as exc:
+            self.translate_error(exc)
+            raise
+
+    def _post(self, route: str, payload: Mapping[str, Any]) -> Any:
+        """POST ``route`` (beside /v1, like vLLM's /tokenize); _Ignored on a 4xx."""
+        import openai
+
+        root = self.endpoint.url.rstrip("/").removesuffix("/v1")
+        try:
+            return self.call(lambda: self.client.post(root + route, cast_to=object,
+                                                      body={"model": self.model, **payload}))
+        except (ProviderError, openai.APIStatusError) as exc:
+            raise _Ignored(f"POST {route}: {str(exc).splitlines()[0][:160]}") from None
+
+    def _tokens_of(self, request: ScoreRequest, answer: str) -> tuple[int, ...]:
+        """The answer's token ids as the model spells it after the generation prompt (the
+        server's chat template and tokenizer, ``POST /tokenize``), once per answer text.
+
+        Read as the local engine reads them: the prompt continued by the answer, less
+        the prompt; the same for any conversation, so the first request's serves all.
+        """
+        with self._lock:
+            hit = self._answer_tokens.get(answer)
+        if hit is not None:
+            return hit
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        prompt = self._post("/tokenize", {"messages": messages, "add_generation_prompt": True})["tokens"]
+        full = self._post("/tokenize", {
+            "messages": [*messages, {"role": "assistant", "content": answer}],
+            "add_generation_prompt": False, "continue_final_message": True,
+        })["tokens"]
+        if len(full) <= len(prompt) or full[: len(prompt)] != prompt:
+            raise _Ignored(f"its chat template does not continue the prompt with the answer {answer!r}")
+        hit = tuple(int(t) for t in full[len(prompt):])
+        with self._lock:
+            self._answer_tokens[answer] = hit
+        return hit
+
+    def _text_of(self, tokens: tuple[int, ...]) -> str:
+        """The text of an answer's first tokens (``POST /detokenize``), to continue the turn with."""
+        with self._lock:
+            hit = self._token_texts.get(tokens)
+        if hit is None:
+            hit = str(self._post("/detokenize", {"tokens": list(tokens)})["prompt"])
+            with self._lock:
+                self._token_texts[tokens] = hit
+        return hit
 
     def _once(self, request: ScoreRequest, text: str, send: Any) -> dict[str, Any]:
         with self._lock:
@@ -278,9 +428,10 @@ class OpenAIProvider(APIProvider):
 
     def _continue(
         self, request: ScoreRequest, first_body: Mapping[str, Any], text: str, kind: str,
-        first_usage: Usage,
-    ) -> tuple[dict[str, float], Usage] | None:
-        """The next token's top-k after the assistant turn begun with ``text``.
+        first_usage: Usage, extra: Mapping[str, Any] | None = None,
+    ) -> tuple[list[Any], Usage] | None:
+        """The next position's ``top_logprobs`` entries after the assistant turn begun
+        with ``text`` (``extra``: the extension fields, the continuation's by default).
 
         None when the server turned out not to continue turns and the fallback is
         allowed; ProviderError (one line) when it is not.
@@ -288,7 +439,9 @@ class OpenAIProvider(APIProvider):
         import openai
 
         messages = [*first_body["messages"], {"role": "assistant", "content": text}]
-        body = {**first_body, "messages": messages, "extra_body": dict(CONTINUE_FIELDS[kind])}
+        fields = dict(extra if extra is not None else CONTINUE_FIELDS[kind])
+        body = {**first_body, "messages": messages, "extra_body": fields}
+        memo = text if extra is None else "\x00ids" + text
 
         def send() -> dict[str, Any]:
             try:
@@ -302,7 +455,7 @@ class OpenAIProvider(APIProvider):
                 raise
 
         try:
-            reply = self._once(request, text, send)
+            reply = self._once(request, memo, send)
             used = _usage(reply.get("usage") or {})
             grew = used.prompt_tokens - first_usage.prompt_tokens
             # A continued turn is the question's prompt plus the prefix's tokens (at most
@@ -314,7 +467,7 @@ class OpenAIProvider(APIProvider):
                     f"{len(text.encode())}-byte prefix {text!r} (or the chat template renders "
                     "a continued turn unlike a new one)"
                 )
-            top = _merge(reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"])
+            top = list(reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"])
         except _Ignored as why:
             return self._ignored(kind, str(why))
         except (KeyError, IndexError, TypeError) as exc:
@@ -350,9 +503,7 @@ class OpenAIProvider(APIProvider):
         plain = replace(request, decoding=replace(request.decoding, estimator="top_logprobs"))
         body = self.request_body(plain)
         reply = self._once(request, "\x00top-k", lambda: self.send(body))
-        with self._lock:
-            for key in [k for k in self._paid if k[0] == request]:
-                del self._paid[key]
+        self._forget(request)
         return self.parse(reply, plain, "top_logprobs")
 
     def _server_kind(self) -> str:
@@ -399,6 +550,22 @@ class OpenAIProvider(APIProvider):
 
 def _merge(top: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return merge_logprobs((str(c["token"]), float(c["logprob"])) for c in top)
+
+
+def _by_id(top: Sequence[Mapping[str, Any]], wanted: Sequence[int]) -> dict[int, float]:
+    """token id -> log-probability from ``token_id:N`` entries; _Ignored unless every
+    ``wanted`` id is there (a server that drops the field lists none, or the top-k)."""
+    got = {
+        int(str(c["token"])[len(TOKEN_ID_PREFIX):]): float(c["logprob"])
+        for c in top if str(c["token"]).startswith(TOKEN_ID_PREFIX)
+    }
+    missing = [t for t in wanted if t not in got]
+    if missing:
+        raise _Ignored(
+            f"the reply has no log-probability for token id {missing[0]}: it ignores "
+            "logprob_token_ids (a vLLM before the field)"
+        )
+    return got
 
 
 class _Ignored(Exception):
