@@ -312,3 +312,35 @@ def test_server_models_lists_what_the_server_serves(local: Any, key: None, tmp_p
         spec = ModelSpec(provider="openai", model="org/model-7b", base_url=url, options={"server": "vllm"})
         provider = providers()["openai"].create(spec, state_dir=tmp_path)
         assert provider.server_models() == ["org/model-7b"]
+
+
+def test_the_fake_checks_logprob_token_ids_as_vllm_does(local: Any) -> None:
+    import httpx
+
+    messages = [{"role": "user", "content": "Pick a number from 1 to 10."}]
+    # loopback: no proxy from the environment
+    with serve_fake_vllm(local.lm) as (url, _), httpx.Client(trust_env=False, timeout=60) as http:
+        root = url.removesuffix("/v1")
+
+        def chat(**fields: Any) -> httpx.Response:
+            body = {"model": "smollm2-served", "messages": messages, "max_tokens": 1, **fields}
+            return http.post(f"{url}/chat/completions", json=body)
+
+        ids = http.post(f"{root}/tokenize", json={"prompt": "1234", "add_special_tokens": False}).json()["tokens"]
+        assert http.post(f"{root}/detokenize", json={"tokens": ids}).json()["prompt"] == "1234"
+        # asked ids come back whatever their rank, the generated token first, as token_id:N
+        reply = chat(logprobs=True, logprob_token_ids=ids, return_tokens_as_token_ids=True).json()
+        entry = reply["choices"][0]["logprobs"]["content"][0]
+        listed = [int(c["token"].removeprefix("token_id:")) for c in entry["top_logprobs"]]
+        assert entry["token"] == f"token_id:{listed[0]}"
+        assert set(ids) <= set(listed)
+        # vLLM's request checks (chat_completion/protocol.py check_logprobs; sampling_params.py)
+        for fields, says in [
+            ({"logprob_token_ids": ids}, "`logprobs` must be set to true"),
+            ({"logprobs": True, "logprob_token_ids": []}, "must not be an empty list"),
+            ({"logprobs": True, "logprob_token_ids": list(range(129))}, "greater than max allowed: 128"),
+            ({"logprobs": True, "logprob_token_ids": [10**9]}, "out-of-vocab token ids"),
+        ]:
+            got = chat(**fields)
+            assert got.status_code == 400
+            assert says in got.json()["error"]["message"]

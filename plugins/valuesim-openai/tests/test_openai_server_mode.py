@@ -31,8 +31,10 @@ def test_plain_mode_keeps_the_top_k_estimate(options: dict[str, object]) -> None
 
 
 def test_server_and_fallback_change_answers_so_they_are_in_the_cache_key() -> None:
-    raw = {"server": "vllm", "fallback_top_logprobs": True, "timeout_s": 5}
-    assert answer_options(OpenAIOptions, raw) == {"server": "vllm", "fallback_top_logprobs": True}
+    raw = {"server": "vllm", "fallback_top_logprobs": True, "logprob_token_ids": False, "timeout_s": 5}
+    assert answer_options(OpenAIOptions, raw) == {
+        "server": "vllm", "fallback_top_logprobs": True, "logprob_token_ids": False,
+    }
     a = Engine("openai", spec(options={"server": "vllm"}), progress=False)
     b = Engine("openai", spec(options={"server": "vllm", "fallback_top_logprobs": True}), progress=False)
     c = Engine("openai", spec(options={"server": "sglang"}), progress=False)
