@@ -82,6 +82,7 @@ class Scored:
     local: list[AnswerDistribution]  # transformers, answer_start
     bodies: list[dict[str, Any]]
     summary: Any
+    tokenized: int  # POST /tokenize calls
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +114,12 @@ def scored(local: Any) -> Scored:
             exact = engine.run([engine.request(m, a) for _, m, a in todo])
             summary = engine.summary
         bodies = list(fake.bodies)
+        tokenized = len(fake.tokenized)
         with _engine(url) as engine:  # the plain top-k path, k = 20
             assert engine.estimator == "top_logprobs"
             plain = engine.run([engine.request(m, a) for _, m, a in ten])
     ref = local.score([ScoreRequest(m, a, Decoding(answer_rule="answer_start")) for _, m, a in todo])
-    return Scored(todo, exact, plain, ref, bodies, summary)
+    return Scored(todo, exact, plain, ref, bodies, summary, tokenized)
 
 
 def _report(s: Scored, rows: Sequence[int]) -> str:
@@ -169,6 +171,10 @@ def test_one_continuation_per_prefix_answer_through_the_extension_fields(scored:
         assert "top_logprobs" not in b
         # SmolLM2 spells each digit as a token: one id per distinct first digit ("1" of "10" once)
         assert len(b["logprob_token_ids"]) == len({a[0] for a in answers})
+    # the answers' tokens are asked once per answer text (and one prompt each time), not per question
+    texts = {a for _, _, answers in s.todo for a in answers}
+    assert len(texts) < s.tokenized <= 2 * len(texts)
+    print(f"\n{len(s.bodies)} chat requests, {s.tokenized} /tokenize calls for {len(texts)} answer texts")
     # usage counts every request, the continuations included: one completion token each
     assert sum(d.usage.completion_tokens for d in s.exact) == len(s.bodies)
     assert s.summary.prompt_tokens == sum(d.usage.prompt_tokens for d in s.exact)

@@ -311,7 +311,7 @@ class OpenAIProvider(APIProvider):
         prefix answer "1", asking for the digits that continue it). None, said once in
         one line, where the server does not read token ids (the top-k path then runs)."""
         try:
-            trie = answer_token_trie([self._tokens_of(request, a) for a in request.answers])
+            trie = answer_token_trie(self._tokens_of(request))
             wanted = slot_token_ids(trie)
             if max(len(w) for w in wanted) > MAX_TOKEN_IDS:
                 raise _Ignored(f"the answers need more than {MAX_TOKEN_IDS} token ids at one position")
@@ -383,29 +383,29 @@ class OpenAIProvider(APIProvider):
         except (ProviderError, openai.APIStatusError) as exc:
             raise _Ignored(f"POST {route}: {str(exc).splitlines()[0][:160]}") from None
 
-    def _tokens_of(self, request: ScoreRequest, answer: str) -> tuple[int, ...]:
-        """The answer's token ids as the model spells it after the generation prompt (the
+    def _tokens_of(self, request: ScoreRequest) -> list[tuple[int, ...]]:
+        """Each answer's token ids as the model spells it after the generation prompt (the
         server's chat template and tokenizer, ``POST /tokenize``), once per answer text.
 
         Read as the local engine reads them: the prompt continued by the answer, less
-        the prompt; the same for any conversation, so the first request's serves all.
+        the prompt; the same for any conversation, so the first request's serve all.
         """
         with self._lock:
-            hit = self._answer_tokens.get(answer)
-        if hit is not None:
-            return hit
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        prompt = self._post("/tokenize", {"messages": messages, "add_generation_prompt": True})["tokens"]
-        full = self._post("/tokenize", {
-            "messages": [*messages, {"role": "assistant", "content": answer}],
-            "add_generation_prompt": False, "continue_final_message": True,
-        })["tokens"]
-        if len(full) <= len(prompt) or full[: len(prompt)] != prompt:
-            raise _Ignored(f"its chat template does not continue the prompt with the answer {answer!r}")
-        hit = tuple(int(t) for t in full[len(prompt):])
+            new = [a for a in dict.fromkeys(request.answers) if a not in self._answer_tokens]
+        if new:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            prompt = self._post("/tokenize", {"messages": messages, "add_generation_prompt": True})["tokens"]
+            for answer in new:
+                full = self._post("/tokenize", {
+                    "messages": [*messages, {"role": "assistant", "content": answer}],
+                    "add_generation_prompt": False, "continue_final_message": True,
+                })["tokens"]
+                if len(full) <= len(prompt) or full[: len(prompt)] != prompt:
+                    raise _Ignored(f"its chat template does not continue the prompt with the answer {answer!r}")
+                with self._lock:
+                    self._answer_tokens[answer] = tuple(int(t) for t in full[len(prompt):])
         with self._lock:
-            self._answer_tokens[answer] = hit
-        return hit
+            return [self._answer_tokens[a] for a in request.answers]
 
     def _text_of(self, tokens: tuple[int, ...]) -> str:
         """The text of an answer's first tokens (``POST /detokenize``), to continue the turn with."""
