@@ -372,7 +372,7 @@ class OpenAIProvider(APIProvider):
             self.translate_error(exc)
             raise
 
-    def _post(self, route: str, payload: Mapping[str, Any]) -> Any:
+    def _post_route(self, route: str, payload: Mapping[str, Any]) -> Any:
         """POST ``route`` (beside /v1, like vLLM's /tokenize); _Ignored on a 4xx."""
         import openai
 
@@ -394,9 +394,9 @@ class OpenAIProvider(APIProvider):
             new = [a for a in dict.fromkeys(request.answers) if a not in self._answer_tokens]
         if new:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            prompt = self._post("/tokenize", {"messages": messages, "add_generation_prompt": True})["tokens"]
+            prompt = self._post_route("/tokenize", {"messages": messages, "add_generation_prompt": True})["tokens"]
             for answer in new:
-                full = self._post("/tokenize", {
+                full = self._post_route("/tokenize", {
                     "messages": [*messages, {"role": "assistant", "content": answer}],
                     "add_generation_prompt": False, "continue_final_message": True,
                 })["tokens"]
@@ -412,7 +412,7 @@ class OpenAIProvider(APIProvider):
         with self._lock:
             hit = self._token_texts.get(tokens)
         if hit is None:
-            hit = str(self._post("/detokenize", {"tokens": list(tokens)})["prompt"])
+            hit = str(self._post_route("/detokenize", {"tokens": list(tokens)})["prompt"])
             with self._lock:
                 self._token_texts[tokens] = hit
         return hit
