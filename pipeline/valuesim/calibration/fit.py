@@ -16,6 +16,7 @@ import polars as pl
 
 from valuesim.analysis import metrics
 from valuesim.analysis.blocks import FloatArray, QuestionBlock
+from valuesim.calibration.objective import StackedObjective
 from valuesim.calibration.tilt import (
     LoqoFit,
     fit_temperature_loqo,
@@ -56,9 +57,11 @@ def wasserstein_by_question(
 
 
 def fit_loqo(blocks: Sequence[QuestionBlock], grid: FloatArray, *, mean_preserving: bool = True) -> LoqoFit:
+    """The LOQO fit of one (model, method); the objective is :func:`wasserstein_by_question`,
+    evaluated with one tilt per answer scale (:class:`~valuesim.calibration.objective.StackedObjective`,
+    bitwise the same values)."""
     return fit_temperature_loqo(
-        lambda t: wasserstein_by_question(blocks, t, mean_preserving=mean_preserving),
-        [b.question for b in blocks], grid,
+        StackedObjective(blocks, mean_preserving=mean_preserving), [b.question for b in blocks], grid
     )
 
 

@@ -25,7 +25,7 @@ objective pins T down or keeps falling to the limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +51,8 @@ _WIDE = 100.0
 # Rows per block: small enough that a block's (K, rows) buffers stay in cache
 # (4096 measured best among 2000-16000 on the 1M x 10 benchmark).
 _CHUNK = 4096
+#: rows tilted together as one block (the stacked objective packs questions up to it)
+BLOCK_ROWS = _CHUNK
 
 
 def _check_distributions(arr: FloatArray) -> None:
@@ -185,7 +187,24 @@ class _Workspace:
         return _Workspace(self.r, self.gap, self.powers, *(a[:, :columns] for a in buffers))
 
 
-def _solve_tilt(base: FloatArray, target: FloatArray, ws: _Workspace) -> FloatArray:
+def _power_sums(
+    powers: FloatArray, w: FloatArray, calls: NDArray[np.intp] | None, out: FloatArray | None = None
+) -> FloatArray:
+    """``powers @ w``; with ``calls`` (the stacked call of each column), a column that is
+    its call's only one is redone as a one-column product, as that call alone would
+    compute it: BLAS sums a lone column in another order than a column of a matrix
+    (matrices of two and more columns give every column the same bits wherever it is)."""
+    mom = np.matmul(powers, w, out=out)
+    if calls is not None and w.shape[1] > 1:
+        sizes = np.bincount(calls)
+        for c in np.flatnonzero(sizes[calls] == 1):
+            mom[:, c] = np.matmul(powers, np.ascontiguousarray(w[:, c:c + 1]))[:, 0]
+    return mom
+
+
+def _solve_tilt(
+    base: FloatArray, target: FloatArray, ws: _Workspace, calls: NDArray[np.intp] | None = None
+) -> FloatArray:
     """softmax(base + β r) per column with β such that its mean is ``target``.
 
     ``base`` is the (K, n) block of scaled log-probabilities minus each column's
@@ -208,6 +227,12 @@ def _solve_tilt(base: FloatArray, target: FloatArray, ws: _Workspace) -> FloatAr
     sums; a column's result is stored from the evaluation that solved it (no
     final re-evaluation), and the block is compacted to the unsolved columns once
     at least half are done (gathering costs more than recomputing a few).
+
+    ``calls`` (non-decreasing, one per column) says which of several stacked calls
+    each column came from (:func:`mean_preserving_tilt`'s ``sizes``): every decision
+    that looks at more than one column (compaction, the width test, stopping) is then
+    taken per call, and lone columns are summed as alone (:func:`_power_sums`), so each
+    column follows, bit for bit, the path it would follow in its own call.
     """
     r, gap, powers = ws.r, ws.gap, ws.powers
     n = base.shape[1]
@@ -238,16 +263,18 @@ def _solve_tilt(base: FloatArray, target: FloatArray, ws: _Workspace) -> FloatAr
         # shifted by their own maximum.
         w = np.exp(base, out=ws.w)  # the evaluation at β = 0
         idx: NDArray[np.intp] | None = None  # unsolved columns once compacted; None = all
+        if calls is not None:
+            idx = np.arange(n)
         base_a = base
         for it in range(_MAX_ITER + 1):
-            mom = np.matmul(powers, w, out=ws.sums if idx is None else None)
+            mom = _power_sums(powers, w, calls, out=ws.sums if idx is None else None)
             s = mom[0]
             if not (s.min() > _SUM_MIN and s.max() < _SUM_MAX):
                 bad = ~((s > _SUM_MIN) & (s < _SUM_MAX))
                 z = base_a[:, bad] + rc * b[bad]
                 z = np.exp(z - z.max(axis=0))
                 w[:, bad] = z
-                mom[:, bad] = powers @ z
+                mom[:, bad] = _power_sums(powers, z, None if calls is None else calls[bad])
             inv = 1.0 / s
             m1, m2, m3 = np.multiply(mom[1:], inv, out=ws.moments if idx is None else None)
             f = m1 - target
@@ -262,10 +289,26 @@ def _solve_tilt(base: FloatArray, target: FloatArray, ws: _Workspace) -> FloatAr
             # (Below |β| = _WIDE that width already implies |f| <= _MEAN_TOL, since
             # f' = Var_q(r) <= 1/4, so the test is only needed past it.)
             if b.max() > _WIDE or b.min() < -_WIDE:
-                done |= (hi - lo) <= eps * np.maximum(1.0, np.abs(b))
-            n_done = np.count_nonzero(done)
-            if n_done == done.size or it == _MAX_ITER:
-                break
+                narrow = (hi - lo) <= eps * np.maximum(1.0, np.abs(b))
+                if calls is not None:  # only in the calls that have such a column
+                    narrow &= np.bincount(calls, weights=np.abs(b) > _WIDE)[calls] > 0
+                done |= narrow
+            if calls is None:
+                n_done = np.count_nonzero(done)
+                if n_done == done.size or it == _MAX_ITER:
+                    break
+                compact = done if n_done * 2 >= done.size else None
+            else:
+                if it == _MAX_ITER:
+                    break
+                # per call, as each would alone: a call whose columns are all done
+                # stops; one with at least half done drops its done columns
+                n_done = np.bincount(calls, weights=done)
+                size = np.bincount(calls)
+                ends = (n_done * 2 >= size)[calls] & done
+                if ends.all():
+                    break
+                compact = ends if ends.any() else None
             m1_sq = m1 * m1
             var = m2 - m1_sq
             k3 = m3 - m1 * (3.0 * m2 - 2.0 * m1_sq)
@@ -277,18 +320,20 @@ def _solve_tilt(base: FloatArray, target: FloatArray, ws: _Workspace) -> FloatAr
             if bad.any():
                 np.copyto(new, 0.5 * (lo + hi), where=bad)
             dx_old = new - b
-            if n_done:
+            if done.any():
                 np.copyto(new, b, where=done)
             b = new
-            if n_done * 2 >= done.size:
+            if compact is not None:
                 if idx is None:
                     np.multiply(w, inv, out=q)  # everything now; unsolved columns are redone
                 else:
-                    q[:, idx[done]] = w[:, done] * inv[done]
-                keep = ~done
+                    q[:, idx[compact]] = w[:, compact] * inv[compact]
+                keep = ~compact
                 idx = np.flatnonzero(keep) if idx is None else idx[keep]
                 base_a = base[:, idx]
                 target, lo, hi, dx_old, b = target[keep], lo[keep], hi[keep], dx_old[keep], b[keep]
+                if calls is not None:
+                    calls = calls[keep]
                 w = np.empty_like(base_a)
             np.multiply(rc, b, out=w)
             w += base_a
@@ -334,10 +379,19 @@ def _anchored(logits: FloatArray) -> FloatArray:
     return logits - logits.max(axis=0)
 
 
-def _tilt_block(cols: FloatArray, t: FloatArray, ws: _Workspace) -> FloatArray:
+def _tilt_block(
+    cols: FloatArray, t: FloatArray, ws: _Workspace, calls: NDArray[np.intp] | None = None
+) -> FloatArray:
     """Tilt one (K, n) block of normalized distributions (any row, any T)."""
     r = ws.r
-    target = r @ cols
+    if calls is None:
+        target = r @ cols
+    else:  # per call: BLAS sums a column of this vector-matrix product by its place
+        ends = np.cumsum(np.bincount(calls))
+        starts = np.concatenate([[0], ends[:-1]])
+        target = np.concatenate([
+            r @ np.ascontiguousarray(cols[:, a:e]) for a, e in zip(starts, ends, strict=True)
+        ])
     logp = _log(cols)
     n_support = np.count_nonzero(cols, axis=0)
     # T = 1 is the identity (β = 0 solves it exactly); one support point cannot move.
@@ -345,11 +399,12 @@ def _tilt_block(cols: FloatArray, t: FloatArray, ws: _Workspace) -> FloatArray:
     zero = todo & (t == 0)
     pos = todo & ~zero
     if np.all(pos):
-        return _solve_tilt(_anchored(_scaled_log(logp, t)), target, ws)
+        return _solve_tilt(_anchored(_scaled_log(logp, t)), target, ws, calls)
     out = cols.copy()
     if np.any(pos):
         base = _anchored(_scaled_log(logp[:, pos], t[pos]))
-        out[:, pos] = _solve_tilt(base, target[pos], ws.cut(base.shape[1]))
+        sub = None if calls is None else calls[pos]
+        out[:, pos] = _solve_tilt(base, target[pos], ws.cut(base.shape[1]), sub)
     if np.any(zero):
         out[:, zero] = _tilt_limit(logp[:, zero].T, r, target[zero]).T
     return out
@@ -367,7 +422,30 @@ def _fast_inverse_temperature(t: FloatArray) -> FloatArray | None:
     return None
 
 
-def _tilt_block_fast(raw: FloatArray, inv_t: FloatArray | float, ws: _Workspace) -> FloatArray | None:
+def _fast_sums(raw: FloatArray, powers: FloatArray) -> FloatArray | None:
+    """Σ p and Σ r p per column of a (K, n) block that can take the fast path, else None."""
+    if raw.shape[0] < 2 or not raw.min() > 0:  # NaN fails the comparison too
+        return None
+    sums = powers[:2] @ raw
+    if not np.isfinite(sums).all():  # inf entries or an overflowing total
+        return None
+    return sums
+
+
+def takes_fast_path(p: ArrayLike, values: ArrayLike) -> bool:
+    """Whether :func:`mean_preserving_tilt` tilts these (n, K) rows, as one block
+    (n <= :data:`BLOCK_ROWS`) at a temperature other than 0, 1 and inf, with its fast
+    arithmetic. Rows stacked from several calls give every call's result bitwise only
+    when all of them take the same path (:mod:`valuesim.calibration.objective`)."""
+    arr = _as_array(p)
+    r, gap = _rescaled_values(values, arr.shape[-1])
+    raw = np.ascontiguousarray(arr.reshape(-1, arr.shape[-1]).T)
+    return _fast_sums(raw, _Workspace.create(r, gap, 0).powers) is not None
+
+
+def _tilt_block_fast(
+    raw: FloatArray, inv_t: FloatArray | float, ws: _Workspace, calls: NDArray[np.intp] | None = None
+) -> FloatArray | None:
     """The common block in fewer passes: all entries > 0 (T checked by the caller).
 
     ``raw`` is the (K, n) block as given (not normalized); it is overwritten only
@@ -378,30 +456,47 @@ def _tilt_block_fast(raw: FloatArray, inv_t: FloatArray | float, ws: _Workspace)
     total), and the mode is divided out before the log, so the anchored logits
     take one log pass and are exactly 0 at the mode.
     """
-    if raw.shape[0] < 2 or not raw.min() > 0:  # NaN fails the comparison too
-        return None
-    sums = ws.powers[:2] @ raw
-    if not np.isfinite(sums).all():  # inf entries or an overflowing total
+    sums = _fast_sums(raw, ws.powers)
+    if sums is None:
         return None
     base = np.divide(raw, raw.max(axis=0), out=raw)
     np.log(base, out=base)
     base *= inv_t
-    return _solve_tilt(base, sums[1] / sums[0], ws)
+    return _solve_tilt(base, sums[1] / sums[0], ws, calls)
 
 
-def mean_preserving_tilt(p: ArrayLike, values: ArrayLike, t: ArrayLike) -> FloatArray:
+def _stacked_calls(sizes: Sequence[int], rows: int) -> NDArray[np.intp]:
+    """The call of each row for ``mean_preserving_tilt(..., sizes=sizes)``."""
+    n = np.asarray(sizes, dtype=np.intp)
+    if n.ndim != 1 or n.sum() != rows or rows > _CHUNK or (n.size and n.min() < 2):
+        raise ValueError(
+            f"sizes must split the {rows} rows into calls of at least 2 rows, {_CHUNK} rows in all at most"
+        )
+    return np.repeat(np.arange(n.size), n)
+
+
+def mean_preserving_tilt(
+    p: ArrayLike, values: ArrayLike, t: ArrayLike, *, sizes: Sequence[int] | None = None
+) -> FloatArray:
     """q_k ∝ p_k^(1/T) exp(β r_k) with β such that Σ r_k q_k = Σ r_k p_k.
 
     ``p``: (..., K) distributions (rescaled to sum to 1); ``values``: the K scale
     values r_k (shared by all rows); ``t``: scalar or broadcastable to
     ``p.shape[:-1]``. One-hot rows and T = 1 rows come back unchanged; zero
     entries stay zero.
+
+    ``sizes``: the rows are several calls' (n, K) arrays stacked, of these many rows
+    each, and each call's rows come back bitwise as that call alone would return them
+    (the stacked calibration objective, :mod:`valuesim.calibration.objective`). That
+    needs the stack to be one block (at most :data:`BLOCK_ROWS` rows), every call at
+    least two rows, and every call taking the same path (:func:`takes_fast_path`).
     """
     arr = _as_array(p)
     k = arr.shape[-1]
     r, gap = _rescaled_values(values, k)
     t_flat = _as_temperature(t, arr.shape[:-1])
     flat = arr.reshape(-1, k)
+    calls = None if sizes is None else _stacked_calls(sizes, flat.shape[0])
     out = np.empty_like(flat)
     workspace = _Workspace.create(r, gap, min(_CHUNK, flat.shape[0]))
     # One temperature for all rows (the usual call): check it once, multiply by a scalar.
@@ -416,9 +511,9 @@ def mean_preserving_tilt(p: ArrayLike, values: ArrayLike, t: ArrayLike) -> Float
             (None if inv_single is None else float(inv_single[0])) if single
             else _fast_inverse_temperature(t_flat[sl])
         )
-        q = None if inv_t is None else _tilt_block_fast(raw, inv_t, ws)
+        q = None if inv_t is None else _tilt_block_fast(raw, inv_t, ws, calls)
         if q is None:
-            q = _tilt_block(_normalized(raw), t_flat[sl], ws)
+            q = _tilt_block(_normalized(raw), t_flat[sl], ws, calls)
         out[sl] = q.T
     return out.reshape(arr.shape)
 
