@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
             help="simulate: take model and method from DVC_STAGE (what dvc.yaml runs, so that "
                  "no params value is pasted into a shell command)",
         ),
+        workers: int | None = typer.Option(
+            None, "--workers", help="calibrate: processes for the (model, method) fits "
+            "(default: the usable cores; 1 = none, fit in this process); outputs do not depend on it",
+        ),
     ) -> None:
         """Run one pipeline stage (what `dvc repro` calls)."""
         if name not in STAGES:
@@ -44,9 +48,12 @@ def register(app: typer.Typer) -> None:
             from valuesim.stages.simulate import from_dvc_stage as dvc_entry
 
             model, method = dvc_entry()
+        if workers is not None and name != "calibrate":
+            raise ConfigError(f"--workers is for the calibrate stage; drop it for {name}")
         params = load_params(params_file)
         mod = importlib.import_module(f"valuesim.stages.{name}")
-        options = {k: v for k, v in {"model": model, "method": method}.items() if v is not None}
+        options = {k: v for k, v in {"model": model, "method": method, "workers": workers}.items()
+                   if v is not None}
         # Under `dvc repro`, a stage stops when DVC dies rather than run on as an orphan.
         with stop_when_parent_dies() if under_dvc() else nullcontext():
             mod.run(params, **options)
