@@ -274,3 +274,30 @@ def test_loqo_holds_out_each_question_at_the_limit_too() -> None:
     assert np.all(np.isfinite(fit.temperatures[1:]))
     assert np.all(fit.temperatures[1:] < 1.5)
     assert identification(fit).identified  # all questions together: Q0 pins it
+
+
+@pytest.mark.parametrize("zeros", [False, True], ids=["all-positive", "with-zeros"])
+@pytest.mark.parametrize("t", [0.02, 0.4, 1.0, 2.5, 400.0, np.inf])
+def test_stacked_calls_tilt_bitwise_as_each_call_alone(zeros: bool, t: float) -> None:
+    """``sizes``: calls of 2-90 rows stacked come back as each call alone, to the bit;
+    T = 0.02 and 400 take β past the width test's threshold, where the solver decides
+    per call, and the lone last column of a call is summed as alone."""
+    rng = np.random.default_rng(11)
+    values = np.array([0.0, 1, 2, 3, 5, 8, 9])
+    calls = []
+    for n in rng.integers(2, 90, 25):
+        p = rng.dirichlet(np.full(values.size, rng.choice([0.05, 0.5, 4.0])), size=n) + (0.0 if zeros else 1e-12)
+        if zeros:
+            p[rng.random(p.shape) < 0.2] = 0.0
+            p[:, 0] += 0.01
+        calls.append(p)
+    got = mean_preserving_tilt(np.concatenate(calls), values, t, sizes=[len(p) for p in calls])
+    want = np.concatenate([mean_preserving_tilt(p, values, t) for p in calls])
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("sizes", [[3, 1], [2, 3], [4097 - 4000, 4000]])
+def test_stacked_calls_must_be_one_block_of_calls_of_two_rows(sizes: list[int]) -> None:
+    p = np.full((4, 3), 1 / 3) if sum(sizes) != 4097 else np.full((4097, 3), 1 / 3)
+    with pytest.raises(ValueError, match="sizes must split"):
+        mean_preserving_tilt(p, [1, 2, 3], 2.0, sizes=sizes)

@@ -78,7 +78,9 @@ class _Stack:
     def distances(self, t: float, mean_preserving: bool) -> FloatArray:
         """Per question of the stack: the mean over its countries of W1 at ``t``."""
         if mean_preserving:
-            q = mean_preserving_tilt(self.probs, self.values, t, sizes=self.rows)
+            # one question: the plain call (it may have one row, or more than a block)
+            sizes = self.rows if len(self.rows) > 1 else None
+            q = mean_preserving_tilt(self.probs, self.values, t, sizes=sizes)
         else:
             q = temperature_scale(self.probs, t)
         # QuestionBlock.aggregate on all questions at once: np.add.at adds rows in
