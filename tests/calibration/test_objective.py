@@ -16,11 +16,11 @@ import pytest
 
 from valuesim.analysis.blocks import QuestionBlock
 from valuesim.calibration.fit import fit_loqo, wasserstein_by_question
+from valuesim.calibration.fit_bench import DEFAULT_SCALES, study_shaped_blocks
 from valuesim.calibration.objective import StackedObjective
 from valuesim.calibration.tilt import BLOCK_ROWS, LIMIT, fit_temperature_loqo, temperature_grid
 
-# the default study's kept questions by answer scale: 19 on 1-4, 10 on 1-10, one each on 1-3, 1-5, 1-7
-SCALES = [4] * 19 + [10] * 10 + [3, 5, 7]
+SCALES = DEFAULT_SCALES  # the default study's 32 kept questions by answer scale
 COUNTRIES = tuple(f"C{i:02d}" for i in range(10))
 TEMPERATURES = [*temperature_grid(0.25, 8.0, 60)[::3], LIMIT, 1.0, 0.31, 1.0001, 2.7, 13.0, 0.05]
 
@@ -43,8 +43,7 @@ def _block(rng: np.random.Generator, question: str, k: int, personas: int,
 
 
 def study_blocks(personas: int, seed: int = 0) -> list[QuestionBlock]:
-    rng = np.random.default_rng(seed)
-    return [_block(rng, f"Q{i:02d}", k, personas) for i, k in enumerate(SCALES)]
+    return study_shaped_blocks(personas, countries=len(COUNTRIES), scales=SCALES, seed=seed)
 
 
 @pytest.fixture(scope="module")
