@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
+from valuesim.analysis import metrics
 from valuesim.analysis.blocks import QuestionBlock
 from valuesim.calibration.fit import fit_loqo, wasserstein_by_question
 from valuesim.calibration.fit_bench import DEFAULT_SCALES, study_shaped_blocks
@@ -113,3 +115,17 @@ def test_the_fit_is_the_per_question_fit() -> None:
         np.testing.assert_array_equal(got.objective, want.objective)
         np.testing.assert_array_equal(got.grid_objective, want.grid_objective)
         assert got.overall == want.overall
+
+
+@pytest.mark.parametrize("codes", [(1, 2, 3), (1, 2, 3, 4), (1, 2, 3, 4, 5), tuple(range(1, 8)),
+                                   tuple(range(1, 11)), (0, 1, 2, 3, 5, 8)])
+def test_the_stacked_distance_is_scipys_wasserstein(codes: tuple[int, ...]) -> None:
+    """The CDF-difference W1 on (questions, countries, K) arrays, as the stacks call it,
+    is SciPy's on every answer scale of the study, and on unequally spaced codes."""
+    rng = np.random.default_rng(len(codes))
+    k, r = len(codes), np.asarray(codes, dtype=float)
+    p, h = rng.dirichlet(np.ones(k), size=(5, 10)), rng.dirichlet(np.ones(k), size=(5, 10))
+    ours = metrics.wasserstein(p, h, r)
+    ref = [[stats.wasserstein_distance(r, r, a, b) / (r[-1] - r[0]) for a, b in zip(pq, hq, strict=True)]
+           for pq, hq in zip(p, h, strict=True)]
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-14)
