@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
 from tests.calibration.test_objective import study_blocks
 from valuesim.calibration.tilt import temperature_grid
 from valuesim.calibration.workers import fit_runs, usable_cores
-from valuesim.errors import DataError
+from valuesim.errors import DataError, ValuesimError
 
 GRID = temperature_grid(0.5, 4.0, 8)
 
@@ -37,6 +40,28 @@ def test_an_error_in_a_worker_reaches_the_stage_as_itself() -> None:
 
 
 def test_usable_cores_is_this_process_affinity() -> None:
-    import os
-
     assert usable_cores() == len(os.sched_getaffinity(0)) >= 1
+
+
+class _DiesInWorker(list):
+    """A run's blocks whose unpickling in the worker kills that process with SIGKILL, as
+    the OS's out-of-memory killer would."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.kill, (_Pid(), signal.SIGKILL))
+
+
+class _Pid(int):
+    """Unpickles as the pid of the process that unpickles it."""
+
+    def __new__(cls) -> _Pid:
+        return int.__new__(cls, 0)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.getpid, ())
+
+
+def test_a_worker_killed_by_the_os_is_one_error_naming_the_fix() -> None:
+    runs = [("doomed", _DiesInWorker(study_blocks(2)[:3])), *_runs()[:1]]
+    with pytest.raises(ValuesimError, match=r"a worker process died .*rerun with fewer workers"):
+        list(fit_runs(runs, GRID, workers=2))

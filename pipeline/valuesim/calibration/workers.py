@@ -16,11 +16,13 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from valuesim.analysis.blocks import FloatArray, QuestionBlock
 from valuesim.calibration.fit import fit_loqo
 from valuesim.calibration.tilt import LoqoFit
+from valuesim.errors import ValuesimError
 
 Key = TypeVar("Key")
 
@@ -63,8 +65,13 @@ def fit_runs(
             while pending:
                 key, blocks, fit, plain = pending.popleft()
                 yield key, blocks, fit.result(), plain.result()
-        except BaseException:
+        except BaseException as exc:
             # an error, Ctrl-C or the caller stopping early: drop the queued fits
             # rather than wait for them
             pool.shutdown(wait=False, cancel_futures=True)
+            if isinstance(exc, BrokenProcessPool):  # a worker died: the OS killed it (memory?)
+                raise ValuesimError(
+                    f"calibrate: a worker process died while fitting ({exc}); rerun with fewer "
+                    "workers (--workers 1 fits in this process)"
+                ) from None
             raise
