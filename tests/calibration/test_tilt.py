@@ -301,3 +301,15 @@ def test_stacked_calls_must_be_one_block_of_calls_of_two_rows(sizes: list[int]) 
     p = np.full((4, 3), 1 / 3) if sum(sizes) != 4097 else np.full((4097, 3), 1 / 3)
     with pytest.raises(ValueError, match="sizes must split"):
         mean_preserving_tilt(p, [1, 2, 3], 2.0, sizes=sizes)
+
+
+def test_stacked_calls_on_different_paths_are_refused() -> None:
+    """A call with every probability > 0 takes the fast path alone; stacked with one
+    that has zeros it would take the general one and differ in the last bits."""
+    rng = np.random.default_rng(2)
+    positive, zeros = rng.dirichlet(np.ones(4), size=5), rng.dirichlet(np.ones(4), size=5)
+    zeros[0, 1] = 0.0
+    with pytest.raises(ValueError, match="stack them apart"):
+        mean_preserving_tilt(np.concatenate([positive, zeros]), [1, 2, 3, 4], 2.0, sizes=[5, 5])
+    # at T = inf every call takes the general path: nothing to refuse
+    mean_preserving_tilt(np.concatenate([positive, zeros]), [1, 2, 3, 4], np.inf, sizes=[5, 5])

@@ -475,6 +475,18 @@ def _stacked_calls(sizes: Sequence[int], rows: int) -> NDArray[np.intp]:
     return np.repeat(np.arange(n.size), n)
 
 
+def _check_one_path(raw: FloatArray, powers: FloatArray, calls: NDArray[np.intp]) -> None:
+    """Stacked calls that take the general path: none of them may take the fast path
+    alone (its arithmetic differs in the last bits)."""
+    ends = np.cumsum(np.bincount(calls))
+    for i, (a, e) in enumerate(zip(np.concatenate([[0], ends[:-1]]), ends, strict=True)):
+        if _fast_sums(np.ascontiguousarray(raw[:, a:e]), powers) is not None:
+            raise ValueError(
+                f"stacked call {i} has every probability > 0 and others do not: the tilt takes "
+                "another path for each; stack them apart (takes_fast_path)"
+            )
+
+
 def mean_preserving_tilt(
     p: ArrayLike, values: ArrayLike, t: ArrayLike, *, sizes: Sequence[int] | None = None
 ) -> FloatArray:
@@ -513,6 +525,8 @@ def mean_preserving_tilt(
         )
         q = None if inv_t is None else _tilt_block_fast(raw, inv_t, ws, calls)
         if q is None:
+            if calls is not None and inv_t is not None:
+                _check_one_path(raw, ws.powers, calls)
             q = _tilt_block(_normalized(raw), t_flat[sl], ws, calls)
         out[sl] = q.T
     return out.reshape(arr.shape)
