@@ -11,6 +11,7 @@ on the ``shapley`` stage asks every model the value prompts of each item coaliti
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,10 +78,9 @@ def coalition_inputs(params: Params) -> dict[str, Any]:
     }
 
 
-def shapley_prompts(project: Path, params: Params) -> list[Prompt] | str:
-    """What the shapley stage asks every model, or why it cannot be planned here."""
+def shapley_unplannable(project: Path) -> str | None:
+    """Why the shapley stage's prompts cannot be planned here, or None."""
     from valuesim import paths
-    from valuesim.analysis.shapley import coalition_prompts
 
     needed = [paths.RESPONDENTS, paths.GENERATED_DESCRIPTORS, paths.personas_for("value")]
     missing = [str(p) for p in needed if not (project / p).exists()]
@@ -88,25 +88,44 @@ def shapley_prompts(project: Path, params: Params) -> list[Prompt] | str:
         return f"{', '.join(missing)} not there yet"
     if project.resolve() != Path().resolve():
         return "the stage reads the outputs of the current directory's project"
+    return None
+
+
+def shapley_prompts(project: Path, params: Params) -> list[Prompt] | str:
+    """What the shapley stage asks every model, or why it cannot be planned here."""
+    from valuesim.analysis.shapley import coalition_prompts
+
+    if (why := shapley_unplannable(project)) is not None:
+        return why
     prompts = coalition_prompts(**coalition_inputs(params))
     return [(u.messages, u.answers) for u in prompts.all_units]
 
 
 def other_stage_prompts(
     params: Params, inputs: StageInputs, project: Path, notes: list[str]
-) -> Iterator[tuple[str, str, list[Prompt]]]:
-    """(stage, method, prompts) of new_questions (per method of the study) and shapley
-    (method value), each asked of every model; what cannot be planned is said in ``notes``."""
+) -> Iterator[tuple[str, str, Callable[[], list[Prompt]]]]:
+    """(stage, method, what builds its prompts) of new_questions (per method of the study)
+    and shapley (method value), each asked of every model; what cannot be planned is said
+    in ``notes``. The prompts are built when asked for: a stored plan needs them only for
+    a model whose cached answers changed (:mod:`valuesim.plan_cache`)."""
     if params.data.new_questions:
         for method in params.simulate.methods:
-            yield "new_questions", method, new_question_prompts(params, inputs, project, method)
+            yield "new_questions", method, partial(new_question_prompts, params, inputs, project, method)
     if params.analysis.shapley:
         if not inputs.from_outputs:
             notes.append("shapley: not planned (its coalitions are built from the pipeline's "
                          "outputs, and this plan is from params alone)")
             return
-        found = shapley_prompts(project, params)
-        if isinstance(found, str):
-            notes.append(f"shapley: not planned ({found})")
+        if (why := shapley_unplannable(project)) is not None:
+            notes.append(f"shapley: not planned ({why})")
             return
-        yield "shapley", "value", found
+        yield "shapley", "value", partial(_shapley_listed, project, params)
+
+
+def _shapley_listed(project: Path, params: Params) -> list[Prompt]:
+    found = shapley_prompts(project, params)
+    if isinstance(found, str):  # gone since it was looked at
+        from valuesim.errors import DataError
+
+        raise DataError(f"plan: shapley prompts: {found}")
+    return found

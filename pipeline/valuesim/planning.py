@@ -52,17 +52,28 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from valuesim.errors import ConfigError, DataError
+from valuesim.prompt_counts import (
+    CHARS_PER_TOKEN,
+    Block,
+    MethodCounts,
+    Prompt,
+    Row,
+    SendCounts,
+    counts_from_blocks,
+    counts_from_prompts,
+    prefix_splits,
+    prompts_tokens,
+)
 from valuesim.survey.bank import QuestionBank
 
 if TYPE_CHECKING:
     from valuesim.config import Params, PriceEntry
     from valuesim.culturalmap.item_prompts import MapPrompt
     from valuesim.llm.engine import Engine
-    from valuesim.llm.types import ChatMessage, ScoreRequest
+    from valuesim.llm.types import ScoreRequest
+    from valuesim.plan_cache import StoredPlan
     from valuesim.prompts import PromptUnit
 
-#: Estimated characters per token for models without a local tokenizer.
-CHARS_PER_TOKEN = 4.0
 #: Reply tokens per request, at most: what the API plugins ask for (openai's max_tokens
 #: defaults: 2 for top-k, 8 per sample, 300 for a verbalized distribution).
 REPLY_TOKENS: dict[str, int] = {"logprobs": 1, "top_logprobs": 2, "sampling": 8, "verbalized": 300}
@@ -70,8 +81,6 @@ REPLY_TOKENS: dict[str, int] = {"logprobs": 1, "top_logprobs": 2, "sampling": 8,
 #: request per prefix answer); "auto" is counted as if the server supports it.
 SPLIT_SERVERS = ("vllm", "sglang", "auto")
 LOCAL_PROVIDERS = ("transformers",)
-
-Prompt = tuple[tuple["ChatMessage", ...], tuple[str, ...]]
 
 
 # -- the stage's requests (shared with valuesim.stages.simulate) ------------------------
@@ -105,23 +114,37 @@ def stage_prompts(
     return units, maps
 
 
-def _stage_prompt_pairs(
-    params: Params, method: str, inputs: StageInputs
-) -> tuple[list[Prompt], int]:
-    """:func:`stage_prompts` as (messages, answers) pairs, targets first, and how many
-    are map-item prompts: the same prompts, rendered by the same code, without a
-    PromptUnit for each target (what a plan counts needs none)."""
-    from valuesim.culturalmap.item_prompts import plan_map_prompts
-    from valuesim.prompts import plan_prompt_messages
+def stage_blocks(params: Params, method: str, inputs: StageInputs) -> tuple[list[Block], int]:
+    """:func:`stage_prompts` in parts: (system message, row) blocks, targets first, and how
+    many of the prompts are map-item prompts. The same prompts, rendered by the same code
+    (:func:`valuesim.prompts.prompt_parts`), with one row object per distinct row: what a
+    plan counts needs neither a PromptUnit nor a tuple for each prompt."""
+    from valuesim.culturalmap.item_prompts import map_prompt_parts
+    from valuesim.prompts import prompt_parts
 
     personas = inputs.personas(method)
     guidance = params.prompts.guidance
-    listed: list[Prompt] = plan_prompt_messages(method, personas, inputs.bank, list(inputs.questions),
-                                                list(inputs.countries), guidance)
-    maps = (plan_map_prompts(method, personas, inputs.bank, list(inputs.countries), guidance)
-            if params.simulate.map_items else [])
-    listed += [(p.unit.messages, p.unit.answers) for p in maps]
-    return listed, len(maps)
+    blocks: list[Block] = []
+    rows: dict[int, Row] = {}  # by id of the stage's row: one of ours each
+    for _, _, _, head, _, questions in prompt_parts(method, personas, inputs.bank, list(inputs.questions),
+                                                    list(inputs.countries), guidance):
+        if (row := rows.get(id(questions))) is None:
+            row = rows[id(questions)] = [((user,), answers) for user, answers in questions]
+        blocks.append((head, row))
+    n_map = 0
+    if params.simulate.map_items:
+        for _, _, head, _, items in map_prompt_parts(method, personas, inputs.bank, list(inputs.countries),
+                                                     guidance):
+            if (row := rows.get(id(items))) is None:
+                row = rows[id(items)] = [(tail, answers) for tail, answers, *_ in items]
+            blocks.append((head, row))
+            n_map += len(row)
+    return blocks, n_map
+
+
+def blocks_prompts(blocks: Sequence[Block]) -> list[Prompt]:
+    """Every prompt of ``blocks``, as (messages, answers), in order."""
+    return [((head, *tail), answers) for head, row in blocks for tail, answers in row]
 
 
 def stage_requests(
@@ -409,13 +432,26 @@ def plan_engine(params: Params, model: str, project: Path, stack: ExitStack) -> 
                                       prices=sim.prices, progress=False, log=lambda _: None))
 
 
-def _holds_model(engine: Engine) -> bool:
-    """Whether the cache may hold answers of this engine's model (a cheap look before
-    hashing every request)."""
-    if engine.cache is None:
-        return False
-    return any(g.provider in (None, engine.factory.name) and g.model in (None, engine.spec.model)
-               for g in engine.cache.stats())
+def _cache_states(engines: dict[str, Engine]) -> dict[str, tuple[bool, str]]:
+    """Per model: whether the response cache may hold its answers (a cheap look before
+    hashing every request), and a fingerprint of what it holds of them: its rows' count
+    and age range, and the key of a probe request (so that a change of how keys are made
+    is a change too). A stored plan's rows of a model hold while its fingerprint does."""
+    from valuesim.llm.types import ChatMessage
+
+    stats: dict[Path, list[Any]] = {}
+    states = {}
+    for model, engine in engines.items():
+        if engine.cache is None:
+            states[model] = (False, "no response cache")
+            continue
+        if engine.cache.path not in stats:  # one scan of the cache, not one per model
+            stats[engine.cache.path] = engine.cache.stats()
+        groups = [[g.provider, g.model, g.rows, g.oldest, g.newest] for g in stats[engine.cache.path]
+                  if g.provider in (None, engine.factory.name) and g.model in (None, engine.spec.model)]
+        probe = engine.key(engine.request((ChatMessage("user", "plan probe"),), ("1", "2")))
+        states[model] = (bool(groups), json.dumps([probe, groups]))
+    return states
 
 
 def local_tokenizer(engine: Engine) -> Any:
@@ -430,63 +466,48 @@ def local_tokenizer(engine: Engine) -> Any:
 
 
 class _MethodPrompts:
-    """One method's prompts, counted once for every model that is asked them.
+    """One (stage, method)'s prompts, counted once for every model that is asked them.
 
-    Prompts do not depend on the model; only the cache lookup does. What is derived
-    from all unique prompts (estimated tokens, prefix splits) is kept for the models
-    with nothing cached, which is every model of a study not run yet.
+    Prompts do not depend on the model; only the cache lookup does. The counts come from
+    the prompts' parts (:mod:`valuesim.prompt_counts`) or a stored plan; the prompts
+    themselves are built only for a model whose answers the response cache may hold (the
+    lookup needs each request's key) or whose tokens a tokenizer counts.
     """
 
-    def __init__(self, prompts: list[Prompt], n_map: int) -> None:
-        self.requests = len(prompts)
-        self.n_map = n_map
-        self.counts = Counter(prompts)
-        self.unique = list(self.counts)
-        self._estimate: int | None = None
-        self._splits: tuple[int, int] | None = None
+    def __init__(
+        self, *, blocks: Callable[[], tuple[list[Block], int]] | None = None,
+        listed: Callable[[], list[Prompt]] | None = None, counts: MethodCounts | None = None,
+    ) -> None:
+        self._blocks, self._listed, self._counts = blocks, listed, counts
+        self._made: tuple[list[Block], int] | None = None
+        self._multiplicity: Counter[Prompt] | None = None
 
-    def estimated_tokens(self, send: Sequence[Prompt]) -> int:
-        if len(send) != len(self.unique):
-            return _estimate(send)
-        if self._estimate is None:
-            self._estimate = _estimate(self.unique)
-        return self._estimate
+    def _parts(self) -> tuple[list[Block], int]:
+        if self._made is None:
+            assert self._blocks is not None
+            self._made = self._blocks()
+        return self._made
 
-    def prefix_splits(self, send: Sequence[Prompt]) -> tuple[int, int]:
-        """(extra requests, their prompt tokens) when every request of ``send`` splits its
-        prefix answers: one more request per answer that is a proper prefix of another."""
-        from valuesim.llm.answer_estimates import prefix_answers
+    @property
+    def counts(self) -> MethodCounts:
+        if self._counts is None:
+            if self._blocks is not None:
+                self._counts = counts_from_blocks(*self._parts())
+            else:
+                assert self._listed is not None
+                self._counts = counts_from_prompts(self._listed())
+        return self._counts
 
-        everything = len(send) == len(self.unique)
-        if everything and self._splits is not None:
-            return self._splits
-        per_scale: dict[tuple[str, ...], int] = {}
-        extra = tokens = 0
-        for messages, answers in send:
-            # a plain lookup, not setdefault: setdefault evaluates its default (the prefix
-            # search) for every request, and a study has millions of them on a few scales
-            k = per_scale.get(answers)
-            if k is None:
-                k = per_scale[answers] = len(prefix_answers(answers))
-            if k:
-                extra += k
-                # the same prompt again, continued by the prefix (the server's prefix cache
-                # serves most of it; priced here in full)
-                # (_estimate of this one prompt, inlined: it runs once per request)
-                tokens += k * (round(sum(len(m.content) for m in messages) / CHARS_PER_TOKEN) + 1)
-        if everything:
-            self._splits = (extra, tokens)
-        return extra, tokens
+    @property
+    def multiplicity(self) -> Counter[Prompt]:
+        """Every unique prompt and how many requests ask it."""
+        if self._multiplicity is None:
+            listed = blocks_prompts(self._parts()[0]) if self._blocks is not None else self._listed()  # type: ignore[misc]
+            self._multiplicity = Counter(listed)
+        return self._multiplicity
 
 
-def _estimate(prompts: Sequence[Prompt]) -> int:
-    chars = sum(len(m.content) for messages, _ in prompts for m in messages)
-    return round(chars / CHARS_PER_TOKEN)
-
-
-def _prompt_tokens(method: _MethodPrompts, send: Sequence[Prompt], tokenizer: Any) -> int:
-    if tokenizer is None:
-        return method.estimated_tokens(send)
+def _prompt_tokens(send: Sequence[Prompt], tokenizer: Any) -> int:
     from valuesim.llm.exact_scoring import prompt_token_ids
 
     return sum(len(prompt_token_ids(tokenizer, messages)) for messages, _ in send)
@@ -499,43 +520,62 @@ def _splits_apply(engine: Engine) -> bool:
             and engine.estimator not in ("sampling", "verbalized"))
 
 
+def _send_counts(engine: Engine, prompts: _MethodPrompts, tokenizer: Any, held: bool) -> SendCounts:
+    """What ``engine``'s model still has to send of ``prompts``; ``held``: the response
+    cache may hold its answers (else nothing is cached and the counts need no prompt)."""
+    splits = _splits_apply(engine)
+    counted = "tokenizer" if tokenizer is not None else "estimate"
+    if not held and tokenizer is None:
+        c = prompts.counts
+        return SendCounts(0, c.unique, c.estimated_tokens, counted,
+                          c.split_requests if splits else 0, c.split_tokens if splits else 0)
+    multiplicity = prompts.multiplicity
+    unique = list(multiplicity)
+    cached_prompts: set[Prompt] = set()
+    if held:
+        requests = [engine.request(m, a) for m, a in unique]
+        found = engine.cached(requests)
+        cached_prompts = {p for p, r in zip(unique, requests, strict=True) if engine.key(r) in found}
+    send = [p for p in unique if p not in cached_prompts] if cached_prompts else unique
+    if tokenizer is not None:
+        tokens = _prompt_tokens(send, tokenizer)
+    else:
+        tokens = prompts_tokens(send) if cached_prompts else prompts.counts.estimated_tokens
+    extra, extra_tokens = (0, 0)
+    if splits:
+        c = prompts.counts
+        extra, extra_tokens = prefix_splits(send) if cached_prompts else (c.split_requests, c.split_tokens)
+    return SendCounts(sum(multiplicity[p] for p in cached_prompts), len(send), tokens, counted,
+                      extra, extra_tokens)
+
+
 def _row(
-    params: Params, model: str, method: str, engine: Engine, prompts: _MethodPrompts,
-    tokenizer: Any, rate: float | None, rate_source: str, stage: str = "simulate",
+    params: Params, model: str, method: str, engine: Engine, counts: MethodCounts, send: SendCounts,
+    rate: float | None, rate_source: str, stage: str = "simulate",
 ) -> PlanRow:
     from valuesim.llm.engine import cost_of
     from valuesim.llm.types import Usage
 
-    cached_prompts: set[Prompt] = set()
-    if _holds_model(engine):
-        requests = [engine.request(m, a) for m, a in prompts.unique]
-        found = engine.cached(requests)
-        cached_prompts = {p for p, r in zip(prompts.unique, requests, strict=True)
-                          if engine.key(r) in found}
-    send = [p for p in prompts.unique if p not in cached_prompts] if cached_prompts else prompts.unique
-    tokens = _prompt_tokens(prompts, send, tokenizer)
-    splits, split_tokens = prompts.prefix_splits(send) if _splits_apply(engine) else (0, 0)
     per_reply = REPLY_TOKENS.get(engine.estimator, 1) * (
         engine.decoding.samples if engine.estimator == "sampling" else 1
     )
-    replies = per_reply * (len(send) + splits)
+    replies = per_reply * (send.to_send + send.split_requests)
     price = _price(params, engine)
     if _is_local(engine):
         cost: float | None = 0.0
     elif price is None:
         cost = None
     else:
-        cost = cost_of(Usage(prompt_tokens=tokens + split_tokens, completion_tokens=replies), price)
-    work = len(send) + splits
+        cost = cost_of(Usage(prompt_tokens=send.prompt_tokens + send.split_tokens,
+                             completion_tokens=replies), price)
+    work = send.to_send + send.split_requests
     return PlanRow(
         model=model, method=method, provider=engine.factory.name, provider_model=engine.spec.model,
-        estimator=engine.estimator, requests=prompts.requests, map_requests=prompts.n_map,
-        unique=len(prompts.unique), cached=sum(prompts.counts[p] for p in cached_prompts),
-        to_send=len(send), prompt_tokens=tokens,
-        tokens_counted="tokenizer" if tokenizer is not None else "estimate",
-        split_requests=splits, reply_tokens=replies, cost_usd=cost,
-        time_s=(work / rate if rate else None) if work else 0.0, rate=rate, rate_source=rate_source,
-        stage=stage,
+        estimator=engine.estimator, requests=counts.requests, map_requests=counts.map_requests,
+        unique=counts.unique, cached=send.cached, to_send=send.to_send, prompt_tokens=send.prompt_tokens,
+        tokens_counted=send.tokens_counted, split_requests=send.split_requests, reply_tokens=replies,
+        cost_usd=cost, time_s=(work / rate if rate else None) if work else 0.0, rate=rate,
+        rate_source=rate_source, stage=stage,
     )
 
 
@@ -561,9 +601,12 @@ def plan_requests(
     throughput this project has seen for the model."""
     from valuesim.answer_tables import RUNS
 
-    prompts = _MethodPrompts([(r.messages, r.answers) for r in requests], 0)
+    listed = [(r.messages, r.answers) for r in requests]
+    prompts = _MethodPrompts(listed=lambda: listed)
+    held, _ = _cache_states({model: engine})[model]
     rate, source = _rate(observed_rates(project / RUNS), engine, None)
-    return _row(params, model, method, engine, prompts, None, rate, source, stage)
+    return _row(params, model, method, engine, prompts.counts, _send_counts(engine, prompts, None, held),
+                rate, source, stage)
 
 
 @contextmanager
@@ -581,6 +624,46 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _sources(
+    params: Params, inputs: StageInputs, project: Path, notes: list[str], stored: StoredPlan | None,
+) -> Iterator[tuple[str, str, _MethodPrompts]]:
+    """(stage, method, prompts) of every stage that sends the study's models requests:
+    simulate, then new questions and Shapley (:mod:`valuesim.paid_stages`); from
+    ``stored`` where it has them (their counts, and the notes they made)."""
+    from valuesim.paid_stages import other_stage_prompts
+
+    def simulate(method: str) -> Callable[[], tuple[list[Block], int]]:
+        return lambda: stage_blocks(params, method, inputs)
+
+    def other(stage: str, method: str) -> Callable[[], list[Prompt]]:
+        def listed() -> list[Prompt]:
+            for s, m, build in other_stage_prompts(params, inputs, project, []):
+                if (s, m) == (stage, method):
+                    return build()
+            raise DataError(f"plan: no {stage} prompts for {method}")  # the stored plan is stale
+        return listed
+
+    if stored is not None and stored.sources is not None:
+        notes += stored.notes
+        for stage, method in stored.sources:
+            counts = stored.methods.get(f"{stage}/{method}")
+            if stage == "simulate":
+                yield stage, method, _MethodPrompts(blocks=simulate(method), counts=counts)
+            else:
+                yield stage, method, _MethodPrompts(listed=other(stage, method), counts=counts)
+        return
+    sources: list[tuple[str, str]] = []
+    for method in params.simulate.methods:
+        sources.append(("simulate", method))
+        yield "simulate", method, _MethodPrompts(blocks=simulate(method))
+    before = len(notes)
+    for stage, method, build in other_stage_prompts(params, inputs, project, notes):
+        sources.append((stage, method))
+        yield stage, method, _MethodPrompts(listed=build)
+    if stored is not None:
+        stored.sources, stored.notes = sources, notes[before:]
+
+
 def plan_study(
     params: Params,
     inputs: StageInputs,
@@ -589,15 +672,17 @@ def plan_study(
     requests_per_s: float | None = None,
     count_tokens: bool = True,
     models: Sequence[str] | None = None,
+    stored: StoredPlan | None = None,
 ) -> Plan:
     """The plan of every (model, method) of the study (or of ``models`` only).
 
     ``requests_per_s``: the throughput to assume where this project has seen none for
     a model. ``count_tokens``: load local models' tokenizers (off: local rows are
-    estimated too; their cost is 0 either way).
+    estimated too; their cost is 0 either way). ``stored``: a plan kept from an earlier
+    call with the same inputs (:mod:`valuesim.plan_cache`): its counts are used where
+    they hold, and what is counted anew is added to it.
     """
     from valuesim.answer_tables import RUNS
-    from valuesim.paid_stages import other_stage_prompts
 
     seen = observed_rates(project / RUNS)
     chosen = list(models) if models is not None else list(params.simulate.models)
@@ -608,22 +693,22 @@ def plan_study(
         engines = {m: plan_engine(params, m, project, stack) for m in chosen}
         tokenizers = {m: local_tokenizer(e) if count_tokens and _is_local(e) else None
                       for m, e in engines.items()}
-        for method in params.simulate.methods:
-            listed, n_map = _stage_prompt_pairs(params, method, inputs)
-            prompts = _MethodPrompts(listed, n_map)
-            del listed  # a paper-scale method holds a million prompts
+        states = _cache_states(engines)
+        for stage, method, prompts in _sources(params, inputs, project, notes, stored):
+            key = f"{stage}/{method}"
             for model, engine in engines.items():
+                held, fingerprint = states[model]
+                # a tokenizer's counts are not stored (local models cost nothing)
+                keep = stored is not None and tokenizers[model] is None
+                send = stored.send(model, fingerprint, key) if keep else None  # type: ignore[union-attr]
+                if send is None:
+                    send = _send_counts(engine, prompts, tokenizers[model], held)
+                    if keep:
+                        stored.keep_send(model, fingerprint, key, send)  # type: ignore[union-attr]
                 rate, source = _rate(seen, engine, requests_per_s)
-                rows.append(_row(params, model, method, engine, prompts,
-                                 tokenizers[model], rate, source))
-        # the other stages that send the study's models requests: new questions, Shapley
-        for stage, method, listed in other_stage_prompts(params, inputs, project, notes):
-            prompts = _MethodPrompts(listed, 0)
-            del listed
-            for model, engine in engines.items():
-                rate, source = _rate(seen, engine, requests_per_s)
-                rows.append(_row(params, model, method, engine, prompts,
-                                 tokenizers[model], rate, source, stage))
+                rows.append(_row(params, model, method, engine, prompts.counts, send, rate, source, stage))
+            if stored is not None:
+                stored.methods[key] = prompts.counts
     if any(r.tokens_counted == "estimate" for r in rows):
         notes.append(f"prompt tokens marked est: ~{CHARS_PER_TOKEN:g} characters a token of message "
                      "text (no chat template); tok: counted with the model's own tokenizer")

@@ -200,6 +200,32 @@ def _prompt_rows(
 ) -> Iterator[tuple[str, str, list[str], list[tuple[tuple[ChatMessage, ...], tuple[str, ...]]]]]:
     """Per head: its persona_id, country, question ids and (messages, answers), in prompt
     order; every input is checked before the first head is yielded."""
+    for pid, c, ids, head, _, row in prompt_parts(method, personas, bank, question_ids, countries,
+                                                  guidance):
+        yield pid, c, ids, [((head, user), answers) for user, answers in row]
+
+
+#: A head's questions: (user message, answers) per question, in question order.
+QuestionRow = list[tuple[ChatMessage, tuple[str, ...]]]
+
+
+def prompt_parts(
+    method: str,
+    personas: pl.DataFrame,
+    bank: QuestionBank,
+    question_ids: Sequence[str],
+    countries: Sequence[str],
+    guidance: str = DEFAULT_GUIDANCE,
+) -> Iterator[tuple[str, str, list[str], ChatMessage, int | None, QuestionRow]]:
+    """The prompts of :func:`plan_prompts` in parts: per head (persona or country), its
+    persona_id, country, question ids, system message, row key and row; the head's
+    prompts are ``((system, user), answers)`` for each ``(user, answers)`` of the row.
+
+    Heads with the same row key share one row object (the key is None when no item
+    rotates its answers, else the head's rotation offset), so a plan can count a
+    million prompts from a few rows and many heads without building each prompt.
+    Every input is checked before the first head is yielded.
+    """
     m = get_method(method)
     kind, nationality = m.persona, m.nationality
     check_guidance(guidance)
@@ -245,17 +271,23 @@ def _prompt_rows(
     # only its heads' and questions' texts (building two messages per prompt was most of
     # `valuesim plan`'s time and memory).
     # (only a rotated item's message depends on the head: it is made per offset)
-    fixed = [(item, None if item.order == "rotate" else ChatMessage("user", user), answers)
-             for item, user, answers in questions]
     ids = [item.id for item in items]
-    rotated_users: dict[tuple[str, int], ChatMessage] = {}
+    rows_by_key: dict[int | None, QuestionRow] = {}
 
-    def rotated_user(item: Item, offset: int) -> ChatMessage:
-        if (found := rotated_users.get((item.id, offset))) is None:
-            found = rotated_users[item.id, offset] = ChatMessage("user", user_message(item, offset))
+    def row_for(key: int | None) -> QuestionRow:
+        if (found := rows_by_key.get(key)) is None:
+            found = rows_by_key[key] = [
+                (ChatMessage("user", user if key is None or item.order != "rotate"
+                             else user_message(item, key)), answers)
+                for item, user, answers in questions]
+            if key is not None and (plain := rows_by_key.get(None)) is not None:
+                # the rows of all offsets share their unrotated items' messages
+                found[:] = [p if item.order != "rotate" else f
+                            for item, p, f in zip(items, plain, found, strict=True)]
         return found
 
+    if rotated:
+        row_for(None)  # the unrotated items' messages, made once
     for (pid, c, system), offset in zip(heads, offsets, strict=True):
-        head = ChatMessage("system", system)
-        yield pid, c, ids, [((head, user if user is not None else rotated_user(item, offset)), answers)
-                            for item, user, answers in fixed]
+        key = offset if rotated else None
+        yield pid, c, ids, ChatMessage("system", system), key, row_for(key)

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from valuesim.errors import ConfigError
+from valuesim.plan_cache import kept_study_plan
 from valuesim.planning import (
     duration,
     is_paid,
     needs_price,
-    outputs_inputs,
     plan_engine,
     plan_requests,
-    plan_study,
     usd,
 )
 
@@ -84,7 +83,10 @@ def check_study_ceiling(
             return  # this stage pays nothing
         for model, engine in engines.items():  # the total must count every paid model
             require_price(params, engine, model, label)
-    plan = plan_study(params, outputs_inputs(params), project=project, count_tokens=False)
+        paid = [m for m in params.simulate.models if is_paid(params, engines[m])]
+    # Only the paid models' rows have a cost; the plan of the others is not needed. The
+    # counts are kept between checks (valuesim.plan_cache): every paid stage checks.
+    plan = kept_study_plan(params, project, paid)
     own = [r for r in plan.rows if (mine(r) if mine is not None else r.stage == stage)]
     if not any(r.to_send and r.cost_usd for r in own):
         return  # nothing paid left to send here

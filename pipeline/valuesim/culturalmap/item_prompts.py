@@ -13,7 +13,7 @@ would only echo the persona text back (circular); they are not asked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -28,7 +28,7 @@ from valuesim.culturalmap.expectations import (
 )
 from valuesim.llm.types import AnswerDistribution, ChatMessage
 from valuesim.methods import get_method
-from valuesim.prompts import PromptUnit, plan_prompts
+from valuesim.prompts import PromptUnit, prompt_parts
 from valuesim.survey.bank import QuestionBank
 
 MAP_ANSWERS_SCHEMA: dict[str, pl.DataType] = {
@@ -78,25 +78,46 @@ def plan_map_prompts(
     followed, per possible first choice ``a``, by a conversation in which the model
     has answered ``a`` and is asked the second choice among the other three.
     """
+    return [
+        MapPrompt(PromptUnit(pid, country, question, (head, *tail), answers), codes, given)
+        for pid, country, head, _, row in map_prompt_parts(method, personas, bank, countries, guidance)
+        for tail, answers, question, codes, given in row
+    ]
+
+
+#: A head's map prompts after its system message: (the other messages, answers,
+#: question, answer codes, first choice given) each.
+MapRow = list[tuple[tuple[ChatMessage, ...], tuple[str, ...], str, tuple[int, ...], int | None]]
+
+
+def map_prompt_parts(
+    method: str,
+    personas: pl.DataFrame,
+    bank: QuestionBank,
+    countries: Sequence[str],
+    guidance: str,
+) -> Iterator[tuple[str, str, ChatMessage, int | None, MapRow]]:
+    """:func:`plan_map_prompts` in parts, as :func:`valuesim.prompts.prompt_parts` gives
+    the target prompts: per head its persona_id, country, system message, row key and
+    row, one row object per key (what `valuesim plan` counts without building each prompt)."""
     if not get_method(method).asks_map_items:
-        return []
+        return
     asked = [*DIRECT_ITEMS, *AUTONOMY_PLUS, *AUTONOMY_MINUS, FIRST_AIM]
-    units = plan_prompts(method, personas, bank, asked, countries, guidance)
-    out: list[MapPrompt] = []
-    for unit in units:
-        out.append(MapPrompt(unit, tuple(bank.item(unit.question).codes)))
-        if unit.question != FIRST_AIM:
-            continue
-        for first in AIMS:
-            rest = tuple(c for c in bank.item(SECOND_AIM).codes if c != first)
-            messages = (
-                *unit.messages,
-                ChatMessage("assistant", str(first)),
-                ChatMessage("user", second_choice_message(bank, first)),
-            )
-            follow = PromptUnit(unit.persona_id, unit.country, SECOND_AIM, messages, tuple(map(str, rest)))
-            out.append(MapPrompt(follow, rest, given=first))
-    return out
+    second = bank.item(SECOND_AIM).codes
+    follow_ups = [(ChatMessage("assistant", str(first)), ChatMessage("user", second_choice_message(bank, first)),
+                   tuple(c for c in second if c != first), first) for first in AIMS]
+    rows: dict[int, MapRow] = {}  # by id of the question row they are made from
+    for pid, country, ids, head, key, questions in prompt_parts(method, personas, bank, asked,
+                                                                 countries, guidance):
+        row = rows.get(id(questions))
+        if row is None:
+            row = rows[id(questions)] = []
+            for question, (user, answers) in zip(ids, questions, strict=True):
+                row.append(((user,), answers, question, tuple(bank.item(question).codes), None))
+                if question == FIRST_AIM:
+                    row += [((user, said, asks), tuple(map(str, rest)), SECOND_AIM, rest, first)
+                            for said, asks, rest, first in follow_ups]
+        yield pid, country, head, key, row
 
 
 def map_answers_frame(prompts: Sequence[MapPrompt], results: Sequence[AnswerDistribution]) -> pl.DataFrame:

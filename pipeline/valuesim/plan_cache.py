@@ -1,0 +1,180 @@
+"""The study's plan kept between the paid stages' cost checks (``simulate.max_cost_usd``).
+
+Each paid stage of a ``dvc repro`` checks the whole study's unsent cost before its
+first request (:mod:`valuesim.spending`). The prompts' counts depend only on what the
+plan reads: the params, the pipeline's outputs it plans from (selected countries, kept
+questions, persona tables, the new-question files, Shapley's inputs), the question bank
+and valuesim's own code. So they are kept in ``<simulate.cache_dir>/plan.json`` under a
+digest of all of that, and a later check with the same digest counts nothing again.
+
+What a model still has to send also depends on the response cache: it is kept per model
+with a fingerprint of the cache's rows of that model (count and age range, and the key
+of a probe request); a model whose rows changed (a stage just paid for its answers) is
+looked up again, the others are not. A missing, damaged or foreign file is just a plan
+to make again; the file is replaced atomically, so a killed check leaves the old one or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from valuesim.prompt_counts import MethodCounts, SendCounts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from valuesim.config import Params
+    from valuesim.planning import Plan
+
+FILE_NAME = "plan.json"
+#: Bumped when the file's layout changes (the code digest covers what the counts mean).
+FORMAT = 1
+
+
+@dataclass
+class StoredPlan:
+    """What a plan counted, to be used again while the inputs are the same."""
+
+    sources: list[tuple[str, str]] | None = None  # (stage, method) in plan order
+    notes: list[str] = field(default_factory=list)  # the notes the other stages made
+    methods: dict[str, MethodCounts] = field(default_factory=dict)  # by "stage/method"
+    # model -> (fingerprint of its cached answers, SendCounts by "stage/method")
+    models: dict[str, tuple[str, dict[str, SendCounts]]] = field(default_factory=dict)
+
+    def send(self, model: str, fingerprint: str, key: str) -> SendCounts | None:
+        kept = self.models.get(model)
+        return kept[1].get(key) if kept is not None and kept[0] == fingerprint else None
+
+    def keep_send(self, model: str, fingerprint: str, key: str, counts: SendCounts) -> None:
+        kept = self.models.get(model)
+        if kept is None or kept[0] != fingerprint:
+            kept = self.models[model] = (fingerprint, {})
+        kept[1][key] = counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources": self.sources, "notes": self.notes,
+            "methods": {k: asdict(v) for k, v in self.methods.items()},
+            "models": {m: [fp, {k: asdict(v) for k, v in rows.items()}]
+                       for m, (fp, rows) in self.models.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoredPlan:
+        sources = data["sources"]
+        return cls(
+            sources=None if sources is None else [(str(s), str(m)) for s, m in sources],
+            notes=[str(n) for n in data["notes"]],
+            methods={str(k): MethodCounts(**v) for k, v in data["methods"].items()},
+            models={str(m): (str(fp), {str(k): SendCounts(**v) for k, v in rows.items()})
+                    for m, (fp, rows) in data["models"].items()},
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@cache
+def code_digest() -> str:
+    """A digest of valuesim's source and package data: prompts are rendered (and counted)
+    by this code, so another version of it plans anew."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".pyc"):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def plan_files(params: Params) -> list[Path]:
+    """The files a plan from the pipeline's outputs reads (relative to the project): the
+    question bank, the selected countries, the kept questions, every persona table, the
+    new-question files and the shapley stage's inputs."""
+    from valuesim import paths
+
+    return [
+        Path(params.data.questions), paths.SELECTED_COUNTRIES, paths.KEPT_QUESTIONS,
+        *(paths.personas_for(m) for m in dict.fromkeys([*params.simulate.methods, "value"])),
+        *map(Path, params.data.new_questions),
+        paths.RESPONDENTS, paths.GENERATED_DESCRIPTORS,
+    ]
+
+
+def inputs_digest(params: Params, project: Path, files: Iterable[Path] | None = None) -> str:
+    """A digest of everything the plan's prompts depend on: this code, every param and
+    the content of every file the plan reads (a missing one too)."""
+    digest = hashlib.sha256()
+    digest.update(f"{FORMAT}\0{code_digest()}\0{project.resolve()}\0".encode())
+    digest.update(params.model_dump_json().encode())
+    for name in plan_files(params) if files is None else files:
+        path = name if name.is_absolute() else project / name
+        digest.update(f"\0{name}\0".encode())
+        digest.update((_sha256(path) if path.is_file() else "absent").encode())
+    return digest.hexdigest()
+
+
+def load(path: Path, key: str) -> StoredPlan:
+    """The plan kept at ``path`` for ``key``; an empty one when there is none, it was made
+    from other inputs, or it does not read (damaged: made again, and replaced)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") == FORMAT and data.get("key") == key:
+            return StoredPlan.from_json(data["plan"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return StoredPlan()
+
+
+def save(path: Path, key: str, stored: StoredPlan) -> None:
+    """Write ``stored`` atomically (a temporary file beside it, then a rename). A plan
+    that cannot be kept (read-only or full disk) is not an error: the next check plans
+    again."""
+    text = json.dumps({"format": FORMAT, "key": key, "plan": stored.to_json()})
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        Path(tmp).replace(path)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def cache_path(params: Params, project: Path) -> Path:
+    from valuesim.llm.cache import resolve_cache_dir
+
+    return resolve_cache_dir(params.simulate.cache_dir, cwd=project) / FILE_NAME
+
+
+def kept_study_plan(params: Params, project: Path, models: Sequence[str]) -> Plan:
+    """:func:`valuesim.planning.plan_study` of ``models`` from the pipeline's outputs,
+    with token estimates only, using and updating the plan kept under the cache dir."""
+    from valuesim.planning import outputs_inputs, plan_study
+
+    path = cache_path(params, project)
+    key = inputs_digest(params, project)
+    stored = load(path, key)
+    before = json.dumps(stored.to_json(), sort_keys=True)
+    plan = plan_study(params, outputs_inputs(params), project=project, count_tokens=False,
+                      models=models, stored=stored)
+    if json.dumps(stored.to_json(), sort_keys=True) != before:
+        save(path, key, stored)
+    return plan
