@@ -255,3 +255,74 @@ def test_the_paper_scale_params_validate_and_plan_without_a_network(
     assert rows["gemma4-31b"].cost_usd is None  # a vLLM server of your own: no price
     assert rows["gemma4-31b"].split_requests > 0  # the 10-point questions' "1"
     assert any("MDA" in n for n in inputs.notes)  # no WVS-7 file for Moldova: stand-ins, said so
+
+
+def one_by_one(prompts: list[tuple[tuple[object, ...], tuple[str, ...]]]) -> dict[str, int]:
+    """What a plan counts, counted prompt by prompt (the way it was before it counted parts)."""
+    from valuesim.llm.answer_estimates import prefix_answers
+
+    unique = list(dict.fromkeys(prompts))
+    chars = [sum(len(m.content) for m in messages) for messages, _ in unique]  # type: ignore[attr-defined]
+    ks = [len(prefix_answers(answers)) for _, answers in unique]
+    return {"requests": len(prompts), "unique": len(unique), "tokens": round(sum(chars) / CHARS_PER_TOKEN),
+            "splits": sum(ks), "split_tokens": sum(k * (round(c / CHARS_PER_TOKEN) + 1)
+                                                   for k, c in zip(ks, chars, strict=True))}
+
+
+def test_the_plans_counts_are_the_stages_prompts_counted_one_by_one(project: Path, root: Path) -> None:
+    # the plan counts heads x shared rows; the simulate stage sends stage_prompts: every
+    # count (map prompts, duplicates of generic, prefix splits and their tokens) must be
+    # what the stage's own prompts give, one by one
+    from valuesim.planning import stage_prompts
+
+    price = {"input": 3.0, "output": 0.0}  # no reply cost: the cost is the prompt tokens
+    base = make_params(root)
+    params = Params.model_validate({
+        **base.model_dump(),
+        "models": {"srv": {"provider": "openai", "model": "served-model", "base_url": "http://127.0.0.1:9/v1",
+                           "options": {"server": "vllm"}}},
+        "simulate": {**base.simulate.model_dump(), "models": ["srv"], "prices": {"served-model": price}},
+    })
+    inputs = outputs_inputs(params)
+    rows = {r.method: r for r in plan_study(params, inputs).rows}
+    for method in METHODS:
+        units, maps = stage_prompts(params, method, inputs)
+        sent = [(u.messages, u.answers) for u in units] + [(p.unit.messages, p.unit.answers) for p in maps]
+        want = one_by_one(sent)
+        row = rows[method]
+        assert (row.requests, row.map_requests, row.unique, row.to_send, row.prompt_tokens, row.split_requests) == (
+            want["requests"], len(maps), want["unique"], want["unique"], want["tokens"], want["splits"]), method
+        assert row.cost_usd == pytest.approx((want["tokens"] + want["split_tokens"]) * 3.0 / 1e6), method
+    assert rows["generic"].unique < rows["generic"].requests  # duplicates counted once
+
+
+def test_counts_from_parts_with_rotated_answers_and_repeated_personas(root: Path, tmp_path: Path) -> None:
+    # two personas of one country with the same text are one system message at two
+    # rotation offsets: their prompts differ only in the rotated item's listing
+    import polars as pl
+
+    from valuesim.prompt_counts import counts_from_blocks
+    from valuesim.prompts import plan_prompt_messages, prompt_parts
+    from valuesim.survey.bank import load_bank
+    from valuesim.survey.new_questions import extend_bank, load_question_file
+
+    news = {"id": "NEWS", "text": "Where do you get most of your news?", "type": "nominal", "order": "rotate",
+            "answers": [{"code": c, "label": label} for c, label in
+                        enumerate(["Television", "Newspapers", "Social media", "Radio"], 1)]}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"items": [news]}, sort_keys=False))
+    bank = load_bank(root / "data/questions/wvs7.yaml")
+    asked = extend_bank(bank, [load_question_file(path, bank)[0]])
+    personas = pl.DataFrame({
+        "persona_id": ["J0", "J1", "J2", "J3", "J4", "J5", "D0", "D1"],
+        "country": ["JPN"] * 6 + ["DEU"] * 2, "kind": ["value"] * 8, "nationality": [True] * 8,
+        "text": ["same", "b", "same", "same", "c", "same", "same", "same"]})
+    args = ("value", personas, asked, ["NEWS", "Q164", "Q48"], ["JPN", "DEU"])
+    blocks = [(head, [((user,), answers) for user, answers in row])
+              for _, _, _, head, _, row in prompt_parts(*args)]
+    counts = counts_from_blocks(blocks)
+    want = one_by_one(plan_prompt_messages(*args))
+    assert (counts.requests, counts.unique, counts.estimated_tokens, counts.split_requests, counts.split_tokens) == (
+        want["requests"], want["unique"], want["tokens"], want["splits"], want["split_tokens"])
+    # JPN "same" at offsets 0, 2, 3, 5 (= 1 mod 4): NEWS listed 4 ways, Q164 and Q48 once
+    assert want["unique"] < want["requests"]

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,14 +69,34 @@ class StoredPlan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StoredPlan:
+        """The plan of :meth:`to_json`; ValueError (or KeyError, TypeError) when ``data``
+        is not one: a damaged file must not reach the ceiling as numbers."""
         sources = data["sources"]
         return cls(
-            sources=None if sources is None else [(str(s), str(m)) for s, m in sources],
-            notes=[str(n) for n in data["notes"]],
-            methods={str(k): MethodCounts(**v) for k, v in data["methods"].items()},
-            models={str(m): (str(fp), {str(k): SendCounts(**v) for k, v in rows.items()})
+            sources=None if sources is None else [(_text(s), _text(m)) for s, m in sources],
+            notes=[_text(n) for n in data["notes"]],
+            methods={_text(k): _counts(MethodCounts, v) for k, v in data["methods"].items()},
+            models={_text(m): (_text(fp), {_text(k): _counts(SendCounts, v) for k, v in rows.items()})
                     for m, (fp, rows) in data["models"].items()},
         )
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not a string: {value!r}")
+    return value
+
+
+def _counts(kind: type[Any], data: dict[str, Any]) -> Any:
+    """``kind`` (MethodCounts or SendCounts) from its fields, each of its type."""
+    names = {f.name: f.type for f in fields(kind)}
+    if set(data) != set(names):
+        raise ValueError(f"{kind.__name__} fields {sorted(data)}")
+    for name, value in data.items():
+        want = str if names[name] in ("str", str) else int
+        if type(value) is not want or (want is int and value < 0):
+            raise ValueError(f"{kind.__name__}.{name} = {value!r}")
+    return kind(**data)
 
 
 def _sha256(path: Path) -> str:
@@ -114,11 +134,16 @@ def plan_files(params: Params) -> list[Path]:
 
 
 def inputs_digest(params: Params, project: Path, files: Iterable[Path] | None = None) -> str:
-    """A digest of everything the plan's prompts depend on: this code, every param and
-    the content of every file the plan reads (a missing one too)."""
+    """A digest of everything the plan's counts depend on: this code, the params (all but
+    ``simulate.max_cost_usd``) and the content of every file the plan reads (a missing
+    one too)."""
     digest = hashlib.sha256()
     digest.update(f"{FORMAT}\0{code_digest()}\0{project.resolve()}\0".encode())
-    digest.update(params.model_dump_json().encode())
+    # every param but the ceiling (what the counts are compared with, not what they count:
+    # raising it after it stopped a stage must not plan again)
+    raw = params.model_dump(mode="json")
+    raw["simulate"].pop("max_cost_usd", None)
+    digest.update(json.dumps(raw, sort_keys=True).encode())
     for name in plan_files(params) if files is None else files:
         path = name if name.is_absolute() else project / name
         digest.update(f"\0{name}\0".encode())
