@@ -174,6 +174,7 @@ def save(path: Path, key: str, stored: StoredPlan) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        Path(tmp).chmod(0o644)  # mkstemp's owner-only mode is wrong for a shared cache
         Path(tmp).replace(path)
         tmp = None
     except OSError:

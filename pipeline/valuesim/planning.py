@@ -1,8 +1,12 @@
 """Plan before paying: what the study's simulate runs would send, cost and take.
 
 For every (model, method) of ``simulate.models`` x ``simulate.methods`` the plan
-builds the requests exactly as the simulate stage builds them (the same functions:
-:func:`stage_prompts`, :func:`stage_requests`) and reports
+counts the requests the simulate stage sends (:func:`stage_prompts`,
+:func:`stage_requests`), rendered by the same code in parts (:func:`stage_blocks`:
+system messages times shared question rows) and counted from the parts
+(:mod:`valuesim.prompt_counts`); each prompt is built only for a model the response
+cache may hold answers of (the lookup needs its key) or whose tokenizer counts it. It
+reports
 
 - requests (map-item prompts included), unique ones (identical prompts are sent
   once), those already in the response cache (looked up with the engine's own keys,

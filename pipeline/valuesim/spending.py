@@ -7,7 +7,9 @@ stops with one line, before its first request, when that costs more than the cei
 - the pipeline's paid stages (simulate, new_questions, shapley) check the **whole
   study's** unsent cost (:func:`valuesim.planning.plan_study`: the simulate matrix,
   the new questions and the Shapley coalitions): DVC runs them one after another, so
-  only the total bounds what one ``dvc repro`` pays (:func:`check_study_ceiling`);
+  only the total bounds what one ``dvc repro`` pays (:func:`check_study_ceiling`).
+  Only the paid models are planned, and the counts are kept between the checks
+  (:mod:`valuesim.plan_cache`): a check recounts nothing that has not changed;
 - ``valuesim ask`` (also ``--pilot``) and ``valuesim score`` check what they send
   themselves (:func:`check_request_ceiling`).
 
