@@ -299,9 +299,11 @@ def test_the_plans_counts_are_the_stages_prompts_counted_one_by_one(project: Pat
 def test_counts_from_parts_with_rotated_answers_and_repeated_personas(root: Path, tmp_path: Path) -> None:
     # two personas of one country with the same text are one system message at two
     # rotation offsets: their prompts differ only in the rotated item's listing
+    from collections import Counter
+
     import polars as pl
 
-    from valuesim.prompt_counts import counts_from_blocks
+    from valuesim.prompt_counts import counts_from_blocks, unique_prompts
     from valuesim.prompts import plan_prompt_messages, prompt_parts
     from valuesim.survey.bank import load_bank
     from valuesim.survey.new_questions import extend_bank, load_question_file
@@ -326,3 +328,7 @@ def test_counts_from_parts_with_rotated_answers_and_repeated_personas(root: Path
         want["requests"], want["unique"], want["tokens"], want["splits"], want["split_tokens"])
     # JPN "same" at offsets 0, 2, 3, 5 (= 1 mod 4): NEWS listed 4 ways, Q164 and Q48 once
     assert want["unique"] < want["requests"]
+    # what a cache lookup starts from: each distinct prompt once, with its requests
+    prompts, asked = unique_prompts(blocks)
+    assert dict(zip(prompts, asked, strict=True)) == Counter(plan_prompt_messages(*args))
+    assert len(prompts) == want["unique"]

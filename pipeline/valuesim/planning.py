@@ -67,6 +67,7 @@ from valuesim.prompt_counts import (
     counts_from_prompts,
     prefix_splits,
     prompts_tokens,
+    unique_prompts,
 )
 from valuesim.survey.bank import QuestionBank
 
@@ -484,7 +485,7 @@ class _MethodPrompts:
     ) -> None:
         self._blocks, self._listed, self._counts = blocks, listed, counts
         self._made: tuple[list[Block], int] | None = None
-        self._multiplicity: Counter[Prompt] | None = None
+        self._unique: tuple[list[Prompt], list[int]] | None = None
 
     def _parts(self) -> tuple[list[Block], int]:
         if self._made is None:
@@ -502,13 +503,16 @@ class _MethodPrompts:
                 self._counts = counts_from_prompts(self._listed())
         return self._counts
 
-    @property
-    def multiplicity(self) -> Counter[Prompt]:
+    def unique(self) -> tuple[list[Prompt], list[int]]:
         """Every unique prompt and how many requests ask it."""
-        if self._multiplicity is None:
-            listed = blocks_prompts(self._parts()[0]) if self._blocks is not None else self._listed()  # type: ignore[misc]
-            self._multiplicity = Counter(listed)
-        return self._multiplicity
+        if self._unique is None:
+            if self._blocks is not None:
+                self._unique = unique_prompts(self._parts()[0])
+            else:
+                assert self._listed is not None
+                counted = Counter(self._listed())
+                self._unique = list(counted), list(counted.values())
+        return self._unique
 
 
 def _prompt_tokens(send: Sequence[Prompt], tokenizer: Any) -> int:
@@ -533,24 +537,25 @@ def _send_counts(engine: Engine, prompts: _MethodPrompts, tokenizer: Any, held: 
         c = prompts.counts
         return SendCounts(0, c.unique, c.estimated_tokens, counted,
                           c.split_requests if splits else 0, c.split_tokens if splits else 0)
-    multiplicity = prompts.multiplicity
-    unique = list(multiplicity)
-    cached_prompts: set[Prompt] = set()
+    unique, asked = prompts.unique()
+    cached = [False] * len(unique)
     if held:
         requests = [engine.request(m, a) for m, a in unique]
-        found = engine.cached(requests)
-        cached_prompts = {p for p, r in zip(unique, requests, strict=True) if engine.key(r) in found}
-    send = [p for p in unique if p not in cached_prompts] if cached_prompts else unique
+        keys = [engine.key(r) for r in requests]  # once: hashing is most of a lookup's time
+        found = engine.cached(requests, keys)
+        cached = [k in found for k in keys]
+        del requests, keys
+    hits = sum(n for n, c in zip(asked, cached, strict=True) if c)
+    send = [p for p, c in zip(unique, cached, strict=True) if not c] if hits else unique
     if tokenizer is not None:
         tokens = _prompt_tokens(send, tokenizer)
     else:
-        tokens = prompts_tokens(send) if cached_prompts else prompts.counts.estimated_tokens
+        tokens = prompts_tokens(send) if hits else prompts.counts.estimated_tokens
     extra, extra_tokens = (0, 0)
     if splits:
         c = prompts.counts
-        extra, extra_tokens = prefix_splits(send) if cached_prompts else (c.split_requests, c.split_tokens)
-    return SendCounts(sum(multiplicity[p] for p in cached_prompts), len(send), tokens, counted,
-                      extra, extra_tokens)
+        extra, extra_tokens = prefix_splits(send) if hits else (c.split_requests, c.split_tokens)
+    return SendCounts(hits, len(send), tokens, counted, extra, extra_tokens)
 
 
 def _row(

@@ -153,3 +153,35 @@ def prefix_splits(prompts: Iterable[Prompt]) -> tuple[int, int]:
             extra += k
             tokens += k * split_request_tokens(_chars(messages))
     return extra, tokens
+
+
+def unique_prompts(blocks: Iterable[Block]) -> tuple[list[Prompt], list[int]]:
+    """Every distinct prompt of ``blocks`` and how many requests ask it, in first-seen
+    order, found per head and row (a row's entries are compared once, not each prompt:
+    hashing millions of message tuples was most of a lookup's time after the keys)."""
+    rows: dict[int, Counter[tuple[tuple[ChatMessage, ...], tuple[str, ...]]]] = {}
+    heads: dict[ChatMessage, Counter[int]] = {}
+    for head, row in blocks:
+        rid = id(row)
+        if rid not in rows:
+            rows[rid] = Counter(row)
+        if (seen := heads.get(head)) is None:
+            seen = heads[head] = Counter()
+        seen[rid] += 1
+    prompts: list[Prompt] = []
+    counts: list[int] = []
+    for head, ids in heads.items():
+        if len(ids) == 1:
+            ((rid, n),) = ids.items()
+            entries: Iterable[tuple[tuple[tuple[ChatMessage, ...], tuple[str, ...]], int]] = (
+                (entry, n * m) for entry, m in rows[rid].items())
+        else:  # one head in several rows (targets and map items, or rotations)
+            merged: Counter[tuple[tuple[ChatMessage, ...], tuple[str, ...]]] = Counter()
+            for rid, n in ids.items():
+                for entry, m in rows[rid].items():
+                    merged[entry] += n * m
+            entries = merged.items()
+        for (tail, answers), m in entries:
+            prompts.append(((head, *tail), answers))
+            counts.append(m)
+    return prompts, counts

@@ -470,12 +470,15 @@ class Engine:
             self.factory.name, self.spec.model, self.spec.revision, request, self._key_settings
         )
 
-    def cached(self, requests: Sequence[ScoreRequest]) -> dict[str, AnswerDistribution]:
+    def cached(
+        self, requests: Sequence[ScoreRequest], keys: Sequence[str] | None = None
+    ) -> dict[str, AnswerDistribution]:
         """The answers to ``requests`` already in the response cache, by key: what
-        :meth:`run` would not send (``valuesim plan``, the ask preflight, the cost ceiling)."""
+        :meth:`run` would not send (``valuesim plan``, the ask preflight, the cost ceiling).
+        ``keys``: the requests' keys when the caller has them (a plan hashes millions)."""
         if self.cache is None:
             return {}
-        keys = [self.key(r) for r in requests]
+        keys = [self.key(r) for r in requests] if keys is None else keys
         found = self.cache.get_many(keys, _answer_counts(keys, requests))
         if self.retry_flagged:
             found = {k: v for k, v in found.items() if not v.flag}
