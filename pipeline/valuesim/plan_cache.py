@@ -121,15 +121,17 @@ def code_digest() -> str:
 
 def plan_files(params: Params) -> list[Path]:
     """The files a plan from the pipeline's outputs reads (relative to the project): the
-    question bank, the selected countries, the kept questions, every persona table, the
-    new-question files and the shapley stage's inputs."""
+    question bank, the selected countries, the kept questions, the methods' persona
+    tables, the new-question files and, with ``analysis.shapley``, the shapley stage's
+    inputs (the files the plan would read anyway: hashing them is cheap beside that)."""
     from valuesim import paths
 
+    methods = [*params.simulate.methods, *(["value"] if params.analysis.shapley else [])]
+    shapley = [paths.RESPONDENTS, paths.GENERATED_DESCRIPTORS] if params.analysis.shapley else []
     return [
         Path(params.data.questions), paths.SELECTED_COUNTRIES, paths.KEPT_QUESTIONS,
-        *(paths.personas_for(m) for m in dict.fromkeys([*params.simulate.methods, "value"])),
-        *map(Path, params.data.new_questions),
-        paths.RESPONDENTS, paths.GENERATED_DESCRIPTORS,
+        *(paths.personas_for(m) for m in dict.fromkeys(methods)),
+        *map(Path, params.data.new_questions), *shapley,
     ]
 
 
