@@ -18,8 +18,8 @@ from tests.fixtures.simulate_project import make_project
 from valuesim import paths, plugins
 from valuesim.config import Params
 from valuesim.errors import ConfigError
-from valuesim.plan_cache import FILE_NAME, kept_study_plan
-from valuesim.planning import outputs_inputs, plan_study
+from valuesim.plan_cache import FILE_NAME
+from valuesim.planning import kept_study_plan, outputs_inputs, plan_study
 from valuesim.spending import check_study_ceiling
 from valuesim.stages import simulate
 

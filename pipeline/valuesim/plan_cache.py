@@ -18,6 +18,7 @@ the new one, never half of one.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import tempfile
@@ -29,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 from valuesim.prompt_counts import MethodCounts, SendCounts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     from valuesim.config import Params
-    from valuesim.planning import Plan
 
 FILE_NAME = "plan.json"
 #: Bumped when the file's layout changes (the code digest covers what the counts mean).
@@ -111,7 +111,7 @@ def _sha256(path: Path) -> str:
 def code_digest() -> str:
     """A digest of valuesim's source and package data: prompts are rendered (and counted)
     by this code, so another version of it plans anew."""
-    root = Path(__file__).resolve().parent
+    root = Path(str(importlib.resources.files("valuesim")))
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".pyc"):
         digest.update(str(path.relative_to(root)).encode())
@@ -190,19 +190,3 @@ def cache_path(params: Params, project: Path) -> Path:
     from valuesim.llm.cache import resolve_cache_dir
 
     return resolve_cache_dir(params.simulate.cache_dir, cwd=project) / FILE_NAME
-
-
-def kept_study_plan(params: Params, project: Path, models: Sequence[str]) -> Plan:
-    """:func:`valuesim.planning.plan_study` of ``models`` from the pipeline's outputs,
-    with token estimates only, using and updating the plan kept under the cache dir."""
-    from valuesim.planning import outputs_inputs, plan_study
-
-    path = cache_path(params, project)
-    key = inputs_digest(params, project)
-    stored = load(path, key)
-    before = json.dumps(stored.to_json(), sort_keys=True)
-    plan = plan_study(params, outputs_inputs(params), project=project, count_tokens=False,
-                      models=models, stored=stored)
-    if json.dumps(stored.to_json(), sort_keys=True) != before:
-        save(path, key, stored)
-    return plan

@@ -784,3 +784,19 @@ def duration(seconds: float | None) -> str:
     if seconds < 3 * 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def kept_study_plan(params: Params, project: Path, models: Sequence[str]) -> Plan:
+    """:func:`plan_study` of ``models`` from the pipeline's outputs,
+    with token estimates only, using and updating the plan kept under the cache dir."""
+    from valuesim.plan_cache import cache_path, inputs_digest, load, save
+
+    path = cache_path(params, project)
+    key = inputs_digest(params, project)
+    stored = load(path, key)
+    before = json.dumps(stored.to_json(), sort_keys=True)
+    plan = plan_study(params, outputs_inputs(params), project=project, count_tokens=False,
+                      models=models, stored=stored)
+    if json.dumps(stored.to_json(), sort_keys=True) != before:
+        save(path, key, stored)
+    return plan

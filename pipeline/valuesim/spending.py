@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from valuesim.errors import ConfigError
-from valuesim.plan_cache import kept_study_plan
 from valuesim.planning import (
     duration,
     is_paid,
+    kept_study_plan,
     needs_price,
     plan_engine,
     plan_requests,
