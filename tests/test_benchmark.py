@@ -1,11 +1,15 @@
 """The pipeline benchmark's helpers and its checks (no model needed).
 
-The timed runs themselves load the local model twice and take minutes, so they are
-not in the suite; `valuesim bench` is run by hand (see the README).
+The full timed runs load the local model twice and take minutes, so they are not in
+the suite; `valuesim bench` is run by hand (see the docs). One slow test runs the real
+command on three questions for the fields it must report.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +74,30 @@ def test_server_exact_path_is_skipped_with_a_reason_without_the_openai_plugin(
     assert (tv, sent) == (None, 0)
     assert why is not None
     assert "openai plugin is not installed" in why
+
+
+@pytest.mark.slow
+def test_bench_json_reports_padding_flops_the_gemm_peak_and_the_path_before(tmp_path: Path) -> None:
+    from tests.fixtures.study_files import write_ask_params
+
+    write_ask_params(tmp_path, model="smollm2", provider=None)
+    questions = [arg for q in ("Q1", "Q2", "Q3", "Q4") for arg in ("--questions", q)]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from valuesim.cli import main; main()", "bench", "--json",
+         "--countries", "JPN", *questions, "--no-naive", "--no-server-exact"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1800, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["requests"] == 4
+    assert 0.0 <= r["padding_share"] <= r["padding_share_before"] < 1.0
+    assert r["gflops"] > 0
+    assert r["gemm_peak_gflops"] > 0
+    assert r["roofline_share"] == pytest.approx(r["gflops"] / r["gemm_peak_gflops"])
+    # today's path against the one before issue 25, in the same run: float reordering only
+    assert r["path_max_tv"] <= 1e-5
+    assert r["path_rounds"] >= 2
+    assert r["path_before_s"] > 0
+    assert r["path_after_s"] > 0
+    assert r["path_cpu_ratio"] > 0
+    assert r["path_wall_ratio"] == pytest.approx(r["path_before_s"] / r["path_after_s"])

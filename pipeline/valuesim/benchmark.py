@@ -16,6 +16,17 @@ kept target question) in one process:
   fp32 engine's ``answer_start`` distributions is ``server_exact_max_tv`` (None, with
   the reason in ``server_exact_skipped``, when the plugin is not installed).
 
+It also scores the same requests with the fp32 model through the exact scorer's
+path before issue 25 (batches filled by the token budget whatever their rows'
+lengths, key/value heads copied per query head) and today's (batches split where
+rows get >10% shorter, grouped-query attention inside SDPA), alternating, in the
+same process: their CPU and wall-clock ratios, the largest TV between them
+(``path_max_tv``, float reordering only), the share of forwarded row tokens that are
+padding on each, and today's achieved GFLOP/s
+(:func:`valuesim.llm.roofline.forward_flops` over its best wall-clock time) beside
+the fp32 ``torch.mm`` peak measured in this run with the same threads
+(``gemm_peak_gflops``).
+
 It reports scorings per second, speed-ups, prompt tokens per second of the faster
 path, the total-variation distance of each path from the reference, and what bf16
 does to country-level means (mean answer over personas, per country and question)
@@ -91,6 +102,18 @@ class BenchResult:
     server_exact_max_tv: float | None = None
     server_exact_requests: int = 0  # chat requests it sent (continuations included)
     server_exact_skipped: str | None = None  # why it did not run
+    # the exact scorer's path before issue 25 vs today's, fp32, same requests, alternating
+    padding_share: float = 0.0  # padded row tokens / forwarded row tokens, today's path
+    padding_share_before: float = 0.0  # the same, batches filled by the token budget alone
+    gflops: float = 0.0  # achieved: forward_flops of today's path / its best wall-clock time
+    gemm_peak_gflops: float = 0.0  # fp32 torch.mm on this machine, same threads, this run
+    roofline_share: float = 0.0  # gflops / gemm_peak_gflops
+    path_before_s: float = 0.0  # best wall-clock time of each path over the rounds
+    path_after_s: float = 0.0
+    path_cpu_ratio: float = 0.0  # CPU seconds before / after (best rounds)
+    path_wall_ratio: float = 0.0  # wall-clock seconds before / after (best rounds)
+    path_max_tv: float = 0.0  # largest TV between the two paths' distributions
+    path_rounds: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -329,6 +352,11 @@ def run_bench(
 
     log("bench: fp32 engine ...")
     res32, t32 = _timed(lambda: fp32.run(reqs))
+    log("bench: the exact scorer before issue 25 vs today's (fp32, alternating) ...")
+    paths_cmp = compare_paths(_local(fp32), reqs)
+    from valuesim.llm.roofline import gemm_peak_gflops
+
+    peak = gemm_peak_gflops()
     log("bench: bf16 engine ...")
     res16, t16 = _timed(lambda: bf16.run(reqs))
     n = len(reqs)
@@ -401,6 +429,76 @@ def run_bench(
         server_exact_max_tv=server_tv,
         server_exact_requests=server_sent,
         server_exact_skipped=server_skipped,
+        padding_share=paths_cmp.padding_share,
+        padding_share_before=paths_cmp.padding_share_before,
+        gflops=paths_cmp.gflops,
+        gemm_peak_gflops=peak,
+        roofline_share=paths_cmp.gflops / peak,
+        path_before_s=paths_cmp.before_s,
+        path_after_s=paths_cmp.after_s,
+        path_cpu_ratio=paths_cmp.cpu_ratio,
+        path_wall_ratio=paths_cmp.wall_ratio,
+        path_max_tv=paths_cmp.max_tv,
+        path_rounds=paths_cmp.rounds,
+    )
+
+
+@dataclass
+class PathComparison:
+    """The exact scorer before issue 25 against today's, on the same requests."""
+
+    before_s: float
+    after_s: float
+    cpu_ratio: float
+    wall_ratio: float
+    max_tv: float
+    padding_share: float
+    padding_share_before: float
+    gflops: float
+    rounds: int
+
+
+#: the exact scorer's settings before issue 25 (see score_requests)
+BEFORE_ISSUE_25: dict[str, Any] = {"split_shorter": None, "grouped_attention": False}
+
+
+def compare_paths(
+    provider: TransformersProvider, requests: Sequence[ScoreRequest], rounds: int = 2
+) -> PathComparison:
+    """Score ``requests`` with the path before issue 25 and today's, alternating for
+    ``rounds`` rounds, each with a cold prefix cache; the best round of each counts
+    (the machine may be shared: the best round is the least disturbed)."""
+    from valuesim.llm.exact_scoring import ForwardStats, PrefixCache, score_requests
+    from valuesim.llm.roofline import forward_flops
+
+    settings = {"before": BEFORE_ISSUE_25, "after": {}}
+    cpu: dict[str, float] = {}
+    wall: dict[str, float] = {}
+    out: dict[str, list[AnswerDistribution]] = {}
+    stats: dict[str, ForwardStats] = {}
+    for _ in range(rounds):
+        for name, kw in settings.items():
+            st = ForwardStats()
+            c0, w0 = time.process_time(), time.perf_counter()
+            out[name] = score_requests(
+                provider.lm, requests, prefix_cache=PrefixCache(),
+                max_batch_tokens=provider.max_batch_tokens, stats=st, **kw,
+            )
+            c, w = time.process_time() - c0, time.perf_counter() - w0
+            cpu[name] = min(cpu.get(name, c), c)
+            wall[name] = min(wall.get(name, w), w)
+            stats[name] = st
+    tvs = [total_variation(a.probs, b.probs) for a, b in zip(out["before"], out["after"], strict=True)]
+    return PathComparison(
+        before_s=wall["before"],
+        after_s=wall["after"],
+        cpu_ratio=cpu["before"] / cpu["after"],
+        wall_ratio=wall["before"] / wall["after"],
+        max_tv=max(tvs),
+        padding_share=stats["after"].padding_share,
+        padding_share_before=stats["before"].padding_share,
+        gflops=forward_flops(provider.lm, stats["after"]) / wall["after"] / 1e9,
+        rounds=rounds,
     )
 
 
@@ -469,6 +567,12 @@ def format_result(r: BenchResult) -> str:
         f"server-exact (fake vLLM, openai plugin, server: vllm) vs fp32: max TV "
         f"{f(r.server_exact_max_tv, '.2e')} over {r.requests} scorings, {r.server_exact_requests} "
         "chat requests",
+        f"exact scorer, before issue 25 -> today (fp32, best of {r.path_rounds} alternating rounds): "
+        f"{r.path_before_s:.2f} s -> {r.path_after_s:.2f} s, {r.path_cpu_ratio:.2f}x less CPU, "
+        f"{r.path_wall_ratio:.2f}x wall-clock; max TV between them {r.path_max_tv:.2e}",
+        f"padding: {r.padding_share:.1%} of forwarded row tokens (before: {r.padding_share_before:.1%}); "
+        f"achieved {r.gflops:.1f} GFLOP/s, {r.roofline_share:.0%} of the fp32 torch.mm peak "
+        f"({r.gemm_peak_gflops:.1f} GFLOP/s, {r.threads} threads)",
         *r.notes,
     ]
     return "\n".join(lines)

@@ -4,7 +4,8 @@ Real ``valuesim ask`` processes through the real OpenAI plugin and SDK against a
 server that answers each chat-completions request after a delay. In a terminal (a real
 pseudo-terminal) the bar moves answer by answer inside one chunk of 32 and shows the rate
 and the time left; without one, the log gets a line with done/total, rate and ETA every
-``VALUESIM_PROGRESS_EVERY_S`` seconds.
+``VALUESIM_PROGRESS_EVERY_S`` seconds. With the embedded model the bar moves as each
+forward batch's answers are done, inside one chunk too.
 """
 
 from __future__ import annotations
@@ -149,3 +150,30 @@ def test_a_bad_interval_is_one_line(served: tuple[Path, SlowServer]) -> None:
         "error: VALUESIM_PROGRESS_EVERY_S='often' is not a number of seconds; set it to e.g. 30"
     ]
     assert fake.answered == []
+
+
+@pytest.mark.slow
+def test_the_embedded_model_moves_the_bar_inside_a_chunk(tmp_path: Path) -> None:
+    """6 personas x 4 questions = 24 answers in one chunk of 32; ``max_batch_tokens: 1``
+    makes every question its own forward batch, each reported as it is done."""
+    write_ask_params(
+        tmp_path, model="smollm2", provider=None,
+        models={"smollm2": {"provider": "transformers", "model": "embedded",
+                            "options": {"max_batch_tokens": 1}}},
+        simulate={"models": ["smollm2"], "methods": ["value"], "cache_dir": ".cache", "batch_size": 32},
+    )
+    answers = N * 4
+    ask = [*CLI, "ask", "-q", "Q1,Q2,Q3,Q4", "--countries", "JPN", "--model", "smollm2", "--n", str(N),
+           "--format", "json"]
+    code, screen = run_in_terminal(ask, tmp_path, env())
+    assert code == 0, screen
+    frames = [(int(m[1]), int(m[2]), m[4], m[5]) for m in FRAME.finditer(screen)]
+    assert {total for _, total, _, _ in frames} == {answers}, screen
+    done = sorted({d for d, _, _, _ in frames})
+    # a bar moved per chunk would show only 0 and 24
+    assert len([d for d in done if 0 < d < answers]) >= 3, screen
+    assert done[-1] == answers
+    for d, _, eta, rate in frames:
+        if d >= 2:
+            assert eta != "?", screen
+            assert rate != "?", screen

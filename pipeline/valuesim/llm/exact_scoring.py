@@ -27,15 +27,22 @@ How the work is shared:
   it. A 4-D attention mask lets each trie node see the prompt and its ancestors
   only, with position ids set to its depth, so one forward pass yields every
   distribution the answers need: after the prompt, and after each answer prefix.
-- Rows of one persona are padded into batches; the vocabulary projection and
-  log-softmax run only at the positions whose distribution is used, in fp32.
+- Rows of one persona are sorted longest first and padded into batches; a batch
+  ends where the next row is more than :data:`SPLIT_SHORTER` shorter than its first
+  (or at ``max_batch_tokens`` padded tokens), so rows of very different lengths do
+  not pay for each other's padding. The vocabulary projection and log-softmax run
+  only at the positions whose distribution is used, in fp32.
+- Attention reads the model's shared key/value heads in place (grouped-query
+  attention inside SDPA, :mod:`valuesim.llm.gqa_attention`) instead of copying them
+  per query head.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -341,13 +348,73 @@ def _make_row(enc: _Encoded) -> _Row:
     return _Row(enc, tokens, positions, mask, [s - 1, *range(s, n)])
 
 
-def _forward_rows(lm: LoadedModel, rows: Sequence[_Row], prefix_kv: list[Any], p: int) -> list[Any]:
+@dataclass
+class ForwardStats:
+    """What the forward passes of :func:`score_requests` computed, added up over calls
+    (the bench's padding share and FLOP count read it)."""
+
+    batches: int = 0  # padded forward passes over rows
+    row_tokens: int = 0  # real tokens in rows: each question's own tokens and trie nodes
+    padded_tokens: int = 0  # padding positions forwarded beside them
+    prefix_tokens: int = 0  # tokens of prompt prefixes encoded (cache misses only)
+    attended: int = 0  # (query, key) pairs the masks let real tokens attend, prefixes included
+    head_positions: int = 0  # positions projected onto the vocabulary
+
+    @property
+    def padding_share(self) -> float:
+        """Padded row tokens / forwarded row tokens (0 when nothing was forwarded)."""
+        forwarded = self.row_tokens + self.padded_tokens
+        return self.padded_tokens / forwarded if forwarded else 0.0
+
+
+#: A batch ends where the next row (rows go longest first) is more than this share
+#: shorter than the batch's first row, which sets the batch's width: rows much
+#: shorter than the width would mostly forward padding. Measured on the default
+#: study: 24.6% of the forwarded row tokens were padding when batches were filled by
+#: the token budget alone, and splitting at 10% took 1.23x less CPU (issue 25).
+SPLIT_SHORTER = 0.10
+
+
+def plan_batches(lengths: Sequence[int], max_batch_tokens: int, split_shorter: float | None) -> list[range]:
+    """Consecutive batches over rows of ``lengths`` (sorted longest first).
+
+    A batch holds at most ``max_batch_tokens // width`` rows (the padded token
+    budget; at least one row), its width being its first row's length. With
+    ``split_shorter`` it also ends before the first row shorter than
+    ``(1 - split_shorter) * width``; None fills each batch by the budget alone.
+    """
+    out: list[range] = []
+    start = 0
+    while start < len(lengths):
+        width = lengths[start]
+        end = min(len(lengths), start + max(1, max_batch_tokens // width))
+        if split_shorter is not None:
+            floor = (1.0 - split_shorter) * width
+            stop = start + 1
+            while stop < end and lengths[stop] >= floor:
+                stop += 1
+            end = stop
+        out.append(range(start, end))
+        start = end
+    return out
+
+
+def _forward_rows(
+    lm: LoadedModel, rows: Sequence[_Row], prefix_kv: list[Any], p: int, stats: ForwardStats | None = None
+) -> list[Any]:
     """One padded forward over rows sharing a prefix; log-probs at each row's needed offsets."""
     import torch
     from transformers import DynamicCache
 
     b = len(rows)
     width = max(len(r.tokens) for r in rows)
+    if stats is not None:
+        real = sum(len(r.tokens) for r in rows)
+        stats.batches += 1
+        stats.row_tokens += real
+        stats.padded_tokens += b * width - real
+        stats.attended += p * real + sum(int(r.mask.sum()) for r in rows)
+        stats.head_positions += sum(len(r.needed) for r in rows)
     ids = torch.zeros((b, width), dtype=torch.long)
     pos = torch.zeros((b, width), dtype=torch.long)
     allowed = torch.zeros((b, 1, width, p + width), dtype=torch.bool)
@@ -432,6 +499,10 @@ def _distribution(enc: _Encoded, logp: torch.Tensor, cached: int) -> AnswerDistr
     )
 
 
+#: Called after each forward batch with the (request index, distribution) pairs it finished.
+BatchDone = Callable[[list[tuple[int, AnswerDistribution]]], None]
+
+
 def score_requests(
     lm: LoadedModel,
     requests: Sequence[ScoreRequest],
@@ -439,13 +510,24 @@ def score_requests(
     prefix_cache: PrefixCache | None = None,
     max_batch_tokens: int = 2048,
     reuse_prefix: bool = True,
+    split_shorter: float | None = SPLIT_SHORTER,
+    grouped_attention: bool = True,
+    on_batch: BatchDone | None = None,
+    stats: ForwardStats | None = None,
 ) -> list[AnswerDistribution]:
     """Exact distributions for ``requests`` (order kept); see the module docstring.
 
     ``reuse_prefix=False`` encodes every prompt whole in its own row (the same
-    numbers up to float reordering; for tests and comparisons).
+    numbers up to float reordering; for tests and comparisons). ``split_shorter=None``
+    and ``grouped_attention=False`` are the engine before issue 25 (batches filled by
+    the token budget whatever their rows' lengths; key/value heads copied per query
+    head), kept for the bench and the test that compare the two paths. ``on_batch``
+    hears of each forward batch's answers as they are done (progress, saving);
+    ``stats`` adds up what the forward passes computed.
     """
     import torch
+
+    from valuesim.llm.gqa_attention import GQA_SDPA, STOCK_SDPA, attention_implementation
 
     cache = prefix_cache if prefix_cache is not None else PrefixCache()
     groups: dict[tuple[int, ...], list[_Encoded]] = {}
@@ -454,17 +536,23 @@ def score_requests(
             enc.prefix_len = 0
         groups.setdefault(tuple(enc.prompt[: enc.prefix_len]), []).append(enc)
     results: list[AnswerDistribution | None] = [None] * len(requests)
-    with torch.inference_mode():
+    # only models loaded with sdpa switch (load_model sets GQA_SDPA; tests may load others)
+    switch = lm.model.config._attn_implementation in (GQA_SDPA, STOCK_SDPA)
+    attention = GQA_SDPA if grouped_attention else STOCK_SDPA
+    with torch.inference_mode(), attention_implementation(lm.model, attention) if switch else nullcontext():
         for prefix, encs in groups.items():
             kv, hit = cache.get(lm, prefix)
+            if stats is not None and not hit:
+                stats.prefix_tokens += len(prefix)
+                stats.attended += len(prefix) * (len(prefix) + 1) // 2
             rows = sorted((_make_row(e) for e in encs), key=lambda r: -len(r.tokens))
-            start = 0
-            while start < len(rows):
-                # rows are longest first, so the first row of a batch sets its width
-                per_batch = max(1, max_batch_tokens // len(rows[start].tokens))
-                batch = rows[start : start + per_batch]
-                for r, logp in zip(batch, _forward_rows(lm, batch, kv, len(prefix)), strict=True):
+            for span in plan_batches([len(r.tokens) for r in rows], max_batch_tokens, split_shorter):
+                batch = rows[span.start : span.stop]
+                done = []
+                for r, logp in zip(batch, _forward_rows(lm, batch, kv, len(prefix), stats), strict=True):
                     reused = len(prefix) if hit or r.enc is not encs[0] else 0
-                    results[r.enc.index] = _distribution(r.enc, logp, reused)
-                start += per_batch
+                    results[r.enc.index] = dist = _distribution(r.enc, logp, reused)
+                    done.append((r.enc.index, dist))
+                if on_batch is not None:
+                    on_batch(done)
     return [r for r in results if r is not None]

@@ -250,6 +250,10 @@ def _load_model(
             f"model {model!r} has no chat template; use an instruction-tuned (chat) model"
         )
     lm.eval()
+    # masked forward passes read shared key/value heads in place (no repeat_kv copies)
+    from valuesim.llm.gqa_attention import use_grouped_attention
+
+    use_grouped_attention(lm)
     # The vocabulary projection stays fp32 even on the bf16 path: it is applied only
     # at the few positions whose distribution we need, so it costs little, and it
     # keeps the log-softmax over 49k logits from adding bf16 rounding on top.

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from valuesim.config import ModelSpec
+    from valuesim.llm.api_provider import AnswerSink
     from valuesim.llm.exact_scoring import PrefixCache
     from valuesim.llm.local_model import LoadedModel
 
@@ -41,6 +42,11 @@ class TransformersProvider:
     name = "transformers"
     capabilities = CAPABILITIES
     local = True  # in-process: the engine runs one chunk at a time, without a watchdog
+    #: The engine sets itself here: each forward batch's answers are handed to it as
+    #: soon as they are computed (saved, counted, and moving the progress bar), not
+    #: when the whole chunk returns. Each answer is one small cache transaction, far
+    #: below the cost of the forward pass that made it.
+    answer_sink: AnswerSink | None = None
 
     def __init__(self, lm: LoadedModel, *, max_batch_tokens: int = 2048) -> None:
         from valuesim.llm.exact_scoring import PrefixCache
@@ -67,8 +73,16 @@ class TransformersProvider:
     def score(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
         from valuesim.llm.exact_scoring import score_requests
 
+        sink = self.answer_sink
+
+        def report(done: list[tuple[int, AnswerDistribution]]) -> None:
+            if sink is not None:
+                for index, answer in done:
+                    sink.arrived(requests[index], answer)
+
         return score_requests(
-            self.lm, requests, prefix_cache=self._prefixes, max_batch_tokens=self.max_batch_tokens
+            self.lm, requests, prefix_cache=self._prefixes, max_batch_tokens=self.max_batch_tokens,
+            on_batch=report if sink is not None else None,
         )
 
     def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int = 2048) -> str:
