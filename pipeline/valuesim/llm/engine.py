@@ -6,8 +6,8 @@ sends only the misses, in chunks of ``simulate.batch_size``, with up to
 ``spec.concurrency`` chunks in flight (per server, for a fleet of servers:
 :mod:`valuesim.llm.fleet`), and stores each answer in the cache the moment it
 arrives (an API provider reports each request of a chunk as it finishes, through
-:class:`~valuesim.llm.api_provider.AnswerSink`; other providers each chunk), moving
-the progress bar, or the log's progress line, as it does
+:class:`~valuesim.llm.api_provider.AnswerSink`; the local model each forward batch's
+answers; other providers each chunk), moving the progress bar, or the log's progress line, as it does
 (:mod:`valuesim.llm.progress`). A run
 killed at any point therefore loses at most the calls in flight and never pays for
 a finished one twice. Before sending, a run claims its prompts in the cache

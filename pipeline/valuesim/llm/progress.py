@@ -1,7 +1,8 @@
 """How far a run is: a bar in a terminal, a line now and then in a log.
 
 The engine counts an answer the moment it is saved (an API provider reports each
-request as it arrives, other providers each chunk), from whichever thread saved it.
+request as it arrives, the local model each forward batch's answers, other providers
+each chunk), from whichever thread saved it.
 In a terminal that moves a tqdm bar, which shows done/total, the rate and the time
 left; without one (DVC, CI, a log file) a line with the same three facts is written
 at most every ``every_s`` seconds (``VALUESIM_PROGRESS_EVERY_S``, default 30), so a

@@ -44,8 +44,9 @@ class TransformersProvider:
     local = True  # in-process: the engine runs one chunk at a time, without a watchdog
     #: The engine sets itself here: each forward batch's answers are handed to it as
     #: soon as they are computed (saved, counted, and moving the progress bar), not
-    #: when the whole chunk returns. Each answer is one small cache transaction, far
-    #: below the cost of the forward pass that made it.
+    #: when the whole chunk returns. Each answer is one cache transaction: 0.4 ms
+    #: measured here (0.26 ms in a transaction of 32), against ~0.2 CPU-s of forward
+    #: pass per answer on 2 cores, so saving one by one costs well under 1%.
     answer_sink: AnswerSink | None = None
 
     def __init__(self, lm: LoadedModel, *, max_batch_tokens: int = 2048) -> None:
