@@ -116,6 +116,10 @@ def test_the_new_path_gives_the_old_distributions_with_less_padding(
     assert after.attended == before.attended
     assert after.padding_share < before.padding_share
     assert after.batches > before.batches
+    # padding costs time, not FLOPs: both paths did the same useful work
+    from valuesim.llm.roofline import forward_flops
+
+    assert forward_flops(lm, after) == forward_flops(lm, before) > 1e11
 
 
 @pytest.mark.slow
