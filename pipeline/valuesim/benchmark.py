@@ -461,7 +461,7 @@ BEFORE_ISSUE_25: dict[str, Any] = {"split_shorter": None, "grouped_attention": F
 
 
 def compare_paths(
-    provider: TransformersProvider, requests: Sequence[ScoreRequest], rounds: int = 2
+    provider: TransformersProvider, requests: Sequence[ScoreRequest], rounds: int = 3
 ) -> PathComparison:
     """Score ``requests`` with the path before issue 25 and today's, alternating for
     ``rounds`` rounds, each with a cold prefix cache; the best round of each counts
