@@ -9,8 +9,9 @@ process-wide switch); with a mask it first copies every key/value head
 4-D mask (the answer trie's), so every layer of every batch paid for those copies.
 
 On the CPU, torch's fused attention reads the shared heads in place with a mask
-too (checked against the copied path: identical outputs, see
-tests/llm/test_exact_paths.py), so this module registers one named attention
+too (torch 2.13: the same outputs as the copied path within 1e-5 in
+tests/llm/test_exact_paths.py, and bit-identical answer distributions on the demo
+study's prompts), so this module registers one named attention
 function with transformers' :class:`~transformers.AttentionInterface` that does
 that for masked CPU calls and hands every other call (no mask, CUDA, where masked
 GQA falls back to the slow math kernel, position biases, soft caps) to
