@@ -11,23 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valuesim import BatchOptions, Capabilities, hookimpl
+from valuesim import hookimpl
+from valuesim_anthropic.options import CAPABILITIES, AnthropicOptions
 
 if TYPE_CHECKING:
     from valuesim import ModelSpec, Provider, ProviderFactory
 
 __all__ = ["AnthropicFactory", "AnthropicOptions", "register_providers"]
-
-CAPABILITIES = Capabilities(sampling=True, text_generation=True, batch_api=True)
-
-
-class AnthropicOptions(BatchOptions):
-    """``models.<name>.options`` for Anthropic."""
-
-    max_tokens: int | None = None  # per scoring reply (8 sampling, 300 verbalized)
-    omit_temperature: bool = False  # never send temperature (models that reject it)
-    prompt_caching: bool = True  # cache_control on the system (persona) block
-
 
 class AnthropicFactory:
     name = "anthropic"

@@ -23,8 +23,8 @@ from valuesim import (
     from_samples,
     from_verbalized,
 )
-from valuesim_anthropic import CAPABILITIES, AnthropicOptions
 from valuesim_anthropic.batch import AnthropicBatch
+from valuesim_anthropic.options import CAPABILITIES, AnthropicOptions
 
 NO_LOGPROBS = (
     "the Messages API has no log-probabilities, so estimator {estimator!r} is impossible; "

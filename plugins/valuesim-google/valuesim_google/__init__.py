@@ -10,21 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valuesim import Capabilities, ProviderOptions, hookimpl
+from valuesim import Capabilities, hookimpl
+from valuesim_google.options import GoogleOptions
 
 if TYPE_CHECKING:
     from valuesim import ModelSpec, Provider, ProviderFactory
 
 __all__ = ["GoogleFactory", "GoogleOptions", "register_providers"]
-
-
-class GoogleOptions(ProviderOptions):
-    """``models.<name>.options`` for Google."""
-
-    logprobs: bool = True  # false: a model without log-probabilities (estimator set explicitly)
-    max_top_logprobs: int | None = None  # the model's cap on k (at most 20)
-    max_tokens: int | None = None  # per scoring reply (2 top-k, 8 sampling, 300 verbalized)
-    thinking_budget: int | None = None  # 0 turns thinking off so the first token is the answer
 
 
 class GoogleFactory:

@@ -33,7 +33,7 @@ from valuesim import (
     redact,
     retry_after_seconds,
 )
-from valuesim_google import GoogleOptions
+from valuesim_google.options import GoogleOptions
 
 API_MAX_TOP_LOGPROBS = 20
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}

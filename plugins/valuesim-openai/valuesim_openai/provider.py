@@ -46,8 +46,8 @@ from valuesim.llm.prefix_scoring import (
     from_token_logprobs,
     slot_token_ids,
 )
-from valuesim_openai import EXACT_SERVERS, OpenAIOptions
 from valuesim_openai.batch import OpenAIBatch
+from valuesim_openai.options import EXACT_SERVERS, OpenAIOptions
 
 # Reasoning models refuse logprobs and temperature and want max_completion_tokens.
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
