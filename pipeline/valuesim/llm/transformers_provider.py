@@ -72,6 +72,11 @@ class TransformersProvider:
         self._prefixes.clear()
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
+        from valuesim.llm.torch_thread import on_torch_thread
+
+        return on_torch_thread(self._score, requests)
+
+    def _score(self, requests: Sequence[ScoreRequest]) -> list[AnswerDistribution]:
         from valuesim.llm.exact_scoring import score_requests
 
         sink = self.answer_sink
@@ -87,6 +92,11 @@ class TransformersProvider:
         )
 
     def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int = 2048) -> str:
+        from valuesim.llm.torch_thread import on_torch_thread
+
+        return on_torch_thread(self._generate, messages, max_tokens)
+
+    def _generate(self, messages: Sequence[ChatMessage], max_tokens: int) -> str:
         import torch
 
         tok = self.lm.tokenizer
@@ -119,6 +129,7 @@ class TransformersFactory:
     def create(self, spec: ModelSpec, *, state_dir: Path | None = None) -> TransformersProvider:
         from valuesim.errors import ProviderError
         from valuesim.llm.local_model import load_model
+        from valuesim.llm.torch_thread import on_torch_thread
 
         opts: dict[str, Any] = dict(spec.options)
         unknown = set(opts) - {"device", "threads", "max_batch_tokens"}
@@ -128,7 +139,9 @@ class TransformersFactory:
                 "known: device, threads, max_batch_tokens"
             )
         cache_root = _model_cache(state_dir)
-        lm = load_model(
+        # loaded on the thread that will score it (valuesim.llm.torch_thread: one OpenMP team)
+        lm = on_torch_thread(
+            load_model,
             spec.model,
             precision=spec.precision,
             cache_root=cache_root,
