@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 from tests.fixtures.paths import ROOT
-from tests.fixtures.simulate_project import make_project
-from valuesim import paths, plugins
+from tests.fixtures.simulate_project import fake_openai_project
+from valuesim import paths
 from valuesim.config import Params
 from valuesim.errors import ConfigError
 from valuesim.plan_cache import FILE_NAME
@@ -29,18 +29,8 @@ KEPT = Path(".cache") / FILE_NAME
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.syspath_prepend(str(ROOT / "plugins/valuesim-openai/tests"))
-    from fake_openai_server import FAKE_KEY, serve
-
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
-    plugins.plugin_manager.cache_clear()
-    make_project(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    with serve() as server:
+    with fake_openai_project(tmp_path, monkeypatch) as server:
         yield server
-    plugins.plugin_manager.cache_clear()
 
 
 def params_for(fake: Any, ceiling: float | None = 1e6, **simulate_params: object) -> Params:

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from tests.fixtures.paths import ROOT
-from tests.fixtures.simulate_project import make_project
-from valuesim import plugins
+from tests.fixtures.simulate_project import fake_openai_project
 from valuesim.cli import main
 from valuesim.config import Params
 from valuesim.errors import ConfigError
@@ -26,18 +25,8 @@ PRICE = {"input": 1000.0, "output": 4000.0}
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.syspath_prepend(str(ROOT / "plugins/valuesim-openai/tests"))
-    from fake_openai_server import FAKE_KEY, serve
-
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    for var in ("VALUESIM_PLUGINS", "VALUESIM_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
-    plugins.plugin_manager.cache_clear()
-    make_project(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    with serve() as server:
+    with fake_openai_project(tmp_path, monkeypatch) as server:
         yield server
-    plugins.plugin_manager.cache_clear()
 
 
 def params_for(fake: Any, ceiling: float | None, methods: tuple[str, ...] = ("value", "country")) -> dict[str, Any]:
